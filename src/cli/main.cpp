@@ -1,0 +1,45 @@
+// swiftbalancer: the command-line front of the library. Exit codes: 0 success, 1 a failure at
+// run time (including a failed check), 2 bad input or usage.
+#include <cstdio>
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "cli/commands.h"
+#include "swiftbalancer/core/status.h"
+
+int main(int argc, char** argv) {
+  namespace sbc = swiftbalancer::cli;
+  CLI::App app{"SwiftBalancer: asynchronous expert-parallel load balancing for MoE inference"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Print help for every subcommand");
+
+  std::vector<std::pair<CLI::App*, sbc::CommandRunner>> commands;
+  auto add = [&](sbc::CommandRunner (*fn)(CLI::App&)) {
+    auto runner = fn(app);
+    commands.emplace_back(app.get_subcommands({}).back(), std::move(runner));
+  };
+  add(&sbc::add_plan_command);
+  add(&sbc::add_bench_command);
+  add(&sbc::add_demo_command);
+  add(&sbc::add_gen_trace_command);
+  add(&sbc::add_replay_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const swiftbalancer::InputError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,102 @@
+#include "swiftbalancer/core/metrics.h"
+
+#include <algorithm>
+#include <string>
+
+namespace swiftbalancer {
+
+void rank_loads(std::span<const ExpertId> phy2log, std::span<const double> load,
+                const Topology& topo, std::vector<double>& out) {
+  const int experts = static_cast<int>(load.size());
+  out.assign(static_cast<std::size_t>(topo.ranks), 0.0);
+  // Replica counts on the stack for common sizes would be premature; this is not a hot path.
+  std::vector<int> counts = replica_counts(phy2log, experts);
+  for (int p = 0; p < static_cast<int>(phy2log.size()); ++p) {
+    const ExpertId e = phy2log[p];
+    if (e < 0 || e >= experts) continue;
+    out[topo.rank_of_slot(p)] += load[e] / counts[e];
+  }
+}
+
+LayerBalance layer_balance(std::span<const ExpertId> phy2log, std::span<const double> load,
+                           const Topology& topo) {
+  std::vector<double> loads;
+  rank_loads(phy2log, load, topo, loads);
+  LayerBalance b;
+  double total = 0.0;
+  for (double v : loads) {
+    total += v;
+    b.max_rank_load = std::max(b.max_rank_load, v);
+  }
+  b.mean_rank_load = total / topo.ranks;
+  b.has_load = total > 0.0;
+  b.imbalance = b.has_load ? b.max_rank_load / b.mean_rank_load : 0.0;
+  return b;
+}
+
+BalanceSummary balance_summary(const Placement& placement, const LoadMatrix& load,
+                               const Topology& topo) {
+  if (placement.layers() != load.layers() || placement.experts() != load.experts())
+    throw InputError("placement (" + std::to_string(placement.layers()) + " layers x " +
+                     std::to_string(placement.experts()) + " experts) does not match the load (" +
+                     std::to_string(load.layers()) + " x " + std::to_string(load.experts()) + ")");
+  BalanceSummary s;
+  double sum = 0.0;
+  for (int l = 0; l < load.layers(); ++l) {
+    s.layers.push_back(layer_balance(placement.layer(l), load.row(l), topo));
+    const LayerBalance& b = s.layers.back();
+    if (!b.has_load) continue;
+    ++s.layers_with_load;
+    sum += b.imbalance;
+    s.max_imbalance = std::max(s.max_imbalance, b.imbalance);
+  }
+  if (s.layers_with_load == 0) {
+    s.mean_imbalance = s.max_imbalance = 1.0;
+  } else {
+    s.mean_imbalance = sum / s.layers_with_load;
+  }
+  return s;
+}
+
+std::int64_t layer_transfers(std::span<const ExpertId> old_layer,
+                             std::span<const ExpertId> new_layer, const Topology& topo,
+                             int experts) {
+  // Slots of one rank are contiguous: mark the old rank's experts, then count new ones unmarked.
+  std::vector<int> held_by(static_cast<std::size_t>(experts), -1);
+  std::int64_t n = 0;
+  for (int r = 0; r < topo.ranks; ++r) {
+    const int begin = r * topo.slots_per_rank, end = begin + topo.slots_per_rank;
+    for (int p = begin; p < end; ++p)
+      if (old_layer[p] >= 0 && old_layer[p] < experts) held_by[old_layer[p]] = r;
+    for (int p = begin; p < end; ++p) {
+      const ExpertId e = new_layer[p];
+      if (e < 0 || e >= experts) continue;
+      if (held_by[e] != r) {
+        ++n;
+        held_by[e] = r;  // a second copy on the same rank would be one transfer, not two
+      }
+    }
+  }
+  return n;
+}
+
+TransferSummary transfer_summary(const Placement& old_placement, const Placement& new_placement,
+                                 const Topology& topo) {
+  if (old_placement.layers() != new_placement.layers() ||
+      old_placement.num_slots() != new_placement.num_slots() ||
+      old_placement.experts() != new_placement.experts())
+    throw InputError("current placement shape (" + std::to_string(old_placement.layers()) +
+                     " layers x " + std::to_string(old_placement.num_slots()) +
+                     " slots) does not match the new one (" +
+                     std::to_string(new_placement.layers()) + " x " +
+                     std::to_string(new_placement.num_slots()) + ")");
+  TransferSummary s;
+  for (int l = 0; l < old_placement.layers(); ++l) {
+    s.per_layer.push_back(layer_transfers(old_placement.layer(l), new_placement.layer(l), topo,
+                                          old_placement.experts()));
+    s.total += s.per_layer.back();
+  }
+  return s;
+}
+
+}  // namespace swiftbalancer

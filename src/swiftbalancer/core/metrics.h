@@ -1,0 +1,56 @@
+// Balance and movement metrics. Pure functions.
+//
+// Imbalance of a layer = max rank load / mean rank load, with each expert's load split evenly
+// over its replicas. 1.0 is perfect. A layer with no load has no imbalance and is left out of
+// the mean and max (DeepSeek's dense layers).
+//
+// Transfers = (layer, expert, rank) triples present in the new placement and not in the old:
+// expert copies that cross ranks. A move between two slots of one rank is not a transfer.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "swiftbalancer/core/load_matrix.h"
+#include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/core/topology.h"
+
+namespace swiftbalancer {
+
+// Per-rank load of one layer (size topo.ranks), even split over replicas. `out` is resized.
+void rank_loads(std::span<const ExpertId> phy2log, std::span<const double> load,
+                const Topology& topo, std::vector<double>& out);
+
+struct LayerBalance {
+  bool has_load = false;
+  double max_rank_load = 0.0;
+  double mean_rank_load = 0.0;
+  double imbalance = 0.0;  // max / mean; 0 when the layer has no load
+};
+LayerBalance layer_balance(std::span<const ExpertId> phy2log, std::span<const double> load,
+                           const Topology& topo);
+
+struct BalanceSummary {
+  std::vector<LayerBalance> layers;
+  int layers_with_load = 0;
+  double mean_imbalance = 0.0;  // over layers with load; 1.0 when none has load
+  double max_imbalance = 0.0;   // over layers with load; 1.0 when none has load
+};
+// Requires placement.layers() == load.layers() and matching experts (throws InputError).
+BalanceSummary balance_summary(const Placement& placement, const LoadMatrix& load,
+                               const Topology& topo);
+
+// Cross-rank copies needed to go from `old_layer` to `new_layer` in one layer.
+std::int64_t layer_transfers(std::span<const ExpertId> old_layer,
+                             std::span<const ExpertId> new_layer, const Topology& topo,
+                             int experts);
+struct TransferSummary {
+  std::vector<std::int64_t> per_layer;
+  std::int64_t total = 0;
+};
+// Shapes must match (throws InputError).
+TransferSummary transfer_summary(const Placement& old_placement, const Placement& new_placement,
+                                 const Topology& topo);
+
+}  // namespace swiftbalancer

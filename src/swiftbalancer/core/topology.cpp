@@ -1,0 +1,38 @@
+#include "swiftbalancer/core/topology.h"
+
+#include <string>
+
+namespace swiftbalancer {
+
+Topology Topology::make(int ranks, int slots_per_rank, int ranks_per_node) {
+  Topology t{ranks, slots_per_rank, ranks_per_node <= 0 ? ranks : ranks_per_node};
+  if (ranks <= 0) throw InputError("ranks must be positive, got " + std::to_string(ranks));
+  if (slots_per_rank <= 0)
+    throw InputError("slots per rank must be positive, got " + std::to_string(slots_per_rank));
+  if (t.ranks % t.ranks_per_node != 0)
+    throw InputError("ranks (" + std::to_string(ranks) + ") must be divisible by ranks per node (" +
+                     std::to_string(t.ranks_per_node) + ")");
+  return t;
+}
+
+Status Topology::validate(int num_experts) const {
+  if (ranks <= 0 || slots_per_rank <= 0 || ranks_per_node <= 0)
+    return Status::InvalidInput("topology sizes must be positive (ranks " + std::to_string(ranks) +
+                                ", slots per rank " + std::to_string(slots_per_rank) +
+                                ", ranks per node " + std::to_string(ranks_per_node) + ")");
+  if (ranks % ranks_per_node != 0)
+    return Status::InvalidInput("ranks (" + std::to_string(ranks) +
+                                ") must be divisible by ranks per node (" +
+                                std::to_string(ranks_per_node) + ")");
+  if (num_experts <= 0)
+    return Status::InvalidInput("number of experts must be positive, got " +
+                                std::to_string(num_experts));
+  if (num_slots() < num_experts)
+    return Status::InvalidInput("ranks x slots per rank (" + std::to_string(ranks) + " x " +
+                                std::to_string(slots_per_rank) + " = " +
+                                std::to_string(num_slots()) + ") is smaller than the " +
+                                std::to_string(num_experts) + " experts");
+  return Status::Ok();
+}
+
+}  // namespace swiftbalancer

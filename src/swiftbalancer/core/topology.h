@@ -1,0 +1,31 @@
+// Topology: how physical expert slots are laid out over ranks and nodes. A plain value type.
+//
+// Physical slot id p = rank * slots_per_rank + slot; rank r lives on node r / ranks_per_node.
+#pragma once
+
+#include "swiftbalancer/core/status.h"
+
+namespace swiftbalancer {
+
+struct Topology {
+  int ranks = 0;
+  int slots_per_rank = 0;
+  int ranks_per_node = 0;  // 0 means "all ranks on one node"
+
+  // Throws InputError naming the problem: non-positive sizes, ranks not divisible by
+  // ranks_per_node. ranks_per_node <= 0 becomes `ranks`.
+  static Topology make(int ranks, int slots_per_rank, int ranks_per_node = 0);
+
+  // Checks the sizes and that the slots can hold `num_experts` logical experts.
+  Status validate(int num_experts) const;
+
+  int num_slots() const { return ranks * slots_per_rank; }
+  int nodes() const { return ranks / ranks_per_node; }
+  int rank_of_slot(int p) const { return p / slots_per_rank; }
+  int node_of_rank(int r) const { return r / ranks_per_node; }
+  int slot_id(int rank, int local_slot) const { return rank * slots_per_rank + local_slot; }
+
+  bool operator==(const Topology&) const = default;
+};
+
+}  // namespace swiftbalancer
