@@ -1,12 +1,248 @@
-// Placeholder until the plan subcommand lands; replaced by its real implementation.
+// swiftbalancer plan: a balanced static placement from a recorded expert load ("static EPLB").
+// Reads the load (and optionally the placement in service), runs one policy, prints the
+// before/after table, and writes the placement, a JSON report and the transfer plan on request.
+// Bad input throws InputError (exit code 2 in main).
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
 #include "cli/commands.h"
-#include "swiftbalancer/core/status.h"
+#include "cli/table_util.h"
+#include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/io/example_load.h"
+#include "swiftbalancer/io/load_io.h"
+#include "swiftbalancer/io/placement_io.h"
+#include "swiftbalancer/plan/transfer_plan.h"
+#include "swiftbalancer/policy/policy.h"
 
 namespace swiftbalancer::cli {
+namespace {
+
+constexpr int kExampleRanks = 32, kExampleSlots = 9, kExampleRanksPerNode = 4;
+constexpr const char* kDefaultPolicy = "deepseek-global";
+
+struct PlanArgs {
+  std::string load_path, load_format = "auto";
+  int ranks = 0, slots_per_rank = 0, ranks_per_node = 0, groups = 0;
+  std::string policy = kDefaultPolicy;
+  std::string current_path, out_path, format = "sglang", report_path, transfers_path;
+  std::int64_t max_transfers = -1;
+  double threshold = 1.0;
+  CLI::Option *ranks_opt = nullptr, *slots_opt = nullptr, *rpn_opt = nullptr;
+};
+
+nlohmann::json imbalance_json(const LayerBalance& b) {
+  return b.has_load ? nlohmann::json(b.imbalance) : nlohmann::json(nullptr);
+}
+
+nlohmann::json transfer_plan_json(const TransferPlan& plan, const std::string& baseline) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerPlan& lp : plan.layers) {
+    nlohmann::json ops = nlohmann::json::array();
+    for (const TransferOp& op : lp.ops)
+      ops.push_back({{"expert", op.expert},
+                     {"src_rank", op.src_rank},
+                     {"src_slot", op.src_slot},
+                     {"dst_rank", op.dst_rank},
+                     {"dst_slot", op.dst_slot}});
+    layers.push_back({{"layer", lp.layer},
+                      {"ops", std::move(ops)},
+                      {"remote_ops", lp.remote_ops},
+                      {"local_ops", lp.local_ops},
+                      {"makespan", lp.makespan},
+                      {"lower_bound", lp.lower_bound}});
+  }
+  return {{"baseline", baseline},
+          {"remote_ops", plan.remote_ops},
+          {"local_ops", plan.local_ops},
+          {"layers", std::move(layers)}};
+}
+
+int run_plan(const PlanArgs& a) {
+  // Formats and the policy first: cheap checks before any file is read.
+  const LoadFormat load_format = parse_load_format(a.load_format);
+  const PlacementFormat out_format = parse_placement_format(a.format);
+  const std::unique_ptr<Policy> policy = make_policy(a.policy);
+
+  const bool example = a.load_path.empty();
+  int ranks = a.ranks, slots = a.slots_per_rank, rpn = a.ranks_per_node;
+  if (example) {
+    if (a.ranks_opt->count() == 0) ranks = kExampleRanks;
+    if (a.slots_opt->count() == 0) slots = kExampleSlots;
+    if (a.rpn_opt->count() == 0) rpn = kExampleRanksPerNode;
+  } else {
+    if (a.ranks_opt->count() == 0 || a.slots_opt->count() == 0)
+      throw InputError("--ranks and --slots-per-rank are required with --load");
+    if (a.out_path.empty()) throw InputError("--out is required with --load");
+  }
+
+  const LoadMatrix load = example ? example_load() : read_load(a.load_path, load_format);
+  const std::string load_name = example ? std::string("built-in example") : a.load_path;
+  {
+    const Status s = load.validate();
+    if (!s.ok()) throw InputError(load_name + ": " + s.message());
+  }
+  const Topology topo = Topology::make(ranks, slots, rpn);
+  throw_if_error(topo.validate(load.experts()));
+  // No valid placement exists otherwise: a rank never holds two replicas of one expert.
+  if (topo.slots_per_rank > load.experts())
+    throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) + ") exceed the " +
+                     std::to_string(load.experts()) +
+                     " experts: a rank cannot hold two replicas of one expert");
+  if (a.groups < 0)
+    throw InputError("--groups must not be negative, got " + std::to_string(a.groups));
+  if (a.groups > 1 && load.experts() % a.groups != 0)
+    throw InputError("--groups (" + std::to_string(a.groups) + ") must divide the " +
+                     std::to_string(load.experts()) + " experts");
+
+  std::optional<Placement> current;
+  if (!a.current_path.empty())
+    current = read_placement(a.current_path, topo, load.experts(), load.layers());
+
+  PolicyInput input{topo, load, current ? &*current : nullptr};
+  input.options.num_groups = a.groups;
+  input.options.max_transfers = a.max_transfers;
+  input.options.threshold = a.threshold;
+  throw_if_error(check_policy_input(input));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const Placement placed = policy->rebalance(input);
+  const auto t1 = std::chrono::steady_clock::now();
+  const double policy_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  if (placed.layers() != load.layers() || placed.experts() != load.experts())
+    throw std::runtime_error("policy " + a.policy + " returned a placement of the wrong shape");
+  if (const Status s = validate_placement(placed, topo); !s.ok())
+    throw std::runtime_error("policy " + a.policy +
+                             " returned an invalid placement: " + s.message());
+
+  // "Before" is the placement in service, or the contiguous one with no balancing at all.
+  const std::string baseline_name = current ? "current" : "contiguous";
+  const Placement baseline =
+      current ? *current : contiguous_placement(topo, load.layers(), load.experts());
+  const BalanceSummary before = balance_summary(baseline, load, topo);
+  const BalanceSummary after = balance_summary(placed, load, topo);
+  const TransferSummary transfers = transfer_summary(baseline, placed, topo);
+
+  std::vector<std::string> wrote;
+  if (!a.out_path.empty()) {
+    write_placement(a.out_path, placed, topo, out_format);
+    wrote.push_back(a.out_path + " (" + placement_format_name(out_format) + ")");
+  }
+  if (!a.report_path.empty()) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (int l = 0; l < load.layers(); ++l)
+      layers.push_back({{"layer", l},
+                        {"load", load.layer_total(l)},
+                        {"has_load", after.layers[l].has_load},
+                        {"imbalance_before", imbalance_json(before.layers[l])},
+                        {"imbalance_after", imbalance_json(after.layers[l])},
+                        {"transfers", transfers.per_layer[l]}});
+    const nlohmann::json report = {
+        {"policy", a.policy},
+        {"policy_time_ms", policy_ms},
+        {"options",
+         {{"groups", a.groups}, {"max_transfers", a.max_transfers}, {"threshold", a.threshold}}},
+        {"topology",
+         {{"ranks", topo.ranks},
+          {"slots_per_rank", topo.slots_per_rank},
+          {"ranks_per_node", topo.ranks_per_node},
+          {"nodes", topo.nodes()},
+          {"slots", topo.num_slots()}}},
+        {"load",
+         {{"source", load_name},
+          {"layers", load.layers()},
+          {"experts", load.experts()},
+          {"layers_with_load", after.layers_with_load}}},
+        {"baseline", baseline_name},
+        {"totals",
+         {{"imbalance_before_mean", before.mean_imbalance},
+          {"imbalance_before_max", before.max_imbalance},
+          {"imbalance_after_mean", after.mean_imbalance},
+          {"imbalance_after_max", after.max_imbalance},
+          {"transfers", transfers.total},
+          {"slots", static_cast<std::int64_t>(topo.num_slots()) * load.layers()}}},
+        {"layers", std::move(layers)}};
+    write_json_file(a.report_path, report);
+    wrote.push_back(a.report_path + " (report)");
+  }
+  if (!a.transfers_path.empty()) {
+    const TransferPlan plan = make_transfer_plan(baseline, placed, topo);
+    // Compact: a whole-model plan holds tens of thousands of operations.
+    write_json_file(a.transfers_path, transfer_plan_json(plan, baseline_name), -1);
+    wrote.push_back(a.transfers_path + " (transfer plan)");
+  }
+
+  std::printf("load:      %s, %d layers x %d experts (%d with load)\n", load_name.c_str(),
+              load.layers(), load.experts(), after.layers_with_load);
+  std::printf("topology:  %d ranks x %d slots = %d slots, %d ranks per node (%d nodes)\n",
+              topo.ranks, topo.slots_per_rank, topo.num_slots(), topo.ranks_per_node, topo.nodes());
+  std::printf("policy:    %s, %s\n\n", a.policy.c_str(), fmt_ms(policy_ms).c_str());
+  Table t({"imbalance (max/mean rank load)", "mean", "max"});
+  t.add_row({current ? "before (current placement)" : "before (contiguous, no balancing)",
+             fmt_fixed(before.mean_imbalance), fmt_fixed(before.max_imbalance)});
+  t.add_row({"after (" + a.policy + ")", fmt_fixed(after.mean_imbalance),
+             fmt_fixed(after.max_imbalance)});
+  t.print(stdout);
+  std::printf("\ntransfers: %lld cross-rank expert copies of %lld slots, against the %s\n",
+              static_cast<long long>(transfers.total),
+              static_cast<long long>(topo.num_slots()) * load.layers(),
+              current ? "current placement" : "contiguous placement");
+  for (const std::string& w : wrote) std::printf("wrote %s\n", w.c_str());
+  return 0;
+}
+
+}  // namespace
 
 CommandRunner add_plan_command(CLI::App& app) {
-  app.add_subcommand("plan", "(not built yet)");
-  return [] () -> int { throw InputError("the plan subcommand is not built yet"); };
+  auto args = std::make_shared<PlanArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "Compute a balanced static expert placement from a recorded expert load");
+  cmd->footer(
+      "Without --load, plans for a built-in example load: 58 layers x 256 experts, deterministic\n"
+      "(log-normal expert weights, sigma 0.8, from a fixed seed; the hottest expert gets about\n"
+      "5-8x the mean, like DeepSeek-V3), with defaults 32 ranks x 9 slots, 4 ranks per node,\n"
+      "policy deepseek-global; --out is then optional.\n"
+      "'Before' is the --current placement when given, else the contiguous placement with no\n"
+      "balancing (slot p holds expert p mod experts); transfers are counted against it.\n"
+      "Exit codes: 0 ok, 1 failure at run time, 2 bad input or usage.");
+  cmd->add_option("--load", args->load_path,
+                  "Expert-load file: SGLang {\"logical_count\": [L][E] or [T][L][E]} JSON, CSV "
+                  "(layer,expert,tokens or step,layer,expert,tokens) or .npy (2-D or 3-D)");
+  cmd->add_option("--load-format", args->load_format,
+                  "auto|sglang|json|csv|npy (default: by extension)")
+      ->capture_default_str();
+  args->ranks_opt = cmd->add_option("--ranks", args->ranks, "Expert-parallel ranks R");
+  args->slots_opt =
+      cmd->add_option("--slots-per-rank", args->slots_per_rank, "Expert slots per rank S");
+  args->rpn_opt = cmd->add_option("--ranks-per-node", args->ranks_per_node,
+                                  "Ranks per node (default: all ranks on one node)");
+  cmd->add_option("--groups", args->groups,
+                  "Expert groups for hierarchical packing (must divide the experts)");
+  cmd->add_option("--policy", args->policy,
+                  "Policy: deepseek, deepseek-global, deepseek-hierarchical, swift, "
+                  "vllm-ascend-swap")
+      ->capture_default_str();
+  cmd->add_option("--current", args->current_path,
+                  "Placement in service (SGLang or vllm-ascend JSON); the starting point");
+  cmd->add_option("--out", args->out_path, "Where to write the new placement");
+  cmd->add_option("--format", args->format, "Placement format to write: sglang|vllm-ascend")
+      ->capture_default_str();
+  cmd->add_option("--report", args->report_path,
+                  "JSON report: per-layer imbalance before/after and transfers, totals, "
+                  "topology, policy");
+  cmd->add_option("--max-transfers", args->max_transfers,
+                  "Budget of cross-rank expert copies for the whole model (policies that start "
+                  "from the current placement); negative: unlimited")
+      ->capture_default_str();
+  cmd->add_option("--threshold", args->threshold,
+                  "Leave layers whose imbalance is at most this untouched (policies that start "
+                  "from the current placement)")
+      ->capture_default_str();
+  cmd->add_option("--transfers-out", args->transfers_path,
+                  "JSON transfer plan from the before placement to the new one, per layer");
+  return [args]() -> int { return run_plan(*args); };
 }
 
 }  // namespace swiftbalancer::cli

@@ -43,6 +43,7 @@ TEST(Topology, ValidateNeedsRoomForEveryExpert) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
   EXPECT_NE(s.message().find("smaller than the 9 experts"), std::string::npos) << s.message();
   EXPECT_FALSE(t.validate(0).ok());
+  EXPECT_NE(Topology::make(2, 5).validate(4).message().find("two replicas"), std::string::npos);
 }
 
 }  // namespace

@@ -32,6 +32,10 @@ Status Topology::validate(int num_experts) const {
                                 std::to_string(slots_per_rank) + " = " +
                                 std::to_string(num_slots()) + ") is smaller than the " +
                                 std::to_string(num_experts) + " experts");
+  if (slots_per_rank > num_experts)
+    return Status::InvalidInput("slots per rank (" + std::to_string(slots_per_rank) +
+                                ") exceed the " + std::to_string(num_experts) +
+                                " experts: a rank would have to hold two replicas of one expert");
   return Status::Ok();
 }
 

@@ -16,7 +16,8 @@ struct Topology {
   // ranks_per_node. ranks_per_node <= 0 becomes `ranks`.
   static Topology make(int ranks, int slots_per_rank, int ranks_per_node = 0);
 
-  // Checks the sizes and that the slots can hold `num_experts` logical experts.
+  // Checks the sizes, that the slots can hold `num_experts` logical experts, and that no rank
+  // has more slots than there are experts (it would need two replicas of one expert).
   Status validate(int num_experts) const;
 
   int num_slots() const { return ranks * slots_per_rank; }
