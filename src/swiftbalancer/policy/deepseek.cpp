@@ -26,6 +26,13 @@ void balanced_packing(std::span<const double> w, std::span<const int> label, int
   const int n = static_cast<int>(w.size());
   pack_of.assign(n, -1);
   pos_in_pack.assign(n, -1);
+  if (capacity == 1) {  // one item per pack: the reference keeps item i in pack i
+    for (int i = 0; i < n; ++i) {
+      pack_of[i] = i;
+      pos_in_pack[i] = 0;
+    }
+    return;
+  }
   std::vector<double> pack_w(packs, 0.0);
   std::vector<int> pack_n(packs, 0);
   // items_in[pack * capacity + k] = item at position k of pack.
