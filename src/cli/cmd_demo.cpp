@@ -1,12 +1,325 @@
-// Placeholder until the demo subcommand lands; replaced by its real implementation.
+// `swiftbalancer demo`: R ranks serve a small MoE model through the balancer while tokens are
+// routed with a skewed, drifting distribution; every token's output is verified. Runs one or
+// more modes (e.g. --mode async,sync) one after the other, prints a summary per mode and writes
+// an optional JSON report. Exit code 1 when any token's output mismatches.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "cli/commands.h"
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/load_io.h"
+#include "swiftbalancer/runtime/demo_engine.h"
+#include "swiftbalancer/transport/mpi_transport.h"
 
 namespace swiftbalancer::cli {
+namespace {
+
+struct DemoArgs {
+  DemoOptions opt;
+  std::string modes = "async,sync";
+  std::string transport = "inprocess";
+  std::string trace;
+  std::string fault = "none";
+  int fault_rank = -1;
+  int fault_cycle = 1;
+  int transfer_timeout_ms = 200;
+  int worker_timeout_ms = 5000;
+  std::string report;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+struct Summary {
+  double imbalance_initial = 0, imbalance_after = 0, imbalance_last = 0;
+  double step_median_ms = 0, step_p99_ms = 0, step_max_ms = 0;
+  double balancer_action_max_ms = 0;  // the slowest step in which the balancer gathered/committed
+  double balancer_p50_us = 0, balancer_p99_us = 0, balancer_max_us = 0;
+  double wait_p99_us = 0, wait_max_us = 0;
+  std::int64_t bytes = 0;
+  int first_rebalance_step = 0;
+};
+
+Summary summarize(const DemoResult& r, int interval) {
+  Summary s;
+  std::vector<double> walls, bal, wait;
+  double init_sum = 0, after_sum = 0, last_sum = 0;
+  int init_n = 0, after_n = 0, last_n = 0;
+  const int n = static_cast<int>(r.steps.size());
+  for (int i = 0; i < n; ++i) {
+    const DemoStep& d = r.steps[static_cast<std::size_t>(i)];
+    walls.push_back(d.wall_ms);
+    for (double v : d.balancer_us) bal.push_back(v);
+    for (double v : d.wait_us) wait.push_back(v);
+    s.bytes += d.bytes_moved;
+    if (i < interval) init_sum += d.imbalance, ++init_n;
+    if (s.first_rebalance_step > 0 && i + 1 > s.first_rebalance_step) after_sum += d.imbalance, ++after_n;
+    if (i >= n - interval) last_sum += d.imbalance, ++last_n;
+    if (s.first_rebalance_step == 0 && d.rebalance_finished && d.layers_committed > 0)
+      s.first_rebalance_step = i + 1;
+    if (d.gathered || d.layers_committed > 0) s.balancer_action_max_ms = std::max(s.balancer_action_max_ms, d.wall_ms);
+  }
+  s.imbalance_initial = init_n ? init_sum / init_n : 0;
+  s.imbalance_after = after_n ? after_sum / after_n : 0;
+  s.imbalance_last = last_n ? last_sum / last_n : 0;
+  s.step_median_ms = percentile(walls, 0.5);
+  s.step_p99_ms = percentile(walls, 0.99);
+  s.step_max_ms = percentile(walls, 1.0);
+  s.balancer_p50_us = percentile(bal, 0.5);
+  s.balancer_p99_us = percentile(bal, 0.99);
+  s.balancer_max_us = percentile(bal, 1.0);
+  s.wait_p99_us = percentile(wait, 0.99);
+  s.wait_max_us = percentile(wait, 1.0);
+  return s;
+}
+
+void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
+  const auto& c = r.counters;
+  std::printf("mode %-5s  %zu steps in %.1f s; %lld token outputs verified, %lld mismatches\n",
+              r.mode.c_str(), r.steps.size(), r.seconds, static_cast<long long>(r.verified),
+              static_cast<long long>(r.mismatches));
+  std::printf("  imbalance (max/mean rank tokens): first interval %.3f -> after first rebalance %.3f, last interval %.3f\n",
+              s.imbalance_initial, s.imbalance_after, s.imbalance_last);
+  std::printf("  rebalances %lld (layers committed %lld, failed %lld), cycles dropped %lld, errors %lld, %.2f MB moved\n",
+              static_cast<long long>(c.rebalances), static_cast<long long>(c.layers_committed),
+              static_cast<long long>(c.layers_failed), static_cast<long long>(c.cycles_dropped),
+              static_cast<long long>(c.errors), static_cast<double>(s.bytes) / 1e6);
+  std::printf("  balancer on the serving thread per step: p50 %.1f us, p99 %.1f us, max %.1f us; waits p99 %.1f us, max %.1f us\n",
+              s.balancer_p50_us, s.balancer_p99_us, s.balancer_max_us, s.wait_p99_us, s.wait_max_us);
+  std::printf("  step time: median %.2f ms, p99 %.2f ms (%.2fx), max %.2f ms (%.2fx); slowest step with balancer work %.2f ms (%.2fx)\n",
+              s.step_median_ms, s.step_p99_ms, s.step_p99_ms / s.step_median_ms, s.step_max_ms,
+              s.step_max_ms / s.step_median_ms, s.balancer_action_max_ms,
+              s.balancer_action_max_ms / s.step_median_ms);
+  if (!c.last_error.empty() && !a.quiet) std::printf("  last error: %s\n", c.last_error.c_str());
+}
+
+nlohmann::json to_json(const DemoResult& r, const Summary& s) {
+  nlohmann::json steps = nlohmann::json::array();
+  for (std::size_t i = 0; i < r.steps.size(); ++i) {
+    const DemoStep& d = r.steps[i];
+    double bal_max = 0, wait_max = 0;
+    for (double v : d.balancer_us) bal_max = std::max(bal_max, v);
+    for (double v : d.wait_us) wait_max = std::max(wait_max, v);
+    steps.push_back({{"step", i + 1},
+                     {"wall_ms", d.wall_ms},
+                     {"balancer_us", bal_max},
+                     {"balancer_us_per_rank", d.balancer_us},
+                     {"wait_us", wait_max},
+                     {"rank_tokens", d.rank_tokens},
+                     {"imbalance", d.imbalance},
+                     {"bytes_moved", d.bytes_moved},
+                     {"layers_committed", d.layers_committed},
+                     {"gathered", d.gathered},
+                     {"errors", d.errors},
+                     {"verified", d.verified},
+                     {"mismatches", d.mismatches}});
+  }
+  const auto& c = r.counters;
+  return {{"mode", r.mode},
+          {"seconds", r.seconds},
+          {"totals",
+           {{"verified_tokens", r.verified},
+            {"mismatches", r.mismatches},
+            {"rebalances", c.rebalances},
+            {"layers_committed", c.layers_committed},
+            {"layers_failed", c.layers_failed},
+            {"cycles_started", c.cycles_started},
+            {"cycles_dropped", c.cycles_dropped},
+            {"transfer_failures", c.transfer_failures},
+            {"worker_failures", c.worker_failures},
+            {"invalid_placements", c.invalid_placements},
+            {"collective_failures", c.collective_failures},
+            {"errors", c.errors},
+            {"bytes_moved", s.bytes},
+            {"imbalance_first_interval", s.imbalance_initial},
+            {"imbalance_after_first_rebalance", s.imbalance_after},
+            {"imbalance_last_interval", s.imbalance_last},
+            {"first_rebalance_step", s.first_rebalance_step},
+            {"step_median_ms", s.step_median_ms},
+            {"step_p99_ms", s.step_p99_ms},
+            {"step_max_ms", s.step_max_ms},
+            {"stall_ms", s.step_max_ms - s.step_median_ms},
+            {"max_over_median", s.step_max_ms / s.step_median_ms},
+            {"balancer_step_max_ms", s.balancer_action_max_ms},
+            {"balancer_step_max_over_median", s.balancer_action_max_ms / s.step_median_ms},
+            {"balancer_us_p50", s.balancer_p50_us},
+            {"balancer_us_p99", s.balancer_p99_us},
+            {"balancer_us_max", s.balancer_max_us},
+            {"wait_us_p99", s.wait_p99_us},
+            {"wait_us_max", s.wait_max_us}}},
+          {"steps", steps}};
+}
+
+std::vector<std::string> split_modes(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    parse_balancer_mode(item);  // validates
+    out.push_back(item);
+  }
+  if (out.empty()) throw InputError("--mode needs at least one of async, sync, off");
+  return out;
+}
+
+int run_demo(DemoArgs& a) {
+  const auto modes = split_modes(a.modes);
+  const FaultInjection::Kind fault = parse_fault_kind(a.fault);
+  if (a.transport != "inprocess" && a.transport != "mpi")
+    throw InputError("--transport must be inprocess or mpi");
+  DemoOptions& opt = a.opt;
+
+  std::unique_ptr<MpiSession> mpi;
+  std::unique_ptr<Transport> mpi_transport;
+  int my_rank = 0;
+  if (a.transport == "mpi") {
+    mpi = std::make_unique<MpiSession>(nullptr, nullptr);
+    opt.ranks = mpi->size();
+    my_rank = mpi->rank();
+    mpi_transport = mpi->transport();
+  }
+  if (!a.trace.empty()) {
+    LoadMatrix full = read_load(a.trace);
+    // The model's layers take evenly spaced layers of the trace that carry load.
+    std::vector<int> loaded;
+    for (int l = 0; l < full.layers(); ++l)
+      if (full.layer_has_load(l)) loaded.push_back(l);
+    if (loaded.empty()) throw InputError("trace " + a.trace + " has no load");
+    const int L = std::min<int>(opt.workload.layers, static_cast<int>(loaded.size()));
+    LoadMatrix m(L, full.experts());
+    for (int l = 0; l < L; ++l) {
+      const int src = loaded[static_cast<std::size_t>(l) * loaded.size() / L];
+      std::copy(full.row(src).begin(), full.row(src).end(), m.row(l).begin());
+    }
+    opt.workload.layers = L;
+    opt.workload.experts = full.experts();
+    opt.workload.trace = std::move(m);
+  }
+  if (opt.steps < 1) throw InputError("--steps must be positive");
+  opt.balancer.fault.kind = fault;
+  opt.balancer.fault.rank = a.fault_rank >= 0 ? a.fault_rank : opt.ranks - 1;
+  opt.balancer.fault.cycle = a.fault_cycle;
+  if (opt.balancer.fault.rank >= opt.ranks) throw InputError("--fault-rank out of range");
+  opt.balancer.transfer_timeout = Millis(a.transfer_timeout_ms);
+  opt.balancer.worker_timeout = Millis(a.worker_timeout_ms);
+  const bool quiet = a.quiet, verbose = a.verbose;
+  opt.balancer.log = [quiet, verbose](const std::string& line) {
+    const bool is_error = line.find("error") != std::string::npos ||
+                          line.find("fault") != std::string::npos;
+    if (quiet || (!verbose && !is_error)) return;
+    std::fprintf(stderr, "  [balancer] %s\n", line.c_str());
+  };
+
+  std::unique_ptr<CanonicalExperts> canonical;
+  if (mpi)
+    canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
+                                                   opt.workload.experts, opt.workload.seed);
+  if (my_rank == 0)
+    std::printf("demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
+                "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s\n",
+                opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers,
+                opt.workload.experts, opt.workload.topk,
+                a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(), opt.mlp.hidden,
+                opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(),
+                opt.balancer.interval_steps, a.fault.c_str());
+  nlohmann::json runs = nlohmann::json::array();
+  std::int64_t mismatches = 0;
+  std::vector<std::pair<DemoResult, Summary>> done;
+  for (const std::string& m : modes) {
+    opt.balancer.mode = parse_balancer_mode(m);
+    DemoResult r = mpi ? run_demo_rank(opt, *mpi_transport, *canonical) : run_demo_inprocess(opt);
+    const Summary s = summarize(r, opt.balancer.interval_steps);
+    mismatches += r.mismatches;
+    if (my_rank == 0) {
+      print_summary(a, r, s);
+      std::fflush(stdout);
+    }
+    runs.push_back(to_json(r, s));
+    done.emplace_back(std::move(r), s);
+  }
+  if (my_rank == 0 && done.size() > 1) {
+    std::printf("comparison (slowest step / median step):");
+    for (const auto& [r, s] : done)
+      std::printf("  %s %.2fx (%.2f ms)", r.mode.c_str(), s.step_max_ms / s.step_median_ms, s.step_max_ms);
+    std::printf("\n");
+  }
+  if (my_rank == 0 && !a.report.empty()) {
+    nlohmann::json rep = {{"ranks", opt.ranks},
+                          {"transport", a.transport},
+                          {"layers", opt.workload.layers},
+                          {"experts", opt.workload.experts},
+                          {"slots_per_rank", opt.slots_per_rank},
+                          {"tokens_per_rank", opt.workload.tokens_per_rank},
+                          {"topk", opt.workload.topk},
+                          {"hidden", opt.mlp.hidden},
+                          {"ffn", opt.mlp.ffn},
+                          {"steps", opt.steps},
+                          {"policy", opt.policy},
+                          {"interval", opt.balancer.interval_steps},
+                          {"fault", a.fault},
+                          {"trace", a.trace},
+                          {"runs", runs}};
+    std::ofstream f(a.report);
+    if (!f) throw InputError("cannot write report " + a.report);
+    f << rep.dump(1) << "\n";
+    if (!f) throw InputError("cannot write report " + a.report);
+  }
+  if (mismatches > 0) {
+    if (my_rank == 0) std::fprintf(stderr, "error: %lld token outputs mismatched\n", static_cast<long long>(mismatches));
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 CommandRunner add_demo_command(CLI::App& app) {
-  app.add_subcommand("demo", "(not built yet)");
-  return [] () -> int { throw InputError("the demo subcommand is not built yet"); };
+  auto a = std::make_shared<DemoArgs>();
+  auto* cmd = app.add_subcommand("demo", "Serve a small MoE model over R ranks with the asynchronous balancer");
+  DemoOptions& o = a->opt;
+  cmd->add_option("--mode", a->modes, "Comma-separated modes to run in turn: async, sync, off")->capture_default_str();
+  cmd->add_option("--transport", a->transport, "inprocess (ranks are threads) or mpi (under mpirun)")->capture_default_str();
+  cmd->add_option("--ranks", o.ranks, "Ranks (in-process; mpi takes the mpirun size)")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--slots", o.slots_per_rank, "Expert slots per rank")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--layers", o.workload.layers, "MoE layers")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--experts", o.workload.experts, "Logical experts per layer")->capture_default_str()->check(CLI::Range(2, 4096));
+  cmd->add_option("--topk", o.workload.topk, "Experts per token")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--tokens", o.workload.tokens_per_rank, "Tokens per rank per step")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--hidden", o.mlp.hidden, "Hidden size")->capture_default_str()->check(CLI::Range(1, 8192));
+  cmd->add_option("--ffn", o.mlp.ffn, "Expert FFN size")->capture_default_str()->check(CLI::Range(1, 65536));
+  cmd->add_option("--steps", o.steps, "Steps per mode")->capture_default_str()->check(CLI::Range(1, 10000000));
+  cmd->add_option("--policy", o.policy, "Placement policy (see `plan --help`)")->capture_default_str();
+  cmd->add_option("--interval", o.balancer.interval_steps, "Steps between count gathers / rebalances")->capture_default_str()->check(CLI::Range(1, 1000000));
+  cmd->add_option("--window", o.balancer.window_intervals, "Load window, in intervals")->capture_default_str()->check(CLI::Range(1, 10000));
+  cmd->add_option("--layers-per-step", o.balancer.layers_per_step, "Layers committed per step (async)")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")->capture_default_str()->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")->capture_default_str()->check(CLI::Range(1, 100000000));
+  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude, "Relative drift of expert weights, [0, 1)")->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
+  cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
+  cmd->add_option("--inject-fault", a->fault, "none, transfer-timeout, worker-exception or bad-placement")->capture_default_str();
+  cmd->add_option("--fault-rank", a->fault_rank, "Rank that misbehaves (default: the last)");
+  cmd->add_option("--fault-cycle", a->fault_cycle, "Decision cycle in which it misbehaves (-1: every one)")->capture_default_str();
+  cmd->add_option("--transfer-timeout-ms", a->transfer_timeout_ms, "Bound on a step's weight-transfer wait")->capture_default_str()->check(CLI::Range(1, 600000));
+  cmd->add_option("--worker-timeout-ms", a->worker_timeout_ms, "A decision not ready by then is dropped")->capture_default_str()->check(CLI::Range(1, 3600000));
+  cmd->add_option("--report", a->report, "Write a JSON report here");
+  cmd->add_flag("--quiet", a->quiet, "No balancer log lines");
+  cmd->add_flag("--verbose", a->verbose, "Every balancer log line (agreements, commits), not only errors");
+  return [a]() -> int { return run_demo(*a); };
 }
 
 }  // namespace swiftbalancer::cli

@@ -27,6 +27,9 @@ struct PolicyOptions {
   // A layer whose current imbalance (max/mean rank load) is at most this is left untouched.
   // Only for policies that start from the current placement.
   double threshold = 1.0;
+  // Swift only: a layer is improved until its imbalance is at most this (the last fraction of
+  // a percent costs many transfers); 0 means the policy's default, 1.01.
+  double target = 0.0;
 };
 
 struct PolicyInput {
