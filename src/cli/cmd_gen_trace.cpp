@@ -3,10 +3,10 @@
 // checks it (shape, exactly tokens x top-k assignments per loaded layer and step).
 #include <algorithm>
 #include <chrono>
-#include <memory>
-#include <stdexcept>
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -66,8 +66,7 @@ CommandRunner add_gen_trace_command(CLI::App& app) {
         hot.push_back(s.hottest);
       }
       std::sort(hot.begin(), hot.end());
-      hottest_distinct[b] =
-          static_cast<int>(std::unique(hot.begin(), hot.end()) - hot.begin());
+      hottest_distinct[b] = static_cast<int>(std::unique(hot.begin(), hot.end()) - hot.begin());
     }
     const auto t0 = std::chrono::steady_clock::now();
     replay::TraceGenerator gen(spec);
@@ -99,22 +98,23 @@ CommandRunner add_gen_trace_command(CLI::App& app) {
       }
     }
     if (o->quiet) return 0;
-    std::printf("wrote %s: int64 [%lld][%d][%d], %lld tokens x top-%d per step, seed %llu "
-                "(%.2f s), read back and checked\n",
-                o->out.c_str(), static_cast<long long>(T), L, E,
-                static_cast<long long>(spec.tokens), spec.top_k,
-                static_cast<unsigned long long>(spec.seed), gen_s);
+    std::printf(
+        "wrote %s: int64 [%lld][%d][%d], %lld tokens x top-%d per step, seed %llu "
+        "(%.2f s), read back and checked\n",
+        o->out.c_str(), static_cast<long long>(T), L, E, static_cast<long long>(spec.tokens),
+        spec.top_k, static_cast<unsigned long long>(spec.seed), gen_s);
     for (std::size_t b = 0; b < spec.bases.size(); ++b) {
-      const std::string name =
-          o->trace.base_files.empty() ? "built-in workload " + std::to_string(b)
-                                      : o->trace.base_files[b];
-      std::string when = b == 0 ? "from step 0"
-                                : "from step " + std::to_string(spec.switch_at[b - 1]);
+      const std::string name = o->trace.base_files.empty()
+                                   ? "built-in workload " + std::to_string(b)
+                                   : o->trace.base_files[b];
+      std::string when =
+          b == 0 ? "from step 0" : "from step " + std::to_string(spec.switch_at[b - 1]);
       if (b > 0 && spec.blend > 0) when += " (blended over " + std::to_string(spec.blend) + ")";
-      std::printf("  base %zu: %s, %s; per layer max/mean %s; CV %s; %d distinct hottest "
-                  "experts over %d layers\n",
-                  b, name.c_str(), when.c_str(), base_max[b].str().c_str(),
-                  base_cv[b].str().c_str(), hottest_distinct[b], base_max[b].n);
+      std::printf(
+          "  base %zu: %s, %s; per layer max/mean %s; CV %s; %d distinct hottest "
+          "experts over %d layers\n",
+          b, name.c_str(), when.c_str(), base_max[b].str().c_str(), base_cv[b].str().c_str(),
+          hottest_distinct[b], base_max[b].n);
     }
     return 0;
   };

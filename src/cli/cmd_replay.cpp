@@ -79,8 +79,7 @@ CommandRunner add_replay_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--intra-gbps", o->cfg.cost.intra_gbps, "Cost model: GB/s per rank in a node")
       ->capture_default_str();
-  sub->add_option("--inter-gbps", o->cfg.cost.inter_gbps,
-                  "Cost model: GB/s per rank across nodes")
+  sub->add_option("--inter-gbps", o->cfg.cost.inter_gbps, "Cost model: GB/s per rank across nodes")
       ->capture_default_str();
   sub->add_option("--recover-window", o->cfg.recover_window,
                   "Recovery: steps averaged before the switch and after it")
@@ -113,10 +112,12 @@ CommandRunner add_replay_command(CLI::App& app) {
     if (!o->trace_file.empty()) {
       src = replay::open_npy_trace(o->trace_file);
       cfg.switch_at = o->trace.switch_at;  // where the user says the workload switches
+      cfg.switch_blend = o->trace.blend;
       what = o->trace_file;
     } else {
       replay::TraceSpec spec = o->trace.make_spec();
       cfg.switch_at = spec.switch_at;
+      cfg.switch_blend = spec.blend;
       what = "generated trace (seed " + std::to_string(spec.seed) + ", " +
              std::to_string(spec.bases.size()) + " workloads)";
       src = replay::generated_trace(std::move(spec));
@@ -126,18 +127,19 @@ CommandRunner add_replay_command(CLI::App& app) {
     replay::ReplayResult r = replay::run_replay(*src, std::move(cfg));
     bar.finish();
     r.config.progress = nullptr;
-    std::printf("replay of %s: %lld steps x %d layers x %d experts on %d ranks x %d slots "
-                "(%d nodes); interval %d, %s, %d layer(s)/step, start %s\n",
-                what.c_str(), static_cast<long long>(r.steps), r.layers, r.experts,
-                r.config.topo.ranks, r.config.topo.slots_per_rank, r.config.topo.nodes(),
-                r.config.interval,
-                r.config.decay > 0 ? ("decay " + std::to_string(r.config.decay)).c_str()
-                                   : ("window " + std::to_string(r.config.window)).c_str(),
-                r.config.layers_per_step, o->start.c_str());
+    std::printf(
+        "replay of %s: %lld steps x %d layers x %d experts on %d ranks x %d slots "
+        "(%d nodes); interval %d, %s, %d layer(s)/step, start %s\n",
+        what.c_str(), static_cast<long long>(r.steps), r.layers, r.experts, r.config.topo.ranks,
+        r.config.topo.slots_per_rank, r.config.topo.nodes(), r.config.interval,
+        r.config.decay > 0 ? ("decay " + std::to_string(r.config.decay)).c_str()
+                           : ("window " + std::to_string(r.config.window)).c_str(),
+        r.config.layers_per_step, o->start.c_str());
     std::fputs(replay::format_table(r).c_str(), stdout);
-    std::printf("(imbalance: per step, mean over layers of max/mean rank load; step ms: modelled; "
-                "stall: sync stops + exposed async transfer; %.2f s wall, %.1f MB trace memory)\n",
-                r.wall_s, static_cast<double>(r.peak_window_bytes) / 1e6);
+    std::printf(
+        "(imbalance: per step, mean over layers of max/mean rank load; step ms: modelled; "
+        "stall: sync stops + exposed async transfer; %.2f s wall, %.1f MB trace memory)\n",
+        r.wall_s, static_cast<double>(r.peak_window_bytes) / 1e6);
     if (!o->json.empty()) {
       std::ofstream f(o->json);
       if (!f) throw InputError(o->json + ": cannot open for writing");
@@ -146,12 +148,12 @@ CommandRunner add_replay_command(CLI::App& app) {
     }
     if (!o->plot.empty()) {
       const std::string title =
-          o->title.empty() ? "Replay: " + std::to_string(r.config.topo.ranks) + " ranks x " +
-                                 std::to_string(r.config.topo.slots_per_rank) + " slots, " +
-                                 std::to_string(r.layers) + " layers x " +
-                                 std::to_string(r.experts) + " experts, " +
-                                 std::to_string(r.steps) + " steps"
-                           : o->title;
+          o->title.empty()
+              ? "Replay: " + std::to_string(r.config.topo.ranks) + " ranks x " +
+                    std::to_string(r.config.topo.slots_per_rank) + " slots, " +
+                    std::to_string(r.layers) + " layers x " + std::to_string(r.experts) +
+                    " experts, " + std::to_string(r.steps) + " steps"
+              : o->title;
       replay::write_replay_svg(o->plot, r, title);
     }
     return 0;

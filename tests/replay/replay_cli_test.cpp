@@ -1,0 +1,95 @@
+// The gen-trace and replay subcommands end to end, through the built CLI (skipped when the CLI
+// has not been built): files written, JSON and SVG readable, exit code 2 on bad input.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class ReplayCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(SWIFTBALANCER_CLI)) GTEST_SKIP() << "CLI not built: " << SWIFTBALANCER_CLI;
+    dir_ = fs::temp_directory_path() / ("sb_replay_cli_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  // Runs the CLI with `args`; returns the exit code, stdout in out_.
+  int run(const std::string& args) {
+    const std::string out = (dir_ / "stdout.txt").string();
+    const std::string cmd = std::string(SWIFTBALANCER_CLI) + " " + args + " > " + out + " 2> " +
+                            (dir_ / "err").string();
+    const int rc = std::system(cmd.c_str());
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    out_ = ss.str();
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  fs::path dir_;
+  std::string out_;
+};
+
+TEST_F(ReplayCli, GenTraceThenReplayWithJsonAndPlot) {
+  ASSERT_EQ(run("gen-trace -o " + path("t.npy") +
+                " --steps 120 --layers 6 --experts 32 --tokens 512 --switch-at 60 --seed 4"),
+            0);
+  EXPECT_NE(out_.find("[120][6][32]"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("read back and checked"), std::string::npos) << out_;
+  EXPECT_TRUE(fs::exists(path("t.npy")));
+
+  ASSERT_EQ(run("replay --trace " + path("t.npy") +
+                " --switch-at 60 --ranks 8 --slots 5 --ranks-per-node 4 --interval 20 --window 20"
+                " --policy off,static,deepseek-global:sync,swift:async --policy-ms 0"
+                " --json " +
+                path("r.json") + " --plot " + path("r.svg")),
+            0);
+  for (const char* label : {"off", "static", "deepseek-global:sync", "swift:async"})
+    EXPECT_NE(out_.find(label), std::string::npos) << label << "\n" << out_;
+  std::ifstream jf(path("r.json"));
+  const auto j = nlohmann::json::parse(jf);
+  ASSERT_EQ(j["policies"].size(), 4u);
+  EXPECT_EQ(j["trace"]["steps"], 120);
+  EXPECT_EQ(j["config"]["switch_at"][0], 60);
+  EXPECT_GT(j["policies"][3]["transfers"].get<long long>(), 0);
+  std::ifstream sf(path("r.svg"));
+  std::stringstream svg;
+  svg << sf.rdbuf();
+  EXPECT_EQ(svg.str().rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.str().find("</svg>"), std::string::npos);
+
+  // The same trace generated on the fly gives the same table.
+  const std::string from_file = out_.substr(out_.find('\n'));
+  ASSERT_EQ(run("replay --steps 120 --layers 6 --experts 32 --tokens 512 --switch-at 60 --seed 4"
+                " --ranks 8 --slots 5 --ranks-per-node 4 --interval 20 --window 20"
+                " --policy off,static,deepseek-global:sync,swift:async --policy-ms 0"),
+            0);
+  const std::string table = [](const std::string& s) {
+    return s.substr(s.find('\n'), s.find("(imbalance") - s.find('\n'));
+  }(out_);
+  EXPECT_EQ(table, from_file.substr(0, table.size()));
+}
+
+TEST_F(ReplayCli, BadInputExitsWithTwo) {
+  EXPECT_EQ(run("replay --trace " + path("missing.npy")), 2);
+  EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --policy nope"), 2);
+  EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --interval 0"), 2);
+  EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 10 --top-k 300"), 2);
+  EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 10 --switch-at 20"), 2);
+  EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 5 --base " + path("none.json")), 2);
+}
+
+}  // namespace
