@@ -43,13 +43,19 @@ void run(benchmark::State& state, DeepSeekMode mode) {
   state.counters["layers"] = load->layers();
 }
 
-void BM_DeepSeekGlobal_58x256_32x9(benchmark::State& s) { run(s, DeepSeekMode::kGlobal); }
+void BM_DeepSeekGlobal_58x256_32x9(benchmark::State& s) {
+  run(s, DeepSeekMode::kGlobal);
+}
 void BM_DeepSeekHierarchical_58x256_32x9(benchmark::State& s) {
   run(s, DeepSeekMode::kHierarchical);
 }
-BENCHMARK(BM_DeepSeekGlobal_58x256_32x9)->Unit(benchmark::kMillisecond)->Repetitions(10)
+BENCHMARK(BM_DeepSeekGlobal_58x256_32x9)
+    ->Unit(benchmark::kMillisecond)
+    ->Repetitions(10)
     ->ReportAggregatesOnly(true);
-BENCHMARK(BM_DeepSeekHierarchical_58x256_32x9)->Unit(benchmark::kMillisecond)->Repetitions(10)
+BENCHMARK(BM_DeepSeekHierarchical_58x256_32x9)
+    ->Unit(benchmark::kMillisecond)
+    ->Repetitions(10)
     ->ReportAggregatesOnly(true);
 
 }  // namespace

@@ -8,7 +8,9 @@ namespace {
 // 3 ranks x 2 slots, 5 experts: one spare slot.
 const Topology kTopo = Topology::make(3, 2);
 
-std::string message_of(const Placement& p) { return validate_placement(p, kTopo).message(); }
+std::string message_of(const Placement& p) {
+  return validate_placement(p, kTopo).message();
+}
 
 TEST(Placement, ValidPlacementPasses) {
   const Placement p(1, 6, 5, {0, 1, 2, 3, 4, 0});
@@ -59,8 +61,9 @@ TEST(Placement, Log2PhyListsSlotsInOrder) {
 }
 
 TEST(Placement, DenseLog2PhyPadsWithMinusOne) {
-  const Placement p(2, 6, 5, {0, 1, 2, 3, 4, 0,  //
-                              4, 4, 4, 1, 2, 3});  // not valid, but dense form still defined
+  const Placement p(2, 6, 5,
+                    {0, 1, 2, 3, 4, 0,    //
+                     4, 4, 4, 1, 2, 3});  // not valid, but dense form still defined
   const DenseLog2Phy d = dense_log2phy(p);
   EXPECT_EQ(d.max_replicas, 3);
   // layer 0, expert 0 -> {0, 5, -1}; layer 1, expert 0 -> none; layer 1, expert 4 -> {0, 1, 2}

@@ -11,8 +11,8 @@ namespace {
 
 // deepseek-ai/EPLB README: 2 layers x 12 experts, 16 physical slots, 4 groups, 2 nodes, 8 ranks.
 LoadMatrix readme_load() {
-  return LoadMatrix(2, 12, {90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86,
-                            20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27});
+  return LoadMatrix(2, 12, {90, 132, 40,  61, 104, 165, 39,  4,   73,  56, 183, 86,
+                            20, 107, 104, 64, 19,  197, 187, 157, 172, 86, 16,  27});
 }
 
 TEST(DeepSeekPolicy, ReproducesReadmeExample) {
@@ -80,8 +80,8 @@ TEST(DeepSeekPolicy, RandomInputsGiveValidPlacementsWithoutDuplicatesOnARank) {
       const auto policy = make_deepseek_policy(mode);
       const Placement p = policy->rebalance(in);
       const Status s = validate_placement(p, topo);
-      ASSERT_TRUE(s.ok()) << policy->name() << " " << ranks << "x" << slots << " groups "
-                          << groups << ": " << s.message();
+      ASSERT_TRUE(s.ok()) << policy->name() << " " << ranks << "x" << slots << " groups " << groups
+                          << ": " << s.message();
       // Deterministic: a second call gives the same placement.
       EXPECT_EQ(policy->rebalance(in), p);
       // Balance never worse than no balancing at all, for the global mode.

@@ -11,7 +11,9 @@
 
 namespace swiftbalancer::testing {
 
-inline std::string traces_dir() { return SWIFTBALANCER_TRACES_DIR; }
+inline std::string traces_dir() {
+  return SWIFTBALANCER_TRACES_DIR;
+}
 
 inline bool have_trace(const std::string& relative) {
   return std::filesystem::exists(std::filesystem::path(traces_dir()) / relative);

@@ -6,7 +6,8 @@
 namespace swiftbalancer {
 
 LoadMatrix::LoadMatrix(int layers, int experts)
-    : layers_(layers), experts_(experts),
+    : layers_(layers),
+      experts_(experts),
       data_(static_cast<std::size_t>(layers > 0 ? layers : 0) * (experts > 0 ? experts : 0), 0.0) {
   if (layers <= 0 || experts <= 0)
     throw InputError("load matrix needs positive layers and experts, got " +
@@ -19,9 +20,8 @@ LoadMatrix::LoadMatrix(int layers, int experts, std::vector<double> data)
     throw InputError("load matrix needs positive layers and experts, got " +
                      std::to_string(layers) + " x " + std::to_string(experts));
   if (data_.size() != static_cast<std::size_t>(layers) * experts)
-    throw InputError("load matrix data has " + std::to_string(data_.size()) +
-                     " values, expected " + std::to_string(layers) + " x " +
-                     std::to_string(experts));
+    throw InputError("load matrix data has " + std::to_string(data_.size()) + " values, expected " +
+                     std::to_string(layers) + " x " + std::to_string(experts));
 }
 
 double LoadMatrix::layer_total(int layer) const {
@@ -42,8 +42,7 @@ Status LoadMatrix::validate() const {
                                     std::to_string(e) + " is infinite");
       if (v < 0)
         return Status::InvalidInput("load of layer " + std::to_string(l) + ", expert " +
-                                    std::to_string(e) + " is negative (" + std::to_string(v) +
-                                    ")");
+                                    std::to_string(e) + " is negative (" + std::to_string(v) + ")");
     }
   }
   return Status::Ok();

@@ -52,9 +52,8 @@ Status validate_placement(const Placement& placement, const Topology& topo) {
   if (placement.empty()) return Status::InvalidInput("placement is empty");
   if (placement.num_slots() != topo.num_slots())
     return Status::InvalidInput("placement has " + std::to_string(placement.num_slots()) +
-                                " slots per layer, the topology has " +
-                                std::to_string(topo.ranks) + " ranks x " +
-                                std::to_string(topo.slots_per_rank) + " = " +
+                                " slots per layer, the topology has " + std::to_string(topo.ranks) +
+                                " ranks x " + std::to_string(topo.slots_per_rank) + " = " +
                                 std::to_string(topo.num_slots()));
   for (int l = 0; l < placement.layers(); ++l) {
     Status s = validate_layer(placement.layer(l), topo, placement.experts(), l);

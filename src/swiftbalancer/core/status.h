@@ -13,11 +13,11 @@ namespace swiftbalancer {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidInput,   // shapes, ranges, NaN, files: the caller's data is wrong
-  kTimeout,        // a bounded wait ran out
-  kTransportError, // a send, receive or collective failed
-  kCancelled,      // work dropped on purpose (shutdown, a cycle abandoned everywhere)
-  kInternal,       // a bug or an exception caught at a thread boundary
+  kInvalidInput,    // shapes, ranges, NaN, files: the caller's data is wrong
+  kTimeout,         // a bounded wait ran out
+  kTransportError,  // a send, receive or collective failed
+  kCancelled,       // work dropped on purpose (shutdown, a cycle abandoned everywhere)
+  kInternal,        // a bug or an exception caught at a thread boundary
 };
 
 const char* status_code_name(StatusCode code);
@@ -26,7 +26,9 @@ class Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status InvalidInput(std::string msg) { return {StatusCode::kInvalidInput, std::move(msg)}; }
+  static Status InvalidInput(std::string msg) {
+    return {StatusCode::kInvalidInput, std::move(msg)};
+  }
   static Status Timeout(std::string msg) { return {StatusCode::kTimeout, std::move(msg)}; }
   static Status TransportError(std::string msg) {
     return {StatusCode::kTransportError, std::move(msg)};

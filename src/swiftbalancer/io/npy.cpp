@@ -317,7 +317,7 @@ void write_npy(const std::string& path, std::span<const std::int64_t> shape,
   write_whole(path, "<i8", shape, data.data(), data.size_bytes(), data.size());
 }
 
-NpyWriter::NpyWriter(const std::string& path, std::vector<std::int64_t> shape, Dtype dtype)
+NpyWriter::NpyWriter(const std::string& path, const std::vector<std::int64_t>& shape, Dtype dtype)
     : path_(path), dtype_(dtype) {
   expected_ = checked_elements(path, shape);
   out_.open(path, std::ios::binary | std::ios::trunc);

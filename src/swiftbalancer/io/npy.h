@@ -48,7 +48,7 @@ void write_npy(const std::string& path, std::span<const std::int64_t> shape,
 class NpyWriter {
  public:
   enum class Dtype { kFloat64, kInt64 };
-  NpyWriter(const std::string& path, std::vector<std::int64_t> shape, Dtype dtype);
+  NpyWriter(const std::string& path, const std::vector<std::int64_t>& shape, Dtype dtype);
   ~NpyWriter();
   void append(std::span<const double> values);
   void append(std::span<const std::int64_t> values);

@@ -51,6 +51,8 @@ void balanced_packing(std::span<const double> w, std::span<const int> label, int
       if (!label.empty() && holds(p, label[item])) continue;
       if (best < 0 || pack_w[p] < pack_w[best]) best = p;
     }
+    if (fallback < 0)  // cannot happen: n == packs * capacity leaves room for every item
+      throw InputError("internal: packing ran out of slots");
     if (best < 0) {
       best = fallback;
       clashes.push_back(item);
@@ -80,8 +82,9 @@ void balanced_packing(std::span<const double> w, std::span<const int> label, int
       }
     }
     if (best_other < 0)
-      throw InputError("cannot place the replicas without putting two copies of one expert on a "
-                       "rank; use more ranks or fewer slots per rank");
+      throw InputError(
+          "cannot place the replicas without putting two copies of one expert on a "
+          "rank; use more ranks or fewer slots per rank");
     const int q = pack_of[best_other];
     std::swap(items_in[p * capacity + pos_in_pack[item]],
               items_in[q * capacity + pos_in_pack[best_other]]);
@@ -109,6 +112,8 @@ void replicate(std::span<const double> w, int num_phy, int cap, std::vector<int>
         best_v = v;
       }
     }
+    if (best < 0)  // cannot happen: callers check slots per rank <= experts, so n * cap >= num_phy
+      throw InputError("internal: no expert can take another replica");
     phy2log[i] = best;
     ++counts[best];
   }
@@ -120,9 +125,12 @@ class DeepSeekPolicy final : public Policy {
 
   std::string_view name() const override {
     switch (mode_) {
-      case DeepSeekMode::kGlobal: return "deepseek-global";
-      case DeepSeekMode::kHierarchical: return "deepseek-hierarchical";
-      case DeepSeekMode::kAuto: break;
+      case DeepSeekMode::kGlobal:
+        return "deepseek-global";
+      case DeepSeekMode::kHierarchical:
+        return "deepseek-hierarchical";
+      case DeepSeekMode::kAuto:
+        break;
     }
     return "deepseek";
   }
@@ -134,8 +142,11 @@ class DeepSeekPolicy final : public Policy {
     int groups = in.options.num_groups;
     bool hierarchical = false;
     switch (mode_) {
-      case DeepSeekMode::kGlobal: break;
-      case DeepSeekMode::kAuto: hierarchical = groups > 0 && groups % topo.nodes() == 0; break;
+      case DeepSeekMode::kGlobal:
+        break;
+      case DeepSeekMode::kAuto:
+        hierarchical = groups > 0 && groups % topo.nodes() == 0;
+        break;
       case DeepSeekMode::kHierarchical:
         if (groups <= 0)
           throw InputError("deepseek-hierarchical needs the number of expert groups (--groups)");
@@ -180,7 +191,8 @@ class DeepSeekPolicy final : public Policy {
     std::vector<int> mlog2log(experts);
     for (int e = 0; e < experts; ++e) {
       const int g = e / group_size;
-      const int mlog = (group_node[g] * groups_per_node + group_pos[g]) * group_size + e % group_size;
+      const int mlog =
+          (group_node[g] * groups_per_node + group_pos[g]) * group_size + e % group_size;
       mlog2log[mlog] = e;
     }
 
@@ -191,8 +203,7 @@ class DeepSeekPolicy final : public Policy {
       const int* node_experts = mlog2log.data() + node * experts_per_node;
       for (int i = 0; i < experts_per_node; ++i) node_w[i] = w[node_experts[i]];
       replicate(node_w, slots_per_node, ranks_per_node, phy2mlog, counts);
-      for (int i = 0; i < slots_per_node; ++i)
-        phy_w[i] = node_w[phy2mlog[i]] / counts[phy2mlog[i]];
+      for (int i = 0; i < slots_per_node; ++i) phy_w[i] = node_w[phy2mlog[i]] / counts[phy2mlog[i]];
       balanced_packing(phy_w, phy2mlog, ranks_per_node, topo.slots_per_rank, pack_of, pos);
       for (int i = 0; i < slots_per_node; ++i) {
         const int p = node * slots_per_node + pack_of[i] * topo.slots_per_rank + pos[i];

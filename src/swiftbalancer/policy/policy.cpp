@@ -22,8 +22,7 @@ Status check_policy_input(const PolicyInput& input) {
                                   " layers, the load has " + std::to_string(input.load.layers()));
     if (cur.experts() != input.load.experts())
       return Status::InvalidInput("current placement is for " + std::to_string(cur.experts()) +
-                                  " experts, the load has " +
-                                  std::to_string(input.load.experts()));
+                                  " experts, the load has " + std::to_string(input.load.experts()));
     s = validate_placement(cur, input.topology);
     if (!s.ok()) return Status::InvalidInput("current placement: " + s.message());
   }
