@@ -1,12 +1,208 @@
-// Placeholder until the bench subcommand lands; replaced by its real implementation.
+// swiftbalancer bench: policies compared on the shared DeepSeek-V3 traces. For each row (a
+// topology and a transition A -> B), the current placement is deepseek-global on workload A;
+// every policy then rebalances for workload B. Prints imbalance (mean and max over layers),
+// cross-rank transfers, median time over --repeats runs, and the transfer plan's median time
+// and makespan against its lower bound; then the swift budget curve. Without the traces it
+// says "skipped" and exits 0.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "cli/commands.h"
-#include "swiftbalancer/core/status.h"
+#include "cli/table_util.h"
+#include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/io/load_io.h"
+#include "swiftbalancer/plan/transfer_plan.h"
+#include "swiftbalancer/policy/policy.h"
+
+#ifndef SWIFTBALANCER_TRACES_DIR
+#define SWIFTBALANCER_TRACES_DIR "../shared/traces"
+#endif
 
 namespace swiftbalancer::cli {
+namespace {
+
+struct BenchRow {
+  int ranks, slots, nodes;
+  std::string from, to;
+};
+
+// The rows of ANCHORS.md.
+const std::vector<BenchRow>& anchor_rows() {
+  static const std::vector<BenchRow> rows = {
+      {32, 9, 4, "prefill_in1024", "decode_in1000out1000"},
+      {64, 5, 8, "decode_in2000out100", "prefill_in2048"},
+      {16, 17, 2, "prefill_in4096", "decode_in500out1500"},
+  };
+  return rows;
+}
+
+struct BenchArgs {
+  std::string traces = SWIFTBALANCER_TRACES_DIR;
+  int ranks = 0, slots = 0, nodes = 0, groups = 8, repeats = 5;
+  std::string from, to;
+  std::vector<std::int64_t> budgets = {250, 500, 1000, 2000, -1};
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Median wall time in milliseconds of `repeats` calls; `fn` is called once more first (warm-up
+// and the result kept by the caller).
+double median_ms(int repeats, const std::function<void()>& fn) {
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  return median(std::move(t));
+}
+
+struct Measured {
+  BalanceSummary balance;
+  std::int64_t transfers = 0;
+  double policy_ms = 0.0, plan_ms = 0.0, makespan = 0.0, bound = 0.0;
+};
+
+Measured measure(const Policy& policy, const PolicyInput& in, const Placement& cur, int repeats) {
+  Measured m;
+  Placement out = policy.rebalance(in);
+  m.policy_ms = median_ms(repeats, [&] { out = policy.rebalance(in); });
+  m.balance = balance_summary(out, in.load, in.topology);
+  m.transfers = transfer_summary(cur, out, in.topology).total;
+  TransferPlan plan = make_transfer_plan(cur, out, in.topology);
+  m.plan_ms = median_ms(repeats, [&] { plan = make_transfer_plan(cur, out, in.topology); });
+  for (const LayerPlan& lp : plan.layers) {
+    m.makespan += lp.makespan;
+    m.bound += lp.lower_bound;
+  }
+  return m;
+}
+
+std::string ratio(double makespan, double bound) {
+  return bound > 0.0 ? fmt_fixed(makespan / bound, 3) : "-";
+}
+
+std::string budget_name(std::int64_t k) {
+  return k < 0 ? "unlimited" : std::to_string(k);
+}
+
+void run_row(const BenchArgs& a, const BenchRow& row) {
+  const std::string dir = a.traces + "/deepseek_v3r1/";
+  const LoadMatrix load_a = read_load(dir + row.from + ".json");
+  const LoadMatrix load_b = read_load(dir + row.to + ".json");
+  const Topology topo = Topology::make(row.ranks, row.slots, row.ranks / row.nodes);
+  PolicyInput seed{topo, load_a};
+  const Placement cur = make_policy("deepseek-global")->rebalance(seed);
+  const BalanceSummary stale = balance_summary(cur, load_b, topo);
+
+  std::printf(
+      "\n%d ranks x %d slots (%d nodes), %s -> %s, current = deepseek-global on %s; "
+      "median of %d runs\n",
+      row.ranks, row.slots, row.nodes, row.from.c_str(), row.to.c_str(), row.from.c_str(),
+      a.repeats);
+  Table t({"policy", "imbalance", "max", "transfers", "% slots", "time", "plan time",
+           "makespan/bound"});
+  // Percent of all slots of all layers (the from-scratch policies also reshuffle layers
+  // without load, so their transfers count there too).
+  const double all_slots = static_cast<double>(topo.num_slots()) * load_b.layers();
+  t.add_row({"stale (no rebalance)", fmt_fixed(stale.mean_imbalance),
+             fmt_fixed(stale.max_imbalance), "0", "0.0", "-", "-", "-"});
+  std::vector<std::string> notes;
+  for (const char* name :
+       {"deepseek-global", "deepseek-hierarchical", "vllm-ascend-swap", "swift"}) {
+    PolicyInput in{topo, load_b, &cur};
+    in.options.num_groups = a.groups;
+    try {
+      const Measured m = measure(*make_policy(name), in, cur, a.repeats);
+      t.add_row({name, fmt_fixed(m.balance.mean_imbalance), fmt_fixed(m.balance.max_imbalance),
+                 std::to_string(m.transfers), fmt_fixed(100.0 * m.transfers / all_slots, 1),
+                 fmt_ms(m.policy_ms), fmt_ms(m.plan_ms), ratio(m.makespan, m.bound)});
+    } catch (const InputError& e) {
+      t.add_row({name, "n/a", "-", "-", "-", "-", "-", "-"});
+      notes.push_back(std::string(name) + ": " + e.what());
+    }
+  }
+  t.print();
+  for (const std::string& n : notes) std::printf("  (n/a) %s\n", n.c_str());
+
+  std::printf("swift budget curve (--max-transfers for the whole model)\n");
+  Table c({"budget", "imbalance", "max", "transfers", "time", "plan time", "makespan/bound"});
+  const auto swift = make_policy("swift");
+  for (std::int64_t k : a.budgets) {
+    PolicyInput in{topo, load_b, &cur};
+    in.options.max_transfers = k;
+    const Measured m = measure(*swift, in, cur, a.repeats);
+    c.add_row({budget_name(k), fmt_fixed(m.balance.mean_imbalance),
+               fmt_fixed(m.balance.max_imbalance), std::to_string(m.transfers), fmt_ms(m.policy_ms),
+               fmt_ms(m.plan_ms), ratio(m.makespan, m.bound)});
+  }
+  c.print();
+}
+
+}  // namespace
 
 CommandRunner add_bench_command(CLI::App& app) {
-  app.add_subcommand("bench", "(not built yet)");
-  return [] () -> int { throw InputError("the bench subcommand is not built yet"); };
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Compare policies (imbalance, transfers, time) on the shared DeepSeek-V3 traces");
+  cmd->add_option("--traces", args->traces, "Folder holding deepseek_v3r1/ (default: build's)");
+  cmd->add_option("--ranks", args->ranks, "Ranks of a single custom row (with --slots, --nodes)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--slots", args->slots, "Slots per rank of the custom row")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--nodes", args->nodes, "Nodes of the custom row")->check(CLI::PositiveNumber);
+  cmd->add_option("--from", args->from, "Workload A of the custom row (e.g. prefill_in1024)");
+  cmd->add_option("--to", args->to, "Workload B of the custom row (e.g. decode_in1000out1000)");
+  cmd->add_option("--groups", args->groups, "Expert groups for deepseek-hierarchical")
+      ->capture_default_str();
+  cmd->add_option("--repeats", args->repeats, "Timed runs per measurement (median reported)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--budgets", args->budgets,
+                  "Budgets of the swift curve; -1 means unlimited (default 250 500 1000 2000 -1)");
+  return [args]() -> int {
+    const BenchArgs& a = *args;
+    const std::filesystem::path dir = std::filesystem::path(a.traces) / "deepseek_v3r1";
+    if (!std::filesystem::is_directory(dir)) {
+      std::printf("skipped: no DeepSeek-V3 traces under %s (use --traces DIR)\n",
+                  dir.string().c_str());
+      return 0;
+    }
+    const bool custom =
+        a.ranks > 0 || a.slots > 0 || a.nodes > 0 || !a.from.empty() || !a.to.empty();
+    std::vector<BenchRow> rows;
+    if (custom) {
+      BenchRow r = anchor_rows()[0];
+      if (a.ranks > 0) r.ranks = a.ranks;
+      if (a.slots > 0) r.slots = a.slots;
+      if (a.nodes > 0) r.nodes = a.nodes;
+      if (!a.from.empty()) r.from = a.from;
+      if (!a.to.empty()) r.to = a.to;
+      if (r.ranks % r.nodes != 0)
+        throw InputError("ranks (" + std::to_string(r.ranks) + ") must be divisible by nodes (" +
+                         std::to_string(r.nodes) + ")");
+      rows.push_back(r);
+    } else {
+      rows = anchor_rows();
+    }
+    for (const BenchRow& r : rows) {
+      for (const std::string& w : {r.from, r.to})
+        if (!std::filesystem::exists(dir / (w + ".json")))
+          throw InputError("no trace " + (dir / (w + ".json")).string());
+      run_row(a, r);
+    }
+    return 0;
+  };
 }
 
 }  // namespace swiftbalancer::cli

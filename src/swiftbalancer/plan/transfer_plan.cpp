@@ -11,6 +11,9 @@
 //      the sender that keeps the pair's maximum lowest), then local improvement on the busiest
 //      rank until no single re-assignment lowers it (potential: (makespan, ranks at makespan)
 //      decreases lexicographically, so it terminates; an iteration cap bounds it anyway).
+//      Where that does not meet the bound below, a branch and bound over the requests with a
+//      choice (capped at kNodeCap nodes) either improves it or proves it optimal; a proven
+//      optimum is reported as the lower bound.
 //   3. Lower bound: the largest of
 //        - per rank: cheapest possible receives + sends it alone can make (sole holder);
 //        - per expert: its holders together must send to all its receivers, so the busiest of
@@ -26,22 +29,24 @@
 namespace swiftbalancer {
 namespace {
 
+constexpr long kNodeCap = 5000;  // branch-and-bound nodes per layer (bounded time)
+
 void check_weights(const LinkWeights& w) {
   if (!std::isfinite(w.intra_node) || !std::isfinite(w.inter_node) || w.intra_node <= 0.0 ||
       w.inter_node <= 0.0)
     throw InputError("link weights must be positive and finite (intra-node " +
-                     std::to_string(w.intra_node) + ", inter-node " +
-                     std::to_string(w.inter_node) + ")");
+                     std::to_string(w.intra_node) + ", inter-node " + std::to_string(w.inter_node) +
+                     ")");
 }
 
 struct Request {
   ExpertId expert;
   int dst_rank;
   int dst_slot;
-  int sender;      // chosen sender rank
-  double weight;   // link weight of the chosen sender
-  int n_holders;   // number of ranks holding the expert in the old placement
-  double min_w;    // cheapest link weight over the holders
+  int sender;     // chosen sender rank
+  double weight;  // link weight of the chosen sender
+  int n_holders;  // number of ranks holding the expert in the old placement
+  double min_w;   // cheapest link weight over the holders
 };
 
 // Slots of the old layer holding each expert, as (rank, local slot), in increasing slot order.
@@ -60,6 +65,61 @@ Holders holders_of(std::span<const ExpertId> layer, int experts) {
   for (int p = 0; p < static_cast<int>(layer.size()); ++p) h.slots[fill[layer[p]]++] = p;
   return h;
 }
+
+// Exact sender choice by depth-first branch and bound, for layers where the heuristic does
+// not meet the analytic bound. Flexible requests (several holders) are branched on, heaviest
+// cheapest link first; forced ones are fixed costs. A path is pruned when some rank's cost
+// plus the cheapest receives still ahead of it reaches the incumbent (both only grow along a
+// path, so a running maximum suffices). Returns true when the search finished within
+// `node_cap` nodes: the incumbent (updated in `best_sender`, `best`) is then optimal.
+struct BranchAndBound {
+  const std::vector<Request>& reqs;
+  const std::vector<int>& flex;  // indices into reqs, in branching order
+  const Holders& holders;
+  const Topology& topo;
+  const LinkWeights& w;
+  std::vector<double> cost, pending;
+  std::vector<int> sender, best_sender;
+  double best;
+  long nodes = 0, node_cap;
+  double link(int a, int b) const {
+    return topo.node_of_rank(a) == topo.node_of_rank(b) ? w.intra_node : w.inter_node;
+  }
+
+  BranchAndBound(const std::vector<Request>& r, const std::vector<int>& f, const Holders& h,
+                 const Topology& t, const LinkWeights& lw, double incumbent, long cap)
+      : reqs(r), flex(f), holders(h), topo(t), w(lw), best(incumbent), node_cap(cap) {}
+
+  // Returns false when the node cap was hit.
+  bool search(std::size_t i, double running_max) {
+    if (++nodes > node_cap) return false;
+    if (i == flex.size()) {
+      best = running_max;
+      best_sender = sender;
+      return true;
+    }
+    const Request& q = reqs[flex[i]];
+    for (int j = holders.offsets[q.expert]; j < holders.offsets[q.expert + 1]; ++j) {
+      const int h = topo.rank_of_slot(holders.slots[j]);
+      const double lw = link(h, q.dst_rank);
+      cost[h] += lw;
+      cost[q.dst_rank] += lw;
+      pending[q.dst_rank] -= q.min_w;
+      const double m =
+          std::max({running_max, cost[h] + pending[h], cost[q.dst_rank] + pending[q.dst_rank]});
+      bool ok = true;
+      if (m < best - 1e-9) {
+        sender[i] = h;
+        ok = search(i + 1, m);
+      }
+      cost[h] -= lw;
+      cost[q.dst_rank] -= lw;
+      pending[q.dst_rank] += q.min_w;
+      if (!ok) return false;
+    }
+    return true;
+  }
+};
 
 }  // namespace
 
@@ -178,14 +238,17 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
     if (!improved) break;
   }
 
+  plan.makespan = 0.0;
+  for (double c : cost) plan.makespan = std::max(plan.makespan, c);
+
   // Lower bound.
   std::vector<double> unavoidable(static_cast<std::size_t>(R), 0.0);
   double total_min = 0.0;
   for (const Request& q : reqs) {
     unavoidable[q.dst_rank] += q.min_w;
     total_min += q.min_w;
-    if (q.n_holders == 1) unavoidable[topo.rank_of_slot(holders.slots[holders.offsets[q.expert]])] +=
-        q.min_w;
+    if (q.n_holders == 1)
+      unavoidable[topo.rank_of_slot(holders.slots[holders.offsets[q.expert]])] += q.min_w;
   }
   double lb = 2.0 * total_min / R;
   for (int r = 0; r < R; ++r) lb = std::max(lb, unavoidable[r]);
@@ -204,6 +267,45 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
     }
   }
 
+  plan.lower_bound = lb;
+  if (plan.makespan > lb + 1e-9) {
+    // The heuristic may be off, or the bound weak: settle it exactly when the search is small.
+    std::vector<int> flex;
+    for (std::size_t i = 0; i < reqs.size(); ++i)
+      if (reqs[i].n_holders > 1) flex.push_back(static_cast<int>(i));
+    std::stable_sort(flex.begin(), flex.end(), [&](int a, int b) {
+      if (reqs[a].min_w != reqs[b].min_w) return reqs[a].min_w > reqs[b].min_w;
+      return reqs[a].n_holders < reqs[b].n_holders;
+    });
+    BranchAndBound bb(reqs, flex, holders, topo, weights, plan.makespan, kNodeCap);
+    bb.cost.assign(static_cast<std::size_t>(R), 0.0);
+    bb.pending.assign(static_cast<std::size_t>(R), 0.0);
+    for (const Request& q : reqs) {
+      if (q.n_holders > 1) {
+        bb.pending[q.dst_rank] += q.min_w;
+      } else {
+        bb.cost[q.sender] += q.weight;
+        bb.cost[q.dst_rank] += q.weight;
+      }
+    }
+    double start = 0.0;
+    for (int r = 0; r < R; ++r) start = std::max(start, bb.cost[r] + bb.pending[r]);
+    bb.sender.assign(flex.size(), -1);
+    bool finished = true;
+    if (start < plan.makespan - 1e-9) finished = bb.search(0, start);
+    if (!bb.best_sender.empty()) {
+      // A strictly better assignment was found: adopt it (final only if the search finished,
+      // but better either way).
+      for (std::size_t i = 0; i < flex.size(); ++i) {
+        Request& q = reqs[flex[i]];
+        q.sender = bb.best_sender[i];
+        q.weight = link(q.sender, q.dst_rank);
+      }
+      plan.makespan = bb.best;
+    }
+    // A finished search proves the incumbent optimal: the optimum is the tightest bound.
+    if (finished) plan.lower_bound = plan.makespan;
+  }
   // Ops: remote (by dst rank, dst slot: requests were generated in that order), then local.
   plan.ops.reserve(reqs.size() + local.size());
   for (const Request& q : reqs) {
@@ -213,9 +315,6 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
   plan.ops.insert(plan.ops.end(), local.begin(), local.end());
   plan.remote_ops = static_cast<std::int64_t>(reqs.size());
   plan.local_ops = static_cast<std::int64_t>(local.size());
-  plan.makespan = 0.0;
-  for (double c : cost) plan.makespan = std::max(plan.makespan, c);
-  plan.lower_bound = lb;
   return plan;
 }
 
@@ -224,11 +323,11 @@ TransferPlan make_transfer_plan(const Placement& old_placement, const Placement&
   if (old_placement.layers() != new_placement.layers() ||
       old_placement.num_slots() != new_placement.num_slots() ||
       old_placement.experts() != new_placement.experts())
-    throw InputError("current placement (" + std::to_string(old_placement.layers()) +
-                     " layers x " + std::to_string(old_placement.num_slots()) + " slots, " +
-                     std::to_string(old_placement.experts()) +
-                     " experts) and new placement (" + std::to_string(new_placement.layers()) +
-                     " x " + std::to_string(new_placement.num_slots()) + ", " +
+    throw InputError("current placement (" + std::to_string(old_placement.layers()) + " layers x " +
+                     std::to_string(old_placement.num_slots()) + " slots, " +
+                     std::to_string(old_placement.experts()) + " experts) and new placement (" +
+                     std::to_string(new_placement.layers()) + " x " +
+                     std::to_string(new_placement.num_slots()) + ", " +
                      std::to_string(new_placement.experts()) + ") differ in shape");
   if (old_placement.num_slots() != topo.num_slots())
     throw InputError("placements have " + std::to_string(old_placement.num_slots()) +
@@ -247,8 +346,8 @@ TransferPlan make_transfer_plan(const Placement& old_placement, const Placement&
 std::vector<ExpertId> apply_layer_plan(std::span<const ExpertId> old_layer, const LayerPlan& plan,
                                        const Topology& topo) {
   if (static_cast<int>(old_layer.size()) != topo.num_slots())
-    throw InputError("layer has " + std::to_string(old_layer.size()) +
-                     " slots, the topology has " + std::to_string(topo.num_slots()));
+    throw InputError("layer has " + std::to_string(old_layer.size()) + " slots, the topology has " +
+                     std::to_string(topo.num_slots()));
   std::vector<ExpertId> out(old_layer.begin(), old_layer.end());
   const int S = topo.slots_per_rank;
   for (const TransferOp& op : plan.ops) {

@@ -57,8 +57,10 @@ std::vector<HullPoint> lower_hull(const swift::Trajectory& t) {
       // b is above the segment a-p (or on it): drop it.
       const double cross = (b.transfers - a.transfers) * (p.imbalance - a.imbalance) -
                            (b.imbalance - a.imbalance) * (p.transfers - a.transfers);
-      if (cross <= 0.0) hull.pop_back();
-      else break;
+      if (cross <= 0.0)
+        hull.pop_back();
+      else
+        break;
     }
     hull.push_back(p);
   }
@@ -163,8 +165,8 @@ class SwiftPolicy final : public Policy {
     const int experts = in.load.experts();
     const int layers = in.load.layers();
     if (topo.slots_per_rank > experts)
-      throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) +
-                       ") exceed the " + std::to_string(experts) +
+      throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) + ") exceed the " +
+                       std::to_string(experts) +
                        " experts: a rank would have to hold two replicas of one expert");
     Placement start;
     std::int64_t budget = in.options.max_transfers;
@@ -222,6 +224,8 @@ class SwiftPolicy final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_swift_policy() { return std::make_unique<SwiftPolicy>(); }
+std::unique_ptr<Policy> make_swift_policy() {
+  return std::make_unique<SwiftPolicy>();
+}
 
 }  // namespace swiftbalancer

@@ -1,5 +1,11 @@
-// The swift policy: starts from the placement in service and changes only what pays.
-// (Implemented in swift.cpp; see docs/swift-policy.md for the algorithm and its complexity.)
+// The swift policy ("swift" in the registry): starts from the placement in service and changes
+// only what pays. Per layer a steepest-descent search on the busiest rank (swaps, re-pointed
+// redundant slots; swift_search.h) records a trajectory; a whole-model budget
+// (PolicyOptions::max_transfers) is spent on the trajectory segments that buy the most
+// imbalance per transfer. PolicyOptions::threshold: layers within it are untouched;
+// PolicyOptions::target: a layer is improved until within it (default 1.01). Without a current
+// placement it polishes deepseek-global's. Stateless: rebalance() is const and thread-safe.
+// Algorithm, guarantees and complexity: docs/swift-policy.md.
 #pragma once
 
 #include <memory>

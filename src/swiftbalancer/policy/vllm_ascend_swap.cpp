@@ -178,8 +178,8 @@ bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, c
         if (holds(lo, a) || got(hi, a)) continue;
         for (ExpertId b : theirs) {
           if (holds(hi, b) || got(lo, b)) continue;
-          const double m = std::max(max_load - weight[a] + weight[b],
-                                    load[lo] - weight[b] + weight[a]);
+          const double m =
+              std::max(max_load - weight[a] + weight[b], load[lo] - weight[b] + weight[a]);
           if (m < best) {
             best = m;
             ba = a;
@@ -210,7 +210,8 @@ bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, c
       if (std::find(old, old + S, e) == old + S) arrivals.push_back(e);
     std::size_t next = 0;
     for (int k = 0; k < S; ++k)
-      out[r * S + k] = std::binary_search(now.begin(), now.end(), old[k]) ? old[k] : arrivals[next++];
+      out[r * S + k] =
+          std::binary_search(now.begin(), now.end(), old[k]) ? old[k] : arrivals[next++];
   }
   return true;
 }
@@ -223,8 +224,8 @@ class VllmAscendSwapPolicy final : public Policy {
     throw_if_error(check_policy_input(in));
     const Topology& topo = in.topology;
     if (topo.slots_per_rank > in.load.experts())
-      throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) +
-                       ") exceed the " + std::to_string(in.load.experts()) +
+      throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) + ") exceed the " +
+                       std::to_string(in.load.experts()) +
                        " experts: a rank would have to hold two replicas of one expert");
     // Without a placement in service it starts from the contiguous one, as a fresh
     // vllm-ascend deployment does.

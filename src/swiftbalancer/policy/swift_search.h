@@ -1,0 +1,120 @@
+// Per-layer local search of the swift policy. Owner: policy component (swift).
+//
+// LayerSearch improves one layer's placement by single moves, each chosen to lower the layer's
+// maximum rank load as much as possible (steepest descent on the max, exact evaluation):
+//   - swap:      expert a on the busiest rank m <-> expert b on another rank r (2 transfers);
+//   - replicate: give a hot expert y of m one more replica by re-pointing a redundant slot
+//                (a replica of an expert x with >= 2 replicas) on another rank (1 transfer);
+//   - shed:      re-point a redundant slot on m itself to another expert y (1 transfer).
+// A move is taken only when the layer's new maximum is strictly lower, so every prefix of the
+// trajectory is a valid placement no worse than the start. It records the trajectory (writes
+// and, after each step, the cumulative transfers against the start and the imbalance) so that
+// the caller can cut it at any step (the whole-model budget allocation does).
+//
+// Not thread-safe: one LayerSearch per thread. Buffers are sized once per topology and reused
+// for every layer; the search loop itself allocates nothing (the trajectory vectors grow).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/core/topology.h"
+
+namespace swiftbalancer::swift {
+
+// One slot write of a move: slot p now holds expert e.
+struct SlotWrite {
+  std::int32_t slot;
+  ExpertId expert;
+};
+
+struct Trajectory {
+  // Step k (1-based) consists of writes[step_end[k-1] .. step_end[k]); step_end[0] = 0.
+  std::vector<SlotWrite> writes;
+  std::vector<std::int32_t> step_end;
+  // After k steps (k = 0 is the start): cross-rank transfers against the start, imbalance.
+  std::vector<std::int32_t> transfers;
+  std::vector<double> imbalance;
+  int steps() const { return static_cast<int>(transfers.size()) - 1; }
+};
+
+struct SearchLimits {
+  int max_steps = 0;  // 0: 4 x the number of slots
+  // Stop once this many transfers are used (negative: unlimited). Moves that would exceed it
+  // are not taken.
+  std::int32_t max_transfers = -1;
+  // Stop once the layer's imbalance is at most this (1.0: never stop early).
+  double target = 1.0;
+};
+
+class LayerSearch {
+ public:
+  LayerSearch(const Topology& topo, int experts);
+
+  // Runs the search on `start` (a valid layer) under `load` (size experts), filling `out`.
+  void run(std::span<const ExpertId> start, std::span<const double> load,
+           const SearchLimits& limits, Trajectory& out);
+
+ private:
+  struct Candidate {
+    int kind = 0;  // 0 none, 1 swap, 2 re-point
+    int p1 = -1, p2 = -1;
+    ExpertId e1 = -1, e2 = -1;
+    double aff_max = 0.0;
+    int dt = 0;
+  };
+
+  void reset(std::span<const ExpertId> start, std::span<const double> load);
+  double share(ExpertId e) const { return w_[e] / cnt_[e]; }
+  int pos(int r, ExpertId e) const { return pos_[static_cast<std::size_t>(r) * E_ + e]; }
+  bool orig(int r, ExpertId e) const { return orig_[static_cast<std::size_t>(r) * E_ + e] != 0; }
+  void recompute_rank(int r);
+  void sort_ranks();
+  void consider(Candidate& best, const Candidate& c) const;
+  // A candidate must touch no rank at or above this to be worth evaluating further.
+  double bound(const Candidate& best) const {
+    return best.kind == 0 ? best.aff_max : best.aff_max + 1e-12 * mean_;
+  }
+  void update_cold(ExpertId e);
+  void find_swaps(int m, Candidate& best);
+  void find_replicate(int m, Candidate& best);
+  void find_shed(int m, Candidate& best);
+  void apply(const Candidate& c, Trajectory& out);
+  void set_slot(int p, ExpertId e);  // bookkeeping of pos_, holders, counts (no loads)
+
+  Topology topo_;
+  int R_, S_, E_;
+  std::vector<ExpertId> slot_;
+  std::vector<ExpertId> start_;  // the layer at the start of the search
+  std::vector<int> pos_;         // [R][E] local slot of e on r, or -1
+  std::vector<char> orig_;       // [R][E] e on r at the start
+  std::vector<int> cnt_;         // [E] replica count
+  std::vector<int> hold_;        // [E][R] holder ranks, first cnt_[e] valid
+  std::vector<double> w_;        // [E] load
+  std::vector<double> L_;        // [R] rank load
+  std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
+  std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
+  struct Redundant {
+    double base;   // load of the slot's rank without it
+    double dx;     // rise of the other holders of its expert if it is re-pointed
+    double xrise;  // highest load among those holders (m excluded) after the rise
+    double dx_m;   // dx if m holds the expert, else 0
+    bool exact;    // xrise may overstate: evaluate x's side exactly
+    int slot;
+  };
+  std::vector<Redundant> redundant_;  // scratch, rebuilt per step
+  std::vector<ExpertId> cold_;        // experts by w / (count + 1), ascending (ties: id)
+  std::vector<ExpertId> multi_;       // experts with >= 2 replicas (any order)
+  std::vector<int> multi_at_;         // [E] index in multi_, or -1
+  std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
+  int mark_ = 0;
+  std::vector<double> cold_value_;  // [E] w / (count + 1)
+  int transfers_ = 0;
+  double mean_ = 0.0;
+  double eps_ = 0.0;
+};
+
+}  // namespace swiftbalancer::swift
