@@ -30,6 +30,7 @@ struct PlanArgs {
   std::string current_path, out_path, format = "sglang", report_path, transfers_path;
   std::int64_t max_transfers = -1;
   double threshold = 1.0;
+  double target = 0.0;
   CLI::Option *ranks_opt = nullptr, *slots_opt = nullptr, *rpn_opt = nullptr;
 };
 
@@ -105,6 +106,7 @@ int run_plan(const PlanArgs& a) {
   input.options.num_groups = a.groups;
   input.options.max_transfers = a.max_transfers;
   input.options.threshold = a.threshold;
+  input.options.target = a.target;
   throw_if_error(check_policy_input(input));
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -143,7 +145,10 @@ int run_plan(const PlanArgs& a) {
         {"policy", a.policy},
         {"policy_time_ms", policy_ms},
         {"options",
-         {{"groups", a.groups}, {"max_transfers", a.max_transfers}, {"threshold", a.threshold}}},
+         {{"groups", a.groups},
+          {"max_transfers", a.max_transfers},
+          {"threshold", a.threshold},
+          {"target", a.target}}},
         {"topology",
          {{"ranks", topo.ranks},
           {"slots_per_rank", topo.slots_per_rank},
@@ -239,6 +244,10 @@ CommandRunner add_plan_command(CLI::App& app) {
   cmd->add_option("--threshold", args->threshold,
                   "Leave layers whose imbalance is at most this untouched (policies that start "
                   "from the current placement)")
+      ->capture_default_str();
+  cmd->add_option("--target", args->target,
+                  "swift: improve a layer until its imbalance is at most this (0: the policy's "
+                  "default, 1.01)")
       ->capture_default_str();
   cmd->add_option("--transfers-out", args->transfers_path,
                   "JSON transfer plan from the before placement to the new one, per layer");
