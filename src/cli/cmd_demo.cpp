@@ -49,13 +49,14 @@ struct Summary {
   double balancer_action_max_ms = 0;  // the slowest step in which the balancer gathered/committed
   double balancer_p50_us = 0, balancer_p99_us = 0, balancer_max_us = 0;
   double wait_p99_us = 0, wait_max_us = 0;
+  double copy_p99_us = 0, copy_max_us = 0, with_copy_p99_us = 0;
   std::int64_t bytes = 0;
   int first_rebalance_step = 0;
 };
 
 Summary summarize(const DemoResult& r, int interval) {
   Summary s;
-  std::vector<double> walls, bal, wait;
+  std::vector<double> walls, bal, wait, copy, with_copy;
   double init_sum = 0, after_sum = 0, last_sum = 0;
   int init_n = 0, after_n = 0, last_n = 0;
   const int n = static_cast<int>(r.steps.size());
@@ -64,13 +65,19 @@ Summary summarize(const DemoResult& r, int interval) {
     walls.push_back(d.wall_ms);
     for (double v : d.balancer_us) bal.push_back(v);
     for (double v : d.wait_us) wait.push_back(v);
+    for (std::size_t q = 0; q < d.copy_us.size(); ++q) {
+      copy.push_back(d.copy_us[q]);
+      with_copy.push_back(d.copy_us[q] + d.balancer_us[q]);
+    }
     s.bytes += d.bytes_moved;
     if (i < interval) init_sum += d.imbalance, ++init_n;
-    if (s.first_rebalance_step > 0 && i + 1 > s.first_rebalance_step) after_sum += d.imbalance, ++after_n;
+    if (s.first_rebalance_step > 0 && i + 1 > s.first_rebalance_step)
+      after_sum += d.imbalance, ++after_n;
     if (i >= n - interval) last_sum += d.imbalance, ++last_n;
     if (s.first_rebalance_step == 0 && d.rebalance_finished && d.layers_committed > 0)
       s.first_rebalance_step = i + 1;
-    if (d.gathered || d.layers_committed > 0) s.balancer_action_max_ms = std::max(s.balancer_action_max_ms, d.wall_ms);
+    if (d.gathered || d.layers_committed > 0)
+      s.balancer_action_max_ms = std::max(s.balancer_action_max_ms, d.wall_ms);
   }
   s.imbalance_initial = init_n ? init_sum / init_n : 0;
   s.imbalance_after = after_n ? after_sum / after_n : 0;
@@ -83,6 +90,9 @@ Summary summarize(const DemoResult& r, int interval) {
   s.balancer_max_us = percentile(bal, 1.0);
   s.wait_p99_us = percentile(wait, 0.99);
   s.wait_max_us = percentile(wait, 1.0);
+  s.copy_p99_us = percentile(copy, 0.99);
+  s.copy_max_us = percentile(copy, 1.0);
+  s.with_copy_p99_us = percentile(with_copy, 0.99);
   return s;
 }
 
@@ -91,18 +101,35 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
   std::printf("mode %-5s  %zu steps in %.1f s; %lld token outputs verified, %lld mismatches\n",
               r.mode.c_str(), r.steps.size(), r.seconds, static_cast<long long>(r.verified),
               static_cast<long long>(r.mismatches));
-  std::printf("  imbalance (max/mean rank tokens): first interval %.3f -> after first rebalance %.3f, last interval %.3f\n",
-              s.imbalance_initial, s.imbalance_after, s.imbalance_last);
-  std::printf("  rebalances %lld (layers committed %lld, failed %lld), cycles dropped %lld, errors %lld, %.2f MB moved\n",
-              static_cast<long long>(c.rebalances), static_cast<long long>(c.layers_committed),
-              static_cast<long long>(c.layers_failed), static_cast<long long>(c.cycles_dropped),
-              static_cast<long long>(c.errors), static_cast<double>(s.bytes) / 1e6);
-  std::printf("  balancer on the serving thread per step: p50 %.1f us, p99 %.1f us, max %.1f us; waits p99 %.1f us, max %.1f us\n",
-              s.balancer_p50_us, s.balancer_p99_us, s.balancer_max_us, s.wait_p99_us, s.wait_max_us);
-  std::printf("  step time: median %.2f ms, p99 %.2f ms (%.2fx), max %.2f ms (%.2fx); slowest step with balancer work %.2f ms (%.2fx)\n",
-              s.step_median_ms, s.step_p99_ms, s.step_p99_ms / s.step_median_ms, s.step_max_ms,
-              s.step_max_ms / s.step_median_ms, s.balancer_action_max_ms,
-              s.balancer_action_max_ms / s.step_median_ms);
+  if (s.first_rebalance_step > 0)
+    std::printf(
+        "  imbalance (max/mean rank tokens): first interval %.3f -> after first rebalance (step "
+        "%d) %.3f, last interval %.3f\n",
+        s.imbalance_initial, s.first_rebalance_step, s.imbalance_after, s.imbalance_last);
+  else
+    std::printf(
+        "  imbalance (max/mean rank tokens): first interval %.3f, last interval %.3f (no "
+        "rebalance)\n",
+        s.imbalance_initial, s.imbalance_last);
+  std::printf(
+      "  rebalances %lld (layers committed %lld, failed %lld), cycles dropped %lld, errors %lld, "
+      "%.2f MB moved\n",
+      static_cast<long long>(c.rebalances), static_cast<long long>(c.layers_committed),
+      static_cast<long long>(c.layers_failed), static_cast<long long>(c.cycles_dropped),
+      static_cast<long long>(c.errors), static_cast<double>(s.bytes) / 1e6);
+  std::printf(
+      "  balancer on the serving thread per step (all ranks): p50 %.1f us, p99 %.1f us, max %.1f "
+      "us\n"
+      "    reported apart: weight copies p99 %.1f us, max %.1f us (p99 with copies %.1f us); "
+      "transfer/collective waits p99 %.1f us, max %.1f us\n",
+      s.balancer_p50_us, s.balancer_p99_us, s.balancer_max_us, s.copy_p99_us, s.copy_max_us,
+      s.with_copy_p99_us, s.wait_p99_us, s.wait_max_us);
+  std::printf(
+      "  step time: median %.2f ms, p99 %.2f ms (%.2fx), max %.2f ms (%.2fx); slowest step with "
+      "balancer work %.2f ms (%.2fx)\n",
+      s.step_median_ms, s.step_p99_ms, s.step_p99_ms / s.step_median_ms, s.step_max_ms,
+      s.step_max_ms / s.step_median_ms, s.balancer_action_max_ms,
+      s.balancer_action_max_ms / s.step_median_ms);
   if (!c.last_error.empty() && !a.quiet) std::printf("  last error: %s\n", c.last_error.c_str());
 }
 
@@ -110,13 +137,15 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
   nlohmann::json steps = nlohmann::json::array();
   for (std::size_t i = 0; i < r.steps.size(); ++i) {
     const DemoStep& d = r.steps[i];
-    double bal_max = 0, wait_max = 0;
+    double bal_max = 0, wait_max = 0, copy_max = 0;
     for (double v : d.balancer_us) bal_max = std::max(bal_max, v);
+    for (double v : d.copy_us) copy_max = std::max(copy_max, v);
     for (double v : d.wait_us) wait_max = std::max(wait_max, v);
     steps.push_back({{"step", i + 1},
                      {"wall_ms", d.wall_ms},
                      {"balancer_us", bal_max},
                      {"balancer_us_per_rank", d.balancer_us},
+                     {"copy_us", copy_max},
                      {"wait_us", wait_max},
                      {"rank_tokens", d.rank_tokens},
                      {"imbalance", d.imbalance},
@@ -158,6 +187,9 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
             {"balancer_us_p50", s.balancer_p50_us},
             {"balancer_us_p99", s.balancer_p99_us},
             {"balancer_us_max", s.balancer_max_us},
+            {"copy_us_p99", s.copy_p99_us},
+            {"copy_us_max", s.copy_max_us},
+            {"balancer_with_copy_us_p99", s.with_copy_p99_us},
             {"wait_us_p99", s.wait_p99_us},
             {"wait_us_max", s.wait_max_us}}},
           {"steps", steps}};
@@ -218,8 +250,8 @@ int run_demo(DemoArgs& a) {
   opt.balancer.worker_timeout = Millis(a.worker_timeout_ms);
   const bool quiet = a.quiet, verbose = a.verbose;
   opt.balancer.log = [quiet, verbose](const std::string& line) {
-    const bool is_error = line.find("error") != std::string::npos ||
-                          line.find("fault") != std::string::npos;
+    const bool is_error =
+        line.find("error") != std::string::npos || line.find("fault") != std::string::npos;
     if (quiet || (!verbose && !is_error)) return;
     std::fprintf(stderr, "  [balancer] %s\n", line.c_str());
   };
@@ -229,13 +261,14 @@ int run_demo(DemoArgs& a) {
     canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
                                                    opt.workload.experts, opt.workload.seed);
   if (my_rank == 0)
-    std::printf("demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
-                "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s\n",
-                opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers,
-                opt.workload.experts, opt.workload.topk,
-                a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(), opt.mlp.hidden,
-                opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(),
-                opt.balancer.interval_steps, a.fault.c_str());
+    std::printf(
+        "demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
+        "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s\n",
+        opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers,
+        opt.workload.experts, opt.workload.topk,
+        a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(), opt.mlp.hidden,
+        opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(), opt.balancer.interval_steps,
+        a.fault.c_str());
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
   std::vector<std::pair<DemoResult, Summary>> done;
@@ -254,7 +287,8 @@ int run_demo(DemoArgs& a) {
   if (my_rank == 0 && done.size() > 1) {
     std::printf("comparison (slowest step / median step):");
     for (const auto& [r, s] : done)
-      std::printf("  %s %.2fx (%.2f ms)", r.mode.c_str(), s.step_max_ms / s.step_median_ms, s.step_max_ms);
+      std::printf("  %s %.2fx (%.2f ms)", r.mode.c_str(), s.step_max_ms / s.step_median_ms,
+                  s.step_max_ms);
     std::printf("\n");
   }
   if (my_rank == 0 && !a.report.empty()) {
@@ -279,7 +313,9 @@ int run_demo(DemoArgs& a) {
     if (!f) throw InputError("cannot write report " + a.report);
   }
   if (mismatches > 0) {
-    if (my_rank == 0) std::fprintf(stderr, "error: %lld token outputs mismatched\n", static_cast<long long>(mismatches));
+    if (my_rank == 0)
+      std::fprintf(stderr, "error: %lld token outputs mismatched\n",
+                   static_cast<long long>(mismatches));
     return 1;
   }
   return 0;
@@ -289,36 +325,85 @@ int run_demo(DemoArgs& a) {
 
 CommandRunner add_demo_command(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
-  auto* cmd = app.add_subcommand("demo", "Serve a small MoE model over R ranks with the asynchronous balancer");
+  auto* cmd = app.add_subcommand(
+      "demo", "Serve a small MoE model over R ranks with the asynchronous balancer");
   DemoOptions& o = a->opt;
-  cmd->add_option("--mode", a->modes, "Comma-separated modes to run in turn: async, sync, off")->capture_default_str();
-  cmd->add_option("--transport", a->transport, "inprocess (ranks are threads) or mpi (under mpirun)")->capture_default_str();
-  cmd->add_option("--ranks", o.ranks, "Ranks (in-process; mpi takes the mpirun size)")->capture_default_str()->check(CLI::Range(1, 256));
-  cmd->add_option("--slots", o.slots_per_rank, "Expert slots per rank")->capture_default_str()->check(CLI::Range(1, 4096));
-  cmd->add_option("--layers", o.workload.layers, "MoE layers")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--experts", o.workload.experts, "Logical experts per layer")->capture_default_str()->check(CLI::Range(2, 4096));
-  cmd->add_option("--topk", o.workload.topk, "Experts per token")->capture_default_str()->check(CLI::Range(1, 64));
-  cmd->add_option("--tokens", o.workload.tokens_per_rank, "Tokens per rank per step")->capture_default_str()->check(CLI::Range(1, 1 << 16));
-  cmd->add_option("--hidden", o.mlp.hidden, "Hidden size")->capture_default_str()->check(CLI::Range(1, 8192));
-  cmd->add_option("--ffn", o.mlp.ffn, "Expert FFN size")->capture_default_str()->check(CLI::Range(1, 65536));
-  cmd->add_option("--steps", o.steps, "Steps per mode")->capture_default_str()->check(CLI::Range(1, 10000000));
-  cmd->add_option("--policy", o.policy, "Placement policy (see `plan --help`)")->capture_default_str();
-  cmd->add_option("--interval", o.balancer.interval_steps, "Steps between count gathers / rebalances")->capture_default_str()->check(CLI::Range(1, 1000000));
-  cmd->add_option("--window", o.balancer.window_intervals, "Load window, in intervals")->capture_default_str()->check(CLI::Range(1, 10000));
-  cmd->add_option("--layers-per-step", o.balancer.layers_per_step, "Layers committed per step (async)")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")->capture_default_str()->check(CLI::Range(0.0, 10.0));
-  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")->capture_default_str()->check(CLI::Range(1, 100000000));
-  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude, "Relative drift of expert weights, [0, 1)")->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--mode", a->modes, "Comma-separated modes to run in turn: async, sync, off")
+      ->capture_default_str();
+  cmd->add_option("--transport", a->transport,
+                  "inprocess (ranks are threads) or mpi (under mpirun)")
+      ->capture_default_str();
+  cmd->add_option("--ranks", o.ranks, "Ranks (in-process; mpi takes the mpirun size)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--slots", o.slots_per_rank, "Expert slots per rank")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--layers", o.workload.layers, "MoE layers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--experts", o.workload.experts, "Logical experts per layer")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 4096));
+  cmd->add_option("--topk", o.workload.topk, "Experts per token")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--tokens", o.workload.tokens_per_rank, "Tokens per rank per step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--hidden", o.mlp.hidden, "Hidden size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 8192));
+  cmd->add_option("--ffn", o.mlp.ffn, "Expert FFN size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--steps", o.steps, "Steps per mode")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  cmd->add_option("--policy", o.policy, "Placement policy (see `plan --help`)")
+      ->capture_default_str();
+  cmd->add_option("--interval", o.balancer.interval_steps,
+                  "Steps between count gathers / rebalances")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--window", o.balancer.window_intervals, "Load window, in intervals")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--layers-per-step", o.balancer.layers_per_step,
+                  "Layers committed per step (async)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude,
+                  "Relative drift of expert weights, [0, 1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.99));
   cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
   cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
-  cmd->add_option("--inject-fault", a->fault, "none, transfer-timeout, worker-exception or bad-placement")->capture_default_str();
+  cmd->add_option("--inject-fault", a->fault,
+                  "none, transfer-timeout, worker-exception or bad-placement")
+      ->capture_default_str();
   cmd->add_option("--fault-rank", a->fault_rank, "Rank that misbehaves (default: the last)");
-  cmd->add_option("--fault-cycle", a->fault_cycle, "Decision cycle in which it misbehaves (-1: every one)")->capture_default_str();
-  cmd->add_option("--transfer-timeout-ms", a->transfer_timeout_ms, "Bound on a step's weight-transfer wait")->capture_default_str()->check(CLI::Range(1, 600000));
-  cmd->add_option("--worker-timeout-ms", a->worker_timeout_ms, "A decision not ready by then is dropped")->capture_default_str()->check(CLI::Range(1, 3600000));
+  cmd->add_option("--fault-cycle", a->fault_cycle,
+                  "Decision cycle in which it misbehaves (-1: every one)")
+      ->capture_default_str();
+  cmd->add_option("--transfer-timeout-ms", a->transfer_timeout_ms,
+                  "Bound on a step's weight-transfer wait")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  cmd->add_option("--worker-timeout-ms", a->worker_timeout_ms,
+                  "A decision not ready by then is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
   cmd->add_option("--report", a->report, "Write a JSON report here");
   cmd->add_flag("--quiet", a->quiet, "No balancer log lines");
-  cmd->add_flag("--verbose", a->verbose, "Every balancer log line (agreements, commits), not only errors");
+  cmd->add_flag("--verbose", a->verbose,
+                "Every balancer log line (agreements, commits), not only errors");
   return [a]() -> int { return run_demo(*a); };
 }
 

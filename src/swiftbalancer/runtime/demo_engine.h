@@ -1,0 +1,80 @@
+// The demo MoE engine: R ranks serve a small MoE model through the Balancer, and every token's
+// output is checked bit for bit against a reference computed from the canonical weights.
+//
+// Per rank and step: before_forward(); per layer: route tokens through the routing table
+// (Workload picks experts, RoutingTable picks the slot), dispatch (TokenDispatcher), record the
+// per-slot counts, apply_mlp with the weights in the slot (expert_mlp.h), combine, verify;
+// after_forward(). The per-step records of all ranks are all-gathered at the end, so every rank
+// returns the same DemoResult.
+//
+// Thread-safety: run_demo_rank() runs one rank on the calling thread; CanonicalExperts is
+// read-only after construction and may be shared by in-process ranks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "swiftbalancer/runtime/balancer.h"
+#include "swiftbalancer/runtime/demo_workload.h"
+#include "swiftbalancer/runtime/expert_mlp.h"
+
+namespace swiftbalancer {
+
+struct DemoOptions {
+  int ranks = 4;
+  int slots_per_rank = 10;
+  MlpShape mlp{32, 64};
+  int steps = 600;
+  std::string policy = "swift";
+  WorkloadSpec workload{};    // layers, experts, topk, tokens per rank, skew, drift, trace
+  BalancerConfig balancer{};  // mode, interval, window, layers per step, timeouts, fault
+  Millis dispatch_timeout{30000};
+};
+
+// All canonical expert weights, [layer][expert][tensor].
+class CanonicalExperts {
+ public:
+  CanonicalExperts(const MlpShape& shape, int layers, int experts, std::uint64_t seed);
+  std::span<const std::byte> tensor(int layer, int expert, int t) const;
+  std::size_t expert_bytes() const { return expert_bytes_; }
+
+ private:
+  std::array<std::size_t, 3> sizes_{};
+  std::size_t expert_bytes_ = 0;
+  int experts_ = 0;
+  std::vector<std::byte> data_;
+};
+
+struct DemoStep {
+  double wall_ms = 0;                     // slowest rank
+  std::vector<std::int64_t> rank_tokens;  // rows computed per rank, summed over layers
+  double imbalance = 0;                   // mean over layers of max/mean rank rows
+  std::vector<double> balancer_us;        // per rank: balancer time on the serving thread
+  std::vector<double> copy_us;            // per rank: weight copies on the serving thread
+  std::vector<double> wait_us;            // per rank: blocked on transfers and collectives
+  std::int64_t bytes_moved = 0;           // expert bytes sent over the transport, all ranks
+  int layers_committed = 0;
+  int errors = 0;             // balancer errors reported, all ranks
+  std::int64_t verified = 0;  // token outputs checked (token x layer), all ranks
+  std::int64_t mismatches = 0;
+  bool gathered = false;
+  bool rebalance_finished = false;
+};
+
+struct DemoResult {
+  std::string mode;
+  std::vector<DemoStep> steps;
+  BalancerCounters counters;  // rank 0's
+  std::int64_t verified = 0, mismatches = 0;
+  double seconds = 0;
+};
+
+DemoResult run_demo_rank(const DemoOptions& opt, Transport& transport,
+                         const CanonicalExperts& canonical);
+// All ranks as threads of this process (in-process transport).
+DemoResult run_demo_inprocess(const DemoOptions& opt);
+
+}  // namespace swiftbalancer

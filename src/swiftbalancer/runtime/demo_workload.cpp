@@ -1,0 +1,116 @@
+#include "swiftbalancer/runtime/demo_workload.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include "swiftbalancer/core/status.h"
+
+namespace swiftbalancer {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+double unit(std::uint64_t h) {
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+}  // namespace
+
+Workload::Workload(WorkloadSpec spec) : spec_(std::move(spec)) {
+  const auto& s = spec_;
+  if (s.layers < 1 || s.experts < 2 || s.ranks < 1 || s.tokens_per_rank < 1)
+    throw InputError("workload: layers, ranks and tokens must be positive and experts >= 2");
+  if (s.topk < 1 || s.topk > s.experts) throw InputError("workload: topk must be in [1, experts]");
+  if (s.drift_period < 1 || s.drift_amplitude < 0.0 || s.drift_amplitude >= 1.0)
+    throw InputError("workload: drift period must be positive and amplitude in [0, 1)");
+  if (s.trace && (s.trace->layers() != s.layers || s.trace->experts() != s.experts))
+    throw InputError("workload: trace shape does not match layers x experts");
+  base_.assign(static_cast<std::size_t>(s.layers),
+               std::vector<double>(static_cast<std::size_t>(s.experts)));
+  for (int l = 0; l < s.layers; ++l) {
+    auto& b = base_[static_cast<std::size_t>(l)];
+    if (s.trace && s.trace->layer_total(l) > 0.0) {
+      const auto row = s.trace->row(l);
+      std::copy(row.begin(), row.end(), b.begin());
+    } else if (s.trace) {
+      std::fill(b.begin(), b.end(), 1.0);
+    } else {
+      std::vector<int> perm(static_cast<std::size_t>(s.experts));
+      std::iota(perm.begin(), perm.end(), 0);
+      std::mt19937_64 rng(mix(s.seed * 1000003 + static_cast<std::uint64_t>(l)));
+      std::shuffle(perm.begin(), perm.end(), rng);
+      for (int i = 0; i < s.experts; ++i)
+        b[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] =
+            1.0 / std::pow(i + 1.0, s.skew);
+    }
+  }
+}
+
+void Workload::distribution(int step, int layer, std::vector<double>& p) const {
+  const auto& b = base_[static_cast<std::size_t>(layer)];
+  p.resize(b.size());
+  const double E = static_cast<double>(b.size());
+  double total = 0.0;
+  for (std::size_t e = 0; e < b.size(); ++e) {
+    const double phase =
+        static_cast<double>(step) / spec_.drift_period + static_cast<double>(e) / E;
+    p[e] = b[e] * (1.0 + spec_.drift_amplitude * std::sin(2.0 * std::numbers::pi * phase));
+    total += p[e];
+  }
+  for (double& v : p) v /= total;
+}
+
+void Workload::route(int step, int layer, int rank, std::span<std::int32_t> experts,
+                     std::span<float> gates) const {
+  std::vector<double> p;
+  distribution(step, layer, p);
+  std::vector<double> cdf(p.size());
+  std::partial_sum(p.begin(), p.end(), cdf.begin());
+  const int T = spec_.tokens_per_rank, K = spec_.topk, E = spec_.experts;
+  const std::uint64_t key = mix(spec_.seed ^ mix((static_cast<std::uint64_t>(step) << 20) ^
+                                                 static_cast<std::uint64_t>(layer)));
+  const double offset = unit(key);
+  // Stratified over every token of the step (all ranks): token g gets stratum (g * a) mod N, a
+  // multiplier coprime to N that scatters neighbouring tokens over the distribution.
+  const std::uint64_t N = static_cast<std::uint64_t>(T) * spec_.ranks;
+  std::uint64_t a = (N * 5) / 8 + 1;
+  while (std::gcd(a, N) != 1) ++a;
+  for (int i = 0; i < T; ++i) {
+    const std::uint64_t g = static_cast<std::uint64_t>(rank) * T + i;
+    const double u = (static_cast<double>((g * a) % N) + offset) / static_cast<double>(N);
+    auto* ex = experts.data() + static_cast<std::size_t>(i) * K;
+    for (int k = 0; k < K; ++k) {
+      const double uk = std::fmod(u + k * 0.6180339887498949, 1.0);
+      int e =
+          static_cast<int>(std::upper_bound(cdf.begin(), cdf.end(), uk * cdf.back()) - cdf.begin());
+      e = std::min(e, E - 1);
+      while (std::find(ex, ex + k, e) != ex + k) e = (e + 1) % E;  // top-k experts are distinct
+      ex[k] = e;
+    }
+    // Gates: the first expert weighs most; they sum to 1.
+    const double h = unit(mix(key ^ g));
+    float rest = 1.0f;
+    for (int k = 0; k < K; ++k) {
+      const float gk = (k + 1 == K) ? rest : rest * static_cast<float>(0.55 + 0.3 * h);
+      gates[static_cast<std::size_t>(i) * K + k] = gk;
+      rest -= gk;
+    }
+  }
+}
+
+void Workload::hidden(int step, int rank, int hidden, std::span<float> x) const {
+  const std::uint64_t key = mix(spec_.seed * 7 + (static_cast<std::uint64_t>(step) << 16) + rank);
+  for (std::size_t i = 0;
+       i < x.size() && i < static_cast<std::size_t>(spec_.tokens_per_rank) * hidden; ++i)
+    x[i] = static_cast<float>(2.0 * unit(mix(key ^ (i * 0x9E37ull))) - 1.0);
+}
+
+}  // namespace swiftbalancer

@@ -1,0 +1,98 @@
+// Transport: how ranks talk. One small interface with three kinds of operation:
+//   - collectives (all-gather and all-reduce of int64 arrays): every rank calls them in the same
+//     order; each is bounded by a timeout;
+//   - point-to-point byte transfers, posted as a batch that completes in the background and is
+//     polled or waited on with a deadline (Mooncake-style: submit, poll, wait, cancel).
+//
+// Implementations: in-process (ranks are threads of one process; tests and the default demo),
+// MPI (processes launched by mpirun; transport_mpi.cpp). An NCCL transport fits the same shape:
+// buffers are then device pointers and a batch maps onto a group of ncclSend/ncclRecv on a stream.
+//
+// Threading: a Transport object belongs to one rank and is used from one thread at a time (the
+// serving thread). Different ranks' objects may be used concurrently.
+//
+// Failure is a result, never a hang: every call takes a timeout or deadline and returns a Status
+// (kTimeout, kTransportError). After a collective fails the ranks are still consistent: either
+// every rank gets the result or none does (a rank that arrives late fails too). A transport that
+// can no longer guarantee that (MPI after a stuck collective) reports broken() and fails every
+// later call at once.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "swiftbalancer/core/status.h"
+
+namespace swiftbalancer {
+
+using Clock = std::chrono::steady_clock;
+using Millis = std::chrono::milliseconds;
+
+enum class ReduceOp { kMin, kMax, kSum };
+
+// One point-to-point operation. Buffers are owned by the caller and must stay valid (and, for
+// receives, unread and unwritten by the caller) until the batch completes or is cancelled.
+struct P2POp {
+  enum class Kind { kSend, kRecv };
+  Kind kind = Kind::kSend;
+  int peer = -1;
+  int tag = 0;                // 0 <= tag < Transport::kMaxTag
+  std::byte* data = nullptr;  // read for sends, written for receives
+  std::size_t size = 0;       // a receive must match the size of the send exactly
+  // A bulk transfer (expert weights) that should progress in the background, off the posting
+  // and waiting threads (a copy engine, DMA, a NIC). Small messages (tokens) leave it false.
+  // A hint: a transport may ignore it.
+  bool bulk = false;
+
+  static P2POp send(int peer, int tag, std::span<const std::byte> buf, bool bulk = false) {
+    return {Kind::kSend, peer, tag, const_cast<std::byte*>(buf.data()), buf.size(), bulk};
+  }
+  static P2POp recv(int peer, int tag, std::span<std::byte> buf, bool bulk = false) {
+    return {Kind::kRecv, peer, tag, buf.data(), buf.size(), bulk};
+  }
+};
+
+// A posted set of point-to-point operations. Messages between one pair of ranks with one tag
+// arrive in posting order. Destroying an unfinished batch cancels it.
+class TransferBatch {
+ public:
+  enum class State { kPending, kCompleted, kFailed };
+  virtual ~TransferBatch() = default;
+  // Non-blocking progress check.
+  virtual State poll() = 0;
+  // Blocks until every operation completed (Ok), one failed (kTransportError) or the deadline
+  // passed (kTimeout). On failure or timeout the batch is cancelled before returning.
+  virtual Status wait(Clock::time_point deadline) = 0;
+  // After cancel() returns the transport no longer touches the batch's buffers. Returns an error
+  // when that cannot be guaranteed (the transport is then broken() and the buffers must be kept).
+  virtual Status cancel() = 0;
+};
+
+class Transport {
+ public:
+  static constexpr int kMaxTag = 1 << 20;
+
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;
+  // True after an error that leaves the transport unusable; every later call fails at once.
+  virtual bool broken() const = 0;
+
+  // out.size() == size() * mine.size(); rank r's values land at out[r * mine.size() ...]. Every
+  // rank passes the same mine.size().
+  virtual Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
+                            Millis timeout) = 0;
+  // Element-wise reduction of `values` over all ranks, in place. Same size on every rank.
+  virtual Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) = 0;
+
+  // Posts the operations; they progress in the background (or inside later transport calls).
+  virtual std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) = 0;
+};
+
+}  // namespace swiftbalancer
