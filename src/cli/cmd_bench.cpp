@@ -164,7 +164,7 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_option("--traces", args->traces, "Folder holding deepseek_v3r1/ (default: build's)");
   cmd->add_option("--ranks", args->ranks, "Ranks of a single custom row (with --slots, --nodes)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--slots", args->slots, "Slots per rank of the custom row")
+  cmd->add_option("--slots-per-rank,--slots", args->slots, "Slots per rank of the custom row")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--nodes", args->nodes, "Nodes of the custom row")->check(CLI::PositiveNumber);
   cmd->add_option("--from", args->from, "Workload A of the custom row (e.g. prefill_in1024)");

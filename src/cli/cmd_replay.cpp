@@ -35,7 +35,8 @@ CommandRunner add_replay_command(CLI::App& app) {
                   "generated on the fly from the generation options");
   o->trace.add_to(sub);
   sub->add_option("--ranks", o->ranks, "EP ranks")->capture_default_str();
-  sub->add_option("--slots", o->slots, "Expert slots per rank")->capture_default_str();
+  sub->add_option("--slots-per-rank,--slots", o->slots, "Expert slots per rank")
+      ->capture_default_str();
   sub->add_option("--ranks-per-node", o->ranks_per_node, "Ranks per node (0: one node)")
       ->capture_default_str();
   sub->add_option("--policy", o->policies,
