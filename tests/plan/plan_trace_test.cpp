@@ -2,6 +2,8 @@
 // moves from deepseek-global on workload A to workload B. Skips without the shared traces.
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -28,6 +30,11 @@ struct Row {
   const char* to;
   std::int64_t budget;
 };
+
+void PrintTo(const Row& r, std::ostream* os) {
+  *os << r.ranks << "x" << r.slots << "_" << r.from << "_to_" << r.to << "_budget"
+      << (r.budget < 0 ? std::string("unlimited") : std::to_string(r.budget));
+}
 
 class PlanTrace : public ::testing::TestWithParam<Row> {};
 
@@ -65,7 +72,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Row{32, 9, 4, "prefill_in1024", "decode_in1000out1000", -1},
                       Row{64, 5, 8, "decode_in2000out100", "prefill_in2048", 1800},
                       Row{64, 5, 8, "decode_in2000out100", "prefill_in2048", -1},
-                      Row{16, 17, 2, "prefill_in4096", "decode_in500out1500", -1}));
+                      Row{16, 17, 2, "prefill_in4096", "decode_in500out1500", -1}),
+    [](const ::testing::TestParamInfo<Row>& info) { return ::testing::PrintToString(info.param); });
 
 }  // namespace
 }  // namespace swiftbalancer

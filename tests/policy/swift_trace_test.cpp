@@ -3,6 +3,8 @@
 // traces are absent. Each row takes a few tens of milliseconds.
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -26,6 +28,10 @@ struct Row {
   const char* from;
   const char* to;
 };
+
+void PrintTo(const Row& r, std::ostream* os) {
+  *os << r.ranks << "x" << r.slots << "_" << r.from << "_to_" << r.to;
+}
 
 struct Outcome {
   double imbalance;
@@ -69,13 +75,14 @@ TEST_P(SwiftTrace, BeatsVllmAscendWithHalfItsTransfers) {
   EXPECT_LE(sw.imbalance, va.imbalance);
 }
 
-INSTANTIATE_TEST_SUITE_P(Anchors, SwiftTrace,
-                         ::testing::Values(Row{32, 9, 4, "prefill_in1024", "decode_in1000out1000"},
-                                           Row{64, 5, 8, "decode_in2000out100", "prefill_in2048"},
-                                           Row{16, 17, 2, "prefill_in4096", "decode_in500out1500"},
-                                           Row{48, 6, 6, "prefill_in512", "decode_in1800out100"},
-                                           Row{24, 12, 3, "decode_in500out1500",
-                                               "prefill_in2000out100"}));
+INSTANTIATE_TEST_SUITE_P(
+    Anchors, SwiftTrace,
+    ::testing::Values(Row{32, 9, 4, "prefill_in1024", "decode_in1000out1000"},
+                      Row{64, 5, 8, "decode_in2000out100", "prefill_in2048"},
+                      Row{16, 17, 2, "prefill_in4096", "decode_in500out1500"},
+                      Row{48, 6, 6, "prefill_in512", "decode_in1800out100"},
+                      Row{24, 12, 3, "decode_in500out1500", "prefill_in2000out100"}),
+    [](const ::testing::TestParamInfo<Row>& info) { return ::testing::PrintToString(info.param); });
 
 // The headline row: 32 x 9, prefill_in1024 -> decode_in1000out1000.
 class SwiftAnchor : public SwiftTrace {};
@@ -98,8 +105,10 @@ TEST_P(SwiftAnchor, StaleImbalanceMatchesTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Headline, SwiftAnchor,
-                         ::testing::Values(Row{32, 9, 4, "prefill_in1024",
-                                               "decode_in1000out1000"}));
+                         ::testing::Values(Row{32, 9, 4, "prefill_in1024", "decode_in1000out1000"}),
+                         [](const ::testing::TestParamInfo<Row>& info) {
+                           return ::testing::PrintToString(info.param);
+                         });
 
 }  // namespace
 }  // namespace swiftbalancer
