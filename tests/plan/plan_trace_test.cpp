@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "support/traces.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/plan/transfer_plan.h"
@@ -18,10 +19,7 @@ namespace swiftbalancer {
 namespace {
 
 std::optional<LoadMatrix> trace(const std::string& name) {
-  const std::string path =
-      std::string(SWIFTBALANCER_TRACES_DIR) + "/deepseek_v3r1/" + name + ".json";
-  if (!std::filesystem::exists(path)) return std::nullopt;
-  return read_load(path);
+  return testing::deepseek_trace_all_layers(name);
 }
 
 struct Row {

@@ -70,6 +70,30 @@ TEST(DemoEngine, InjectedFaultsLeaveOutputsCorrect) {
   }
 }
 
+TEST(DemoEngine, EmulatedLinkMakesTheSyncRebalanceStepStall) {
+  // Sync moves every changed layer at once while serving waits: the step that commits them takes
+  // at least the busiest rank's bytes over the link (>= total bytes / ranks). Async moves one
+  // layer per step with the same link and still serves every token correctly.
+  for (BalancerMode mode : {BalancerMode::kSync, BalancerMode::kAsync}) {
+    DemoOptions o = small(mode);
+    o.link_gbps = 0.001;  // 125 kB/s: one 1120-byte expert takes 9 ms
+    o.balancer.transfer_timeout = 2000ms;
+    const DemoResult r = run_demo_inprocess(o);
+    EXPECT_EQ(r.mismatches, 0) << balancer_mode_name(mode);
+    EXPECT_GE(r.counters.rebalances, 2) << balancer_mode_name(mode);
+    EXPECT_EQ(r.counters.errors, 0) << r.counters.last_error;
+    if (mode != BalancerMode::kSync) continue;
+    int checked = 0;
+    for (const DemoStep& s : r.steps) {
+      if (s.layers_committed == 0 || s.bytes_moved == 0) continue;
+      const double floor_ms = static_cast<double>(s.bytes_moved) / 3 / 125e3 * 1e3;
+      EXPECT_GE(s.wall_ms, floor_ms) << s.bytes_moved << " bytes";
+      ++checked;
+    }
+    EXPECT_GE(checked, 1);
+  }
+}
+
 TEST(TokenDispatcher, RoundTripReturnsEachAssignmentsRow) {
   testing::run_ranks(3, [](int rank, Transport& t) {
     const int H = 4, T = 5;

@@ -31,11 +31,19 @@ inline LoadMatrix moe_layers_only(const LoadMatrix& m) {
   return LoadMatrix(layers, m.experts(), std::move(data));
 }
 
-// deepseek_v3r1/<workload>.json restricted to its 58 MoE layers, or nullopt when absent.
-inline std::optional<LoadMatrix> deepseek_trace(const std::string& workload) {
+// deepseek_v3r1/<workload>.json with all its 61 layers (the first three all zero), or nullopt
+// when absent.
+inline std::optional<LoadMatrix> deepseek_trace_all_layers(const std::string& workload) {
   const std::string rel = "deepseek_v3r1/" + workload + ".json";
   if (!have_trace(rel)) return std::nullopt;
-  return moe_layers_only(read_load(traces_dir() + "/" + rel));
+  return read_load(traces_dir() + "/" + rel);
+}
+
+// deepseek_v3r1/<workload>.json restricted to its 58 MoE layers, or nullopt when absent.
+inline std::optional<LoadMatrix> deepseek_trace(const std::string& workload) {
+  auto all = deepseek_trace_all_layers(workload);
+  if (!all) return std::nullopt;
+  return moe_layers_only(*all);
 }
 
 }  // namespace swiftbalancer::testing
