@@ -35,8 +35,8 @@ TEST(EmulatedLink, BulkTransferTakesBytesOverBandwidth) {
     std::vector<std::int64_t> go = {1};
     ASSERT_TRUE(t.all_reduce(go, ReduceOp::kMin, 2000ms).ok());  // collectives pass through
     const auto t0 = Clock::now();
-    const P2POp op = rank == 0 ? P2POp::send(1, 5, src, /*bulk=*/true)
-                               : P2POp::recv(0, 5, dst, /*bulk=*/true);
+    const P2POp op =
+        rank == 0 ? P2POp::send(1, 5, src, /*bulk=*/true) : P2POp::recv(0, 5, dst, /*bulk=*/true);
     auto batch = t.post({&op, 1});
     EXPECT_EQ(batch->poll(), TransferBatch::State::kPending);
     ASSERT_TRUE(batch->wait(Clock::now() + 2000ms).ok());
@@ -80,8 +80,7 @@ TEST(EmulatedLink, DeadlineBeforeTheLinkIsDoneIsATimeout) {
     EmulatedLinkTransport t(base, 1e5);
     const auto src = pattern(10000, 2);
     std::vector<std::byte> dst(10000);
-    const P2POp op =
-        rank == 0 ? P2POp::send(1, 3, src, true) : P2POp::recv(0, 3, dst, true);
+    const P2POp op = rank == 0 ? P2POp::send(1, 3, src, true) : P2POp::recv(0, 3, dst, true);
     auto batch = t.post({&op, 1});
     const auto t0 = Clock::now();
     const Status s = batch->wait(t0 + 20ms);

@@ -18,6 +18,12 @@
 #include <thread>
 #include <utility>
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "swiftbalancer/stats/recorder.h"
 #include "swiftbalancer/stats/window.h"
 
@@ -117,6 +123,16 @@ std::int64_t placement_hash(const Placement& p) {
     h *= 1099511628211ull;
   }
   return static_cast<std::int64_t>(h >> 2);  // non-negative, so that -hash never overflows
+}
+
+// Lowest normal priority for the calling thread (Linux threads have their own nice value).
+// Best effort: returns false where it is not possible; the worker then runs at normal priority.
+bool lower_current_thread_priority() {
+#if defined(__linux__)
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) == 0;
+#else
+  return false;
+#endif
 }
 
 bool fault_hits(const FaultInjection& f, FaultInjection::Kind kind, int rank, std::int64_t cycle) {
@@ -295,13 +311,15 @@ struct Balancer::Impl {
   }
 
   void worker_loop() {
+    if (self.cfg_.background_worker && !lower_current_thread_priority())
+      log("could not lower the worker thread's priority; it runs at normal priority");
     for (;;) {
       Job job;
       {
         std::unique_lock lock(worker_mu);
-        // Polled rather than notified: a wake-up from the serving thread could hand the CPU to
-        // the worker in the middle of the serving thread's step (measured on 2 cores).
-        while (!stop && jobs.empty()) worker_cv.wait_for(lock, Millis(1));
+        // Notified by start_cycle; the timeout only bounds the wait. At nice 19 a wake-up does
+        // not preempt the serving thread that notifies (the worker's weight is 1.5% of theirs).
+        while (!stop && jobs.empty()) worker_cv.wait_for(lock, Millis(100));
         if (stop) return;
         job = std::move(jobs.front());
         jobs.pop_front();
@@ -561,6 +579,7 @@ struct Balancer::Impl {
       std::lock_guard lock(worker_mu);
       jobs.push_back(std::move(job));
     }
+    worker_cv.notify_one();
     next_poll = self.step_ + self.cfg_.decision_poll_steps;
   }
 };

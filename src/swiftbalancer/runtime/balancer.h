@@ -85,6 +85,9 @@ struct BalancerConfig {
   Millis worker_timeout{5000};  // a cycle whose worker is not done by then is dropped
   Millis transfer_timeout{1000};
   Millis collective_timeout{5000};
+  // Run the worker at the lowest CPU priority (Linux: nice 19 for that thread), so that the
+  // policy takes CPU time the serving threads leave, instead of preempting them.
+  bool background_worker = true;
   PolicyOptions policy_options{};
   LinkWeights link_weights{};
   // Tags [tag_base, Transport::kMaxTag) are the balancer's; the engine uses the ones below.

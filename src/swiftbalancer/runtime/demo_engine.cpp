@@ -4,10 +4,12 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "swiftbalancer/runtime/token_dispatcher.h"
+#include "swiftbalancer/transport/emulated_link.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
 
 namespace swiftbalancer {
@@ -55,8 +57,13 @@ std::int64_t now_ns() {
 
 }  // namespace
 
-DemoResult run_demo_rank(const DemoOptions& opt, Transport& transport,
+DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
                          const CanonicalExperts& canonical) {
+  if (opt.link_gbps < 0) throw InputError("link bandwidth must not be negative");
+  std::optional<EmulatedLinkTransport> link;
+  if (opt.link_gbps > 0)
+    link.emplace(base_transport, EmulatedLinkTransport::gbps_to_bytes_per_second(opt.link_gbps));
+  Transport& transport = link ? static_cast<Transport&>(*link) : base_transport;
   const int R = opt.ranks, S = opt.slots_per_rank, L = opt.workload.layers,
             E = opt.workload.experts, K = opt.workload.topk, T = opt.workload.tokens_per_rank,
             H = opt.mlp.hidden;
@@ -101,6 +108,13 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& transport,
   const int F = kFields + L;
   std::vector<std::int64_t> rec(static_cast<std::size_t>(opt.steps) * F, 0);
 
+  // Start the first step together: otherwise a rank that finished its setup early would count
+  // the wait for the others' setup in its first step.
+  {
+    std::vector<std::int64_t> go = {1};
+    const Status s = transport.all_reduce(go, ReduceOp::kMin, opt.dispatch_timeout);
+    if (!s.ok()) throw std::runtime_error("start barrier failed: " + s.to_string());
+  }
   const auto t_start = Clock::now();
   for (int step = 1; step <= opt.steps; ++step) {
     const std::int64_t t0 = now_ns();

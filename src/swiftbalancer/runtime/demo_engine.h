@@ -32,6 +32,9 @@ struct DemoOptions {
   WorkloadSpec workload{};    // layers, experts, topk, tokens per rank, skew, drift, trace
   BalancerConfig balancer{};  // mode, interval, window, layers per step, timeouts, fault
   Millis dispatch_timeout{30000};
+  // Emulated bandwidth of each rank's link for weight transfers, in Gbit/s per direction
+  // (transport/emulated_link.h); 0: no emulation, transfers take what the transport takes.
+  double link_gbps = 0;
 };
 
 // All canonical expert weights, [layer][expert][tensor].
