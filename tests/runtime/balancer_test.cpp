@@ -43,9 +43,9 @@ LoadMatrix full_load() {
 }
 
 std::int64_t table_hash(const RoutingTable& t) {
-  std::int64_t h = 17;
-  for (ExpertId e : t.phy2log()) h = h * 131 + e;
-  return h;
+  std::uint64_t h = 17;  // unsigned: the hash is meant to wrap
+  for (ExpertId e : t.phy2log()) h = h * 131 + static_cast<std::uint64_t>(e);
+  return static_cast<std::int64_t>(h);
 }
 
 struct RankResult {

@@ -130,7 +130,8 @@ class MpiBatch final : public TransferBatch {
         return State::kFailed;
       }
     }
-    for (const Recv& r : recv_) std::memcpy(r.dst, bounce_[r.bounce].data(), r.size);
+    for (const Recv& r : recv_)
+      if (r.size > 0) std::memcpy(r.dst, bounce_[r.bounce].data(), r.size);  // dst may be null
     done_ = true;
     reqs_.clear();
     return State::kCompleted;
