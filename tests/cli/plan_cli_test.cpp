@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "io/io_test_util.h"
+#include "support/cli.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/io/example_load.h"
 #include "swiftbalancer/io/load_io.h"
@@ -18,23 +19,8 @@ namespace {
 
 using testing_io::ScratchDir;
 
-struct CliRun {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string("'") + SWIFTBALANCER_CLI + "' " + args + " 2>&1";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using testing::CliRun;
+using testing::run_cli;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

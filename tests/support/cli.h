@@ -1,0 +1,35 @@
+// Runs the built swiftbalancer command (SWIFTBALANCER_CLI) for end-to-end tests.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace swiftbalancer::testing {
+
+struct CliRun {
+  int code = -1;    // exit code; -1 when the process did not exit normally
+  std::string out;  // stdout and stderr together
+};
+
+inline bool cli_built() {
+  return std::filesystem::exists(SWIFTBALANCER_CLI);
+}
+
+// `args` is appended to the quoted CLI path as it is (the shell splits it).
+inline CliRun run_cli(const std::string& args) {
+  const std::string cmd = std::string("'") + SWIFTBALANCER_CLI + "' " + args + " 2>&1";
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace swiftbalancer::testing
