@@ -184,7 +184,8 @@ PYBIND11_MODULE(_runtime, m) {
                        int interval_steps, int window_intervals, double window_decay,
                        int layers_per_step, int decision_poll_steps, int worker_timeout_ms,
                        int transfer_timeout_ms, int collective_timeout_ms, int num_groups,
-                       std::int64_t max_transfers, double threshold, bool log) {
+                       std::int64_t max_transfers, double threshold, bool log,
+                       bool background_worker) {
              BalancerConfig c;
              c.mode = parse_balancer_mode(mode);
              c.interval_steps = interval_steps;
@@ -198,6 +199,7 @@ PYBIND11_MODULE(_runtime, m) {
              c.policy_options.num_groups = num_groups;
              c.policy_options.max_transfers = max_transfers;
              c.policy_options.threshold = threshold;
+             c.background_worker = background_worker;
              if (!log) c.log = [](const std::string&) {};  // else the default: stderr
              return std::make_unique<PyBalancer>(std::move(world), topo, rank, policy, initial, c);
            }),
@@ -206,7 +208,8 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("window_intervals"), py::arg("window_decay"), py::arg("layers_per_step"),
            py::arg("decision_poll_steps"), py::arg("worker_timeout_ms"),
            py::arg("transfer_timeout_ms"), py::arg("collective_timeout_ms"), py::arg("num_groups"),
-           py::arg("max_transfers"), py::arg("threshold"), py::arg("log"))
+           py::arg("max_transfers"), py::arg("threshold"), py::arg("log"),
+           py::arg("background_worker"))
       .def("register_expert", &PyBalancer::register_expert, py::arg("layer"), py::arg("slot"),
            py::arg("tensors"))
       .def("record", &PyBalancer::record, py::arg("layer"), py::arg("counts"))

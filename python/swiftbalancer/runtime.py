@@ -34,17 +34,19 @@ def _buffer(t):
 
 
 class Balancer(_Balancer):
-    """One rank's balancer. Options as runtime::BalancerConfig (timeouts in milliseconds)."""
+    """One rank's balancer. Options as runtime::BalancerConfig (timeouts in milliseconds;
+    background_worker runs the policy thread at the lowest CPU priority)."""
 
     def __init__(self, world, topology, rank, initial, *, policy="swift", mode="async",
                  interval_steps=50, window_intervals=4, window_decay=0.0, layers_per_step=1,
                  decision_poll_steps=2, worker_timeout_ms=5000, transfer_timeout_ms=1000,
                  collective_timeout_ms=5000, num_groups=0, max_transfers=-1, threshold=1.0,
-                 log=False):
+                 log=False, background_worker=True):
         super().__init__(world, topology, rank, policy, initial, mode, interval_steps,
                          window_intervals, window_decay, layers_per_step, decision_poll_steps,
                          worker_timeout_ms, transfer_timeout_ms, collective_timeout_ms,
-                         num_groups, max_transfers, threshold, bool(log))
+                         num_groups, max_transfers, threshold, bool(log),
+                         bool(background_worker))
 
     def register_expert(self, layer, slot, tensors):
         super().register_expert(layer, slot, [_buffer(t) for t in tensors])

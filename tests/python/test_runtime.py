@@ -30,7 +30,9 @@ def run_ranks(steps, load):
         try:
             b = runtime.Balancer(world, topo, rank, initial, policy="deepseek-global",
                                  interval_steps=2, window_intervals=1, decision_poll_steps=1,
-                                 layers_per_step=1)
+                                 layers_per_step=1,
+                                 # normal priority: a nice-19 worker starves on a busy machine
+                                 background_worker=False)
             bufs = {}
             for l in range(LAYERS):
                 for s in range(SLOTS):
