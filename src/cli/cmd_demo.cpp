@@ -3,6 +3,7 @@
 // more modes (e.g. --mode async,sync) one after the other, prints a summary per mode and writes
 // an optional JSON report. Exit code 1 when any token's output mismatches.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -45,7 +46,7 @@ struct DemoArgs {
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  const auto i = static_cast<std::size_t>(std::lround(q * static_cast<double>(v.size() - 1)));
   return v[std::min(i, v.size() - 1)];
 }
 

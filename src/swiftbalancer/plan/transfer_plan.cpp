@@ -198,6 +198,8 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
         best_load = load;
       }
     }
+    if (best < 0)  // cannot happen: the old placement is validated, every expert has a holder
+      throw InputError("internal: expert " + std::to_string(q.expert) + " has no holder");
     q.sender = best;
     q.weight = best_w;
     cost[best] += best_w;

@@ -74,7 +74,7 @@ class Rng {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
   }
-  std::uint64_t s_[4];
+  std::uint64_t s_[4] = {};
 };
 
 // Mixes several integers into one seed (so per-layer and per-workload streams are independent).

@@ -229,11 +229,13 @@ DemoResult run_demo_inprocess(const DemoOptions& opt) {
   const CanonicalExperts canonical(opt.mlp, opt.workload.layers, opt.workload.experts,
                                    opt.workload.seed);
   std::vector<std::unique_ptr<Transport>> ts;
+  ts.reserve(static_cast<std::size_t>(opt.ranks));
   for (int r = 0; r < opt.ranks; ++r) ts.push_back(world.transport(r));
   std::vector<DemoResult> results(static_cast<std::size_t>(opt.ranks));
   std::mutex mu;
   std::exception_ptr first;
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(opt.ranks));
   for (int r = 0; r < opt.ranks; ++r)
     threads.emplace_back([&, r] {
       try {
