@@ -4,19 +4,14 @@
 #include <numbers>
 #include <vector>
 
+#include "swiftbalancer/core/splitmix.h"
+
 namespace swiftbalancer {
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Uniform in (0, 1): never 0, so log() is finite.
 double uniform(std::uint64_t& state) {
-  return (static_cast<double>(splitmix64(state) >> 11) + 0.5) * 0x1.0p-53;
+  return (static_cast<double>(splitmix64_next(state) >> 11) + 0.5) * 0x1.0p-53;
 }
 
 }  // namespace

@@ -8,13 +8,15 @@
 #include <cmath>
 #include <cstdint>
 
+#include "swiftbalancer/core/splitmix.h"
+
 namespace swiftbalancer::replay {
 
 class Rng {
  public:
   explicit Rng(std::uint64_t seed) {
     std::uint64_t x = seed;
-    for (auto& s : s_) s = splitmix64(x);
+    for (auto& s : s_) s = splitmix64_next(x);
   }
 
   std::uint64_t next() {
@@ -68,12 +70,6 @@ class Rng {
 
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static std::uint64_t splitmix64(std::uint64_t& x) {
-    std::uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
   std::uint64_t s_[4] = {};
 };
 

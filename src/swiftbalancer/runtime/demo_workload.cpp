@@ -7,16 +7,14 @@
 #include <random>
 #include <string>
 
+#include "swiftbalancer/core/splitmix.h"
 #include "swiftbalancer/core/status.h"
 
 namespace swiftbalancer {
 namespace {
 
 std::uint64_t mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+  return splitmix64_hash(x);
 }
 double unit(std::uint64_t h) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;

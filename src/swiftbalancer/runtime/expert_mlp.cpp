@@ -3,14 +3,13 @@
 #include <cmath>
 #include <cstring>
 
+#include "swiftbalancer/core/splitmix.h"
+
 namespace swiftbalancer {
 namespace {
 
 std::uint64_t splitmix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
+  return splitmix64_hash(x);
 }
 
 void fill(std::span<std::byte> out, std::uint64_t key, float scale) {
