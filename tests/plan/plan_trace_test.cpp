@@ -18,9 +18,7 @@
 namespace swiftbalancer {
 namespace {
 
-std::optional<LoadMatrix> trace(const std::string& name) {
-  return testing::deepseek_trace_all_layers(name);
-}
+using testing::deepseek_trace_all_layers;
 
 struct Row {
   int ranks, slots, nodes;
@@ -38,7 +36,7 @@ class PlanTrace : public ::testing::TestWithParam<Row> {};
 
 TEST_P(PlanTrace, MakespanNearBoundAndExact) {
   const Row& row = GetParam();
-  const auto a = trace(row.from), b = trace(row.to);
+  const auto a = deepseek_trace_all_layers(row.from), b = deepseek_trace_all_layers(row.to);
   if (!a || !b) GTEST_SKIP() << "shared traces not found under " << SWIFTBALANCER_TRACES_DIR;
   const Topology topo = Topology::make(row.ranks, row.slots, row.ranks / row.nodes);
   const Placement cur = make_policy("deepseek-global")->rebalance(PolicyInput{topo, *a});

@@ -17,9 +17,7 @@
 namespace swiftbalancer {
 namespace {
 
-std::optional<LoadMatrix> trace(const std::string& name) {
-  return testing::deepseek_trace_all_layers(name);
-}
+using testing::deepseek_trace_all_layers;
 
 struct Row {
   int ranks, slots, nodes;
@@ -40,8 +38,8 @@ class SwiftTrace : public ::testing::TestWithParam<Row> {
  protected:
   void SetUp() override {
     const Row& row = GetParam();
-    a_ = trace(row.from);
-    b_ = trace(row.to);
+    a_ = deepseek_trace_all_layers(row.from);
+    b_ = deepseek_trace_all_layers(row.to);
     if (!a_ || !b_) GTEST_SKIP() << "shared traces not found under " << SWIFTBALANCER_TRACES_DIR;
     topo_ = Topology::make(row.ranks, row.slots, row.ranks / row.nodes);
     cur_ = make_policy("deepseek-global")->rebalance(PolicyInput{topo_, *a_});
