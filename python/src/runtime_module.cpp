@@ -12,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -200,7 +201,14 @@ PYBIND11_MODULE(_runtime, m) {
              c.policy_options.max_transfers = max_transfers;
              c.policy_options.threshold = threshold;
              c.background_worker = background_worker;
-             if (!log) c.log = [](const std::string&) {};  // else the default: stderr
+             if (log) {
+               c.log = [](LogSeverity sev, const std::string& line) {
+                 std::fprintf(stderr, "swiftbalancer %s: %s\n", log_severity_name(sev),
+                              line.c_str());
+               };
+             } else {
+               c.log = [](LogSeverity, const std::string&) {};
+             }
              return std::make_unique<PyBalancer>(std::move(world), topo, rank, policy, initial, c);
            }),
            py::arg("world"), py::arg("topology"), py::arg("rank"), py::arg("policy"),

@@ -271,10 +271,8 @@ int run_demo(DemoArgs& a) {
   opt.balancer.transfer_timeout = Millis(a.transfer_timeout_ms);
   opt.balancer.worker_timeout = Millis(a.worker_timeout_ms);
   const bool quiet = a.quiet, verbose = a.verbose;
-  opt.balancer.log = [quiet, verbose](const std::string& line) {
-    const bool is_error =
-        line.find("error") != std::string::npos || line.find("fault") != std::string::npos;
-    if (quiet || (!verbose && !is_error)) return;
+  opt.balancer.log = [quiet, verbose](LogSeverity severity, const std::string& line) {
+    if (quiet || (!verbose && severity == LogSeverity::kInfo)) return;
     std::fprintf(stderr, "  [balancer] %s\n", line.c_str());
   };
 

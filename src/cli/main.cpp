@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   } catch (const swiftbalancer::InputError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
+  } catch (const swiftbalancer::InternalError& e) {
+    std::fprintf(stderr, "internal error (a bug, please report it): %s\n", e.what());
+    return 3;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

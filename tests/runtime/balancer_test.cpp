@@ -76,7 +76,7 @@ struct Cluster {
       RankResult& res = results[static_cast<std::size_t>(rank)];
       std::mutex log_mu;
       BalancerConfig c = cfg;
-      c.log = [&](const std::string& line) {
+      c.log = [&](LogSeverity, const std::string& line) {
         std::lock_guard lock(log_mu);
         res.logs.push_back(line);
       };

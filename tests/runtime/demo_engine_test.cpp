@@ -32,7 +32,7 @@ DemoOptions small(BalancerMode mode) {
   // A nice-19 worker can starve for the whole short run when the test machine is busy (ctest -j,
   // 2 cores): the decisions these tests count would then never arrive.
   o.balancer.background_worker = false;
-  o.balancer.log = [](const std::string&) {};
+  o.balancer.log = [](LogSeverity, const std::string&) {};
   return o;
 }
 

@@ -90,7 +90,7 @@ TEST(MpiTransport, DemoServesCorrectTokensWithFaults) {
   o.balancer.interval_steps = 8;
   o.balancer.window_intervals = 2;
   o.balancer.transfer_timeout = 200ms;
-  o.balancer.log = [](const std::string&) {};
+  o.balancer.log = [](LogSeverity, const std::string&) {};
   const CanonicalExperts canon(o.mlp, o.workload.layers, o.workload.experts, o.workload.seed);
   for (auto kind : {FaultInjection::Kind::kNone, FaultInjection::Kind::kTransferTimeout,
                     FaultInjection::Kind::kWorkerException}) {

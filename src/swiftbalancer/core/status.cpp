@@ -25,6 +25,18 @@ std::string Status::to_string() const {
   return std::string(status_code_name(code_)) + ": " + message_;
 }
 
+const char* log_severity_name(LogSeverity severity) {
+  switch (severity) {
+    case LogSeverity::kInfo:
+      return "info";
+    case LogSeverity::kWarning:
+      return "warning";
+    case LogSeverity::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
 void throw_if_error(const Status& s) {
   if (!s.ok()) throw InputError(s.message());
 }

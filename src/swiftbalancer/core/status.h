@@ -1,8 +1,13 @@
 // Status: the result of an operation that can fail for expected reasons (bad input, a timeout, a
 // peer that does not answer). Cheap to copy; an ok Status holds no message.
 //
-// InputError: thrown by readers, parsers and constructors when the caller hands malformed input.
-// Its message names the problem; the CLI turns it into exit code 2.
+// The error model:
+//   - InputError: thrown by readers, parsers and constructors when the caller hands malformed
+//     input. Its message names the problem; the CLI turns it into exit code 2.
+//   - Status: expected run-time failures at a boundary that must not throw (transports,
+//     collectives, transfers): a failed post() is a failed batch, not an exception.
+//   - InternalError: a broken invariant inside the library (a bug, never the caller's data). The
+//     CLI reports it as such (exit 3).
 #pragma once
 
 #include <stdexcept>
@@ -52,6 +57,15 @@ class InputError : public std::runtime_error {
  public:
   explicit InputError(const std::string& what) : std::runtime_error(what) {}
 };
+
+class InternalError : public std::logic_error {
+ public:
+  explicit InternalError(const std::string& what) : std::logic_error(what) {}
+};
+
+// Severity of a log line handed to a log sink (the CLI filters on it, never on the text).
+enum class LogSeverity { kInfo, kWarning, kError };
+const char* log_severity_name(LogSeverity severity);  // "info", "warning", "error"
 
 // Throws InputError with the status message when `s` is not ok.
 void throw_if_error(const Status& s);

@@ -198,16 +198,16 @@ struct Balancer::Impl {
   bool stop = false;
 
   // ---- helpers ----
-  void log(const std::string& msg) {
+  void log(const std::string& msg, LogSeverity severity = LogSeverity::kInfo) {
     const std::string line = "rank " + std::to_string(rank) + ": " + msg;
     if (self.cfg_.log) {
-      self.cfg_.log(line);
-    } else {
-      std::fprintf(stderr, "swiftbalancer %s\n", line.c_str());
+      self.cfg_.log(severity, line);
+    } else if (severity != LogSeverity::kInfo) {
+      std::fprintf(stderr, "swiftbalancer %s: %s\n", log_severity_name(severity), line.c_str());
     }
   }
   void error(const std::string& msg, std::int64_t BalancerCounters::*counter) {
-    log("error: " + msg);
+    log("error: " + msg, LogSeverity::kError);
     ++step_stats.errors;
     std::lock_guard lock(counters_mu);
     if (counter != nullptr) ++(counters.*counter);
@@ -312,7 +312,8 @@ struct Balancer::Impl {
 
   void worker_loop() {
     if (self.cfg_.background_worker && !lower_current_thread_priority())
-      log("could not lower the worker thread's priority; it runs at normal priority");
+      log("could not lower the worker thread's priority; it runs at normal priority",
+          LogSeverity::kWarning);
     for (;;) {
       Job job;
       {
@@ -364,7 +365,8 @@ struct Balancer::Impl {
       const bool withhold = withhold_fault && !withheld_once && !w.sends.empty();
       if (withhold) {
         withheld_once = true;
-        log("fault injection: withholding the sends of layer " + std::to_string(w.layer));
+        log("fault injection: withholding the sends of layer " + std::to_string(w.layer),
+            LogSeverity::kWarning);
       } else {
         for (const auto& s : w.sends)
           for (const auto& buf : lslots[static_cast<std::size_t>(s.src_slot)])

@@ -92,8 +92,9 @@ struct BalancerConfig {
   LinkWeights link_weights{};
   // Tags [tag_base, Transport::kMaxTag) are the balancer's; the engine uses the ones below.
   int tag_base = Transport::kMaxTag / 2;
-  // Log sink for errors and rebalances; default: one line on stderr.
-  std::function<void(const std::string&)> log;
+  // Log sink for errors and rebalances, with each line's severity; default: warnings and errors
+  // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
+  std::function<void(LogSeverity, const std::string&)> log;
   FaultInjection fault{};
 };
 
