@@ -208,10 +208,20 @@ TEST(InProcessTransport, RejectsBadRanksAndTags) {
   EXPECT_THROW(InProcessWorld(0), InputError);
   auto t = world.transport(0);
   std::vector<std::byte> b(4);
-  std::vector<P2POp> ops = {P2POp::send(5, 0, b)};
-  EXPECT_THROW(t->post(ops), InputError);
-  ops = {P2POp::send(1, Transport::kMaxTag, b)};
-  EXPECT_THROW(t->post(ops), InputError);
+  // A bad operation fails its batch (a failed post is a failed batch, not an exception).
+  const auto expect_failed = [&](std::vector<P2POp> ops, const std::string& why) {
+    auto batch = t->post(ops);
+    EXPECT_EQ(batch->poll(), TransferBatch::State::kFailed);
+    const Status s = batch->wait(Clock::now());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidInput);
+    EXPECT_NE(s.message().find(why), std::string::npos) << s.message();
+  };
+  expect_failed({P2POp::send(5, 0, b)}, "peer 5");
+  expect_failed({P2POp::send(1, Transport::kMaxTag, b)}, "tag");
+  // The in-process transport moves host memory only: device buffers are refused, untouched.
+  EXPECT_TRUE(t->can_move(MemoryKind::kHost));
+  EXPECT_FALSE(t->can_move(MemoryKind::kDevice));
+  expect_failed({P2POp::recv(1, 0, b, true, MemoryKind::kDevice)}, "cannot move device memory");
 }
 
 }  // namespace

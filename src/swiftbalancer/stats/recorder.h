@@ -7,6 +7,7 @@
 // at step boundaries on that same thread).
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -21,9 +22,11 @@ class Recorder {
   int layers() const { return layers_; }
   int slots() const { return slots_; }
 
-  // counts.size() must be slots(); layer in [0, layers()). Checked only in debug builds: this is
-  // the per-layer hot path.
+  // counts.size() must be slots(); layer in [0, layers()). Checked only in debug builds (an
+  // assert): this is the per-layer hot path.
   void record(int layer, std::span<const std::int64_t> counts) {
+    assert(layer >= 0 && layer < layers_ && "record: layer out of range");
+    assert(counts.size() == static_cast<std::size_t>(slots_) && "record: counts size != slots");
     std::int64_t* row = counts_.data() + static_cast<std::size_t>(layer) * slots_;
     for (int s = 0; s < slots_; ++s) row[s] += counts[static_cast<std::size_t>(s)];
   }

@@ -372,19 +372,13 @@ class InProcessTransport final : public Transport {
   }
 
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
+    if (Status s = check_p2p_ops(ops, *this); !s.ok()) return failed_batch(std::move(s));
     auto batch = std::make_unique<InProcessBatch>(w_, rank_);
-    for (const P2POp& op : ops) check(op);
     for (const P2POp& op : ops) batch->add(op);
     return batch;
   }
 
  private:
-  void check(const P2POp& op) const {
-    if (op.peer < 0 || op.peer >= w_->ranks)
-      throw InputError("transfer peer " + std::to_string(op.peer) + " out of range");
-    if (op.tag < 0 || op.tag >= kMaxTag)
-      throw InputError("transfer tag " + std::to_string(op.tag) + " out of range");
-  }
   std::shared_ptr<InProcessWorld::Impl> w_;
   int rank_;
 };

@@ -229,12 +229,7 @@ class MpiTransport final : public Transport {
   }
 
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
-    for (const P2POp& op : ops) {
-      if (op.peer < 0 || op.peer >= sh_->size)
-        throw InputError("transfer peer " + std::to_string(op.peer) + " out of range");
-      if (op.tag < 0 || op.tag >= kMaxTag)
-        throw InputError("transfer tag " + std::to_string(op.tag) + " out of range");
-    }
+    if (Status s = check_p2p_ops(ops, *this); !s.ok()) return failed_batch(std::move(s));
     sh_->reap();
     return std::make_unique<MpiBatch>(sh_, ops);
   }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "swiftbalancer/core/memory_kind.h"
 #include "swiftbalancer/core/status.h"
 
 namespace swiftbalancer {
@@ -48,12 +49,16 @@ struct P2POp {
   // and waiting threads (a copy engine, DMA, a NIC). Small messages (tokens) leave it false.
   // A hint: a transport may ignore it.
   bool bulk = false;
+  // Where `data` lives. A transport refuses (fails the batch) a kind it cannot move.
+  MemoryKind memory = MemoryKind::kHost;
 
-  static P2POp send(int peer, int tag, std::span<const std::byte> buf, bool bulk = false) {
-    return {Kind::kSend, peer, tag, const_cast<std::byte*>(buf.data()), buf.size(), bulk};
+  static P2POp send(int peer, int tag, std::span<const std::byte> buf, bool bulk = false,
+                    MemoryKind memory = MemoryKind::kHost) {
+    return {Kind::kSend, peer, tag, const_cast<std::byte*>(buf.data()), buf.size(), bulk, memory};
   }
-  static P2POp recv(int peer, int tag, std::span<std::byte> buf, bool bulk = false) {
-    return {Kind::kRecv, peer, tag, buf.data(), buf.size(), bulk};
+  static P2POp recv(int peer, int tag, std::span<std::byte> buf, bool bulk = false,
+                    MemoryKind memory = MemoryKind::kHost) {
+    return {Kind::kRecv, peer, tag, buf.data(), buf.size(), bulk, memory};
   }
 };
 
@@ -91,8 +96,18 @@ class Transport {
   // Element-wise reduction of `values` over all ranks, in place. Same size on every rank.
   virtual Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) = 0;
 
+  // Whether point-to-point operations on buffers of this kind can be posted. Host by default.
+  virtual bool can_move(MemoryKind kind) const { return kind == MemoryKind::kHost; }
+
   // Posts the operations; they progress in the background (or inside later transport calls).
+  // Never throws for a bad operation (peer or tag out of range, a memory kind it cannot move):
+  // the returned batch has failed, with the reason in its wait() status.
   virtual std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) = 0;
 };
+
+// A batch that failed before anything was posted (its wait() returns `why`).
+std::unique_ptr<TransferBatch> failed_batch(Status why);
+// Ok, or the first operation a transport of `ranks` ranks cannot post (peer, tag, memory kind).
+Status check_p2p_ops(std::span<const P2POp> ops, const Transport& transport);
 
 }  // namespace swiftbalancer

@@ -1,0 +1,59 @@
+#include "swiftbalancer/runtime/balancer_config.h"
+
+namespace swiftbalancer {
+
+const char* balancer_mode_name(BalancerMode mode) {
+  switch (mode) {
+    case BalancerMode::kAsync:
+      return "async";
+    case BalancerMode::kSync:
+      return "sync";
+    case BalancerMode::kOff:
+      return "off";
+  }
+  return "?";
+}
+
+BalancerMode parse_balancer_mode(const std::string& name) {
+  if (name == "async") return BalancerMode::kAsync;
+  if (name == "sync") return BalancerMode::kSync;
+  if (name == "off") return BalancerMode::kOff;
+  throw InputError("unknown mode '" + name + "' (known: async, sync, off)");
+}
+
+const char* fault_kind_name(FaultInjection::Kind kind) {
+  switch (kind) {
+    case FaultInjection::Kind::kNone:
+      return "none";
+    case FaultInjection::Kind::kTransferTimeout:
+      return "transfer-timeout";
+    case FaultInjection::Kind::kWorkerException:
+      return "worker-exception";
+    case FaultInjection::Kind::kBadPlacement:
+      return "bad-placement";
+  }
+  return "?";
+}
+
+FaultInjection::Kind parse_fault_kind(const std::string& name) {
+  for (auto k : {FaultInjection::Kind::kNone, FaultInjection::Kind::kTransferTimeout,
+                 FaultInjection::Kind::kWorkerException, FaultInjection::Kind::kBadPlacement})
+    if (name == fault_kind_name(k)) return k;
+  throw InputError("unknown fault '" + name +
+                   "' (known: none, transfer-timeout, worker-exception, bad-placement)");
+}
+
+void validate_config(const BalancerConfig& c) {
+  if (c.interval_steps < 1) throw InputError("interval_steps must be at least 1");
+  if (c.window_intervals < 1) throw InputError("window_intervals must be at least 1");
+  if (!(c.window_decay >= 0.0 && c.window_decay < 1.0))
+    throw InputError("window_decay must be in [0, 1)");
+  if (c.layers_per_step < 1) throw InputError("layers_per_step must be at least 1");
+  if (c.decision_poll_steps < 1) throw InputError("decision_poll_steps must be at least 1");
+  if (c.tag_base < 0 || c.tag_base >= Transport::kMaxTag) throw InputError("tag_base out of range");
+  if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
+      c.collective_timeout.count() <= 0)
+    throw InputError("timeouts must be positive");
+}
+
+}  // namespace swiftbalancer

@@ -1,0 +1,106 @@
+// The balancer's configuration and the figures it reports: plain structs shared by its parts
+// (load accounting, decision cycle, layer mover) and its users (engines, the demo, bindings).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "swiftbalancer/core/status.h"
+#include "swiftbalancer/plan/transfer_plan.h"
+#include "swiftbalancer/policy/policy.h"
+#include "swiftbalancer/transport/transport.h"
+
+namespace swiftbalancer {
+
+enum class BalancerMode { kAsync, kSync, kOff };
+const char* balancer_mode_name(BalancerMode mode);
+BalancerMode parse_balancer_mode(const std::string& name);  // "async", "sync", "off"
+
+// Deliberate misbehaviour, for tests and the demo. One rank misbehaves in one decision cycle.
+struct FaultInjection {
+  enum class Kind { kNone, kTransferTimeout, kWorkerException, kBadPlacement };
+  Kind kind = Kind::kNone;
+  int rank = 0;   // the rank that misbehaves
+  int cycle = 1;  // the decision cycle (0-based) in which it does; -1 means every cycle
+  //   kTransferTimeout: the rank withholds its sends of the first moved layer in which it sends
+  //   (in that cycle or, when it sends nothing there, a later one);
+  //   kWorkerException: its worker throws; kBadPlacement: its policy result is corrupted.
+  bool hits(Kind k, int r, std::int64_t c) const {
+    return kind == k && rank == r && (cycle < 0 || cycle == c);
+  }
+};
+FaultInjection::Kind parse_fault_kind(const std::string& name);  // "none", "transfer-timeout", ...
+const char* fault_kind_name(FaultInjection::Kind kind);
+
+struct BalancerConfig {
+  BalancerMode mode = BalancerMode::kAsync;
+  int interval_steps = 50;      // gather counts (and start a cycle when idle) every this many
+  int window_intervals = 4;     // load window, in intervals
+  double window_decay = 0.0;    // 0: sliding window; in (0, 1): decayed sum instead
+  int layers_per_step = 1;      // layers committed per step while moving (async)
+  int decision_poll_steps = 2;  // steps between ready-flag agreements
+  Millis worker_timeout{5000};  // a cycle whose worker is not done by then is dropped
+  Millis transfer_timeout{1000};
+  Millis collective_timeout{5000};
+  // Run the worker at the lowest CPU priority (Linux: nice 19 for that thread), so that the
+  // policy takes CPU time the serving threads leave, instead of preempting them.
+  bool background_worker = true;
+  PolicyOptions policy_options{};
+  LinkWeights link_weights{};
+  // Tags [tag_base, Transport::kMaxTag) are the balancer's; the engine uses the ones below.
+  int tag_base = Transport::kMaxTag / 2;
+  // Log sink for errors and rebalances, with each line's severity; default: warnings and errors
+  // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
+  std::function<void(LogSeverity, const std::string&)> log;
+  FaultInjection fault{};
+};
+
+// Throws InputError naming the first field out of range.
+void validate_config(const BalancerConfig& config);
+
+// What one step did, returned by after_forward().
+struct StepStats {
+  std::int64_t step = 0;  // 1-based index of the step just finished
+  // Time in balancer calls on the serving thread, excluding waits and weight copies.
+  std::int64_t serving_ns = 0;
+  // Weight copies on the serving thread: staging local copies and installing staged experts
+  // into their slots (queued on a side stream by a device store).
+  std::int64_t copy_ns = 0;
+  std::int64_t wait_ns = 0;     // time blocked on transfers and collectives
+  std::int64_t bytes_sent = 0;  // by this rank, in transfers completed this step
+  std::int64_t bytes_received = 0;
+  int layers_committed = 0;
+  int layers_failed = 0;
+  bool gathered = false;            // counts were all-gathered at this step
+  bool cycle_agreed = false;        // a new placement was agreed at this step
+  bool rebalance_finished = false;  // the last layer of a cycle was handled at this step
+  int errors = 0;                   // failures reported at this step
+};
+
+struct BalancerCounters {
+  std::int64_t steps = 0;
+  std::int64_t gathers = 0;
+  std::int64_t cycles_started = 0;
+  std::int64_t cycles_agreed = 0;
+  std::int64_t cycles_dropped = 0;
+  std::int64_t rebalances = 0;  // cycles that committed at least one layer
+  std::int64_t layers_committed = 0;
+  std::int64_t layers_failed = 0;
+  // Failures by kind. A decision failure (worker exception or timeout, invalid placement) is
+  // counted on every rank, whichever rank it happened on.
+  std::int64_t transfer_failures = 0;
+  std::int64_t worker_failures = 0;
+  std::int64_t invalid_placements = 0;
+  std::int64_t collective_failures = 0;
+  std::int64_t bytes_sent = 0;
+  std::int64_t bytes_received = 0;
+  // Staging: the most bytes this rank's staging pool held at once, and the buffers kept out of
+  // use because a transfer could not be cancelled (the transport may still write them).
+  std::int64_t peak_staging_bytes = 0;
+  std::int64_t parked_staging_bytes = 0;
+  std::int64_t errors = 0;
+  std::string last_error;
+};
+
+}  // namespace swiftbalancer

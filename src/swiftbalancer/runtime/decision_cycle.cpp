@@ -1,0 +1,210 @@
+#include "swiftbalancer/runtime/decision_cycle.h"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace swiftbalancer {
+namespace {
+
+// Votes, ordered so that the minimum over ranks is the outcome.
+constexpr std::int64_t kVoteFailed = 0, kVotePending = 1, kVoteReady = 2;
+
+enum class FailKind { kNone, kWorker, kInvalid };
+
+// Lowest normal priority for the calling thread (Linux threads have their own nice value).
+// Best effort: returns false where it is not possible; the worker then runs at normal priority.
+bool lower_current_thread_priority() {
+#if defined(__linux__)
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) == 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+struct DecisionCycle::Result {
+  std::int64_t cycle = 0;
+  Clock::time_point started;
+  std::atomic<std::int64_t> state{kVotePending};
+  std::atomic<bool> cancelled{false};
+  // Written by the worker before `state` is released, read by the serving thread after.
+  FailKind fail = FailKind::kNone;
+  std::string error;
+  std::unique_ptr<CyclePlan> plan;
+
+  void finish(FailKind kind, std::string why) {
+    fail = kind;
+    error = std::move(why);
+    plan.reset();
+    state.store(kVoteFailed, std::memory_order_release);
+  }
+};
+
+struct DecisionCycle::Job {
+  std::int64_t cycle = 0;
+  LoadMatrix load;
+  Placement current;
+  std::vector<std::size_t> expert_bytes;
+  std::shared_ptr<Result> result;
+};
+
+DecisionCycle::DecisionCycle(const Topology& topo, int rank, std::shared_ptr<const Policy> policy,
+                             const BalancerConfig& config, Reporter& reporter, StagingPool& pool)
+    : topo_(topo),
+      rank_(rank),
+      policy_(std::move(policy)),
+      cfg_(config),
+      reporter_(reporter),
+      pool_(pool) {
+  if (cfg_.mode == BalancerMode::kAsync) worker_ = std::thread([this] { worker_loop(); });
+}
+
+DecisionCycle::~DecisionCycle() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+std::int64_t DecisionCycle::cycle_id() const {
+  return result_ ? result_->cycle : -1;
+}
+
+void DecisionCycle::decide(const Job& job, Result& out) const {
+  const FaultInjection& f = cfg_.fault;
+  try {
+    if (f.hits(FaultInjection::Kind::kWorkerException, rank_, job.cycle))
+      throw std::runtime_error("injected worker exception");
+    PolicyInput in{topo_, job.load, &job.current, cfg_.policy_options};
+    Placement target = policy_->rebalance(in);
+    if (f.hits(FaultInjection::Kind::kBadPlacement, rank_, job.cycle) && target.num_slots() > 1)
+      target.at(0, 1) = target.at(0, 0);  // two replicas on rank 0, or an expert missing
+    if (target.layers() != job.current.layers() || target.experts() != job.current.experts() ||
+        target.num_slots() != topo_.num_slots())
+      return out.finish(FailKind::kInvalid, "policy returned a placement of the wrong shape");
+    if (const Status v = validate_placement(target, topo_); !v.ok())
+      return out.finish(FailKind::kInvalid, "policy returned an invalid placement: " + v.message());
+    auto plan = std::make_unique<CyclePlan>(
+        plan_cycle(job.current, target, topo_, rank_, cfg_.link_weights, job.expert_bytes));
+    plan->cycle = job.cycle;
+    const Status staged =
+        pool_.reserve(plan->staging_region_bytes, Clock::now() + cfg_.transfer_timeout);
+    if (!staged.ok()) return out.finish(FailKind::kWorker, "staging: " + staged.message());
+    out.plan = std::move(plan);
+    out.state.store(kVoteReady, std::memory_order_release);
+  } catch (const std::exception& e) {
+    out.finish(FailKind::kWorker, std::string("worker failed: ") + e.what());
+  }
+}
+
+void DecisionCycle::worker_loop() {
+  if (cfg_.background_worker && !lower_current_thread_priority())
+    reporter_.log("could not lower the worker thread's priority; it runs at normal priority",
+                  LogSeverity::kWarning);
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      // Notified by start(); the timeout only bounds the wait. At nice 19 a wake-up does not
+      // preempt the serving thread that notifies (the worker's weight is 1.5% of theirs).
+      while (!stop_ && jobs_.empty()) cv_.wait_for(lock, Millis(100));
+      if (stop_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    if (job.result->cancelled.load(std::memory_order_acquire)) continue;
+    decide(job, *job.result);
+  }
+}
+
+void DecisionCycle::start(const LoadMatrix& load, const Placement& current,
+                          std::vector<std::size_t> expert_bytes) {
+  if (result_) throw InternalError("a decision cycle started while another is active");
+  auto result = std::make_shared<Result>();
+  result->cycle = next_cycle_++;
+  result->started = Clock::now();
+  reporter_.add(&BalancerCounters::cycles_started);
+  result_ = result;
+  Job job{result->cycle, load, current, std::move(expert_bytes), result};
+  if (cfg_.mode != BalancerMode::kAsync) {
+    decide(job, *result);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+DecisionCycle::Outcome DecisionCycle::agree(Transport& transport, bool final_poll) {
+  Result& r = *result_;
+  std::int64_t vote = r.state.load(std::memory_order_acquire);
+  FailKind fail = vote == kVoteFailed ? r.fail : FailKind::kNone;
+  std::string why = vote == kVoteFailed ? r.error : std::string();
+  if (vote == kVotePending && (final_poll || Clock::now() - r.started > cfg_.worker_timeout)) {
+    vote = kVoteFailed;
+    fail = FailKind::kWorker;
+    why = "worker did not finish within " + std::to_string(cfg_.worker_timeout.count()) + " ms";
+    r.cancelled.store(true, std::memory_order_release);
+  }
+  const std::int64_t h = vote == kVoteReady ? r.plan->hash : 0;
+  // Minimum over ranks: the vote, the hash both ways (equal everywhere iff min == -min(-h)),
+  // and each failure kind as a negated flag (so that any rank's failure shows everywhere).
+  std::vector<std::int64_t> v = {vote, h, -h, fail == FailKind::kWorker ? -1 : 0,
+                                 fail == FailKind::kInvalid ? -1 : 0};
+  const Status s = transport.all_reduce(v, ReduceOp::kMin, cfg_.collective_timeout);
+  const std::string name = "cycle " + std::to_string(r.cycle);
+  if (!s.ok()) {
+    reporter_.error(name + ": decision agreement failed (" + s.to_string() + "); cycle dropped",
+                    &BalancerCounters::collective_failures);
+    drop();
+    return Outcome::kDropped;
+  }
+  if (v[0] == kVoteReady && v[1] != -v[2]) {
+    reporter_.error(name + ": ranks computed different placements; cycle dropped", nullptr);
+    drop();
+    return Outcome::kDropped;
+  }
+  if (v[0] == kVoteReady) {
+    reporter_.add(&BalancerCounters::cycles_agreed);
+    return Outcome::kAgreed;
+  }
+  if (v[0] == kVotePending) return Outcome::kPending;
+  const Reporter::Counter counter =
+      v[4] != 0 ? &BalancerCounters::invalid_placements : &BalancerCounters::worker_failures;
+  if (!why.empty()) {
+    reporter_.error(name + ": " + why + "; cycle dropped on every rank", counter);
+  } else {
+    reporter_.error(name + ": another rank failed to decide; cycle dropped", counter);
+  }
+  drop();
+  return Outcome::kDropped;
+}
+
+std::unique_ptr<CyclePlan> DecisionCycle::take_plan() {
+  if (!result_ || result_->state.load(std::memory_order_acquire) != kVoteReady)
+    throw InternalError("take_plan without an agreed cycle");
+  auto plan = std::move(result_->plan);
+  result_.reset();
+  return plan;
+}
+
+void DecisionCycle::drop() {
+  reporter_.add(&BalancerCounters::cycles_dropped);
+  result_->cancelled.store(true, std::memory_order_release);
+  result_.reset();
+}
+
+}  // namespace swiftbalancer

@@ -1,0 +1,81 @@
+// DecisionCycle: one rebalance from the load window to a plan every rank agreed on.
+//
+//   start(load, placement)      at a gather step, on the serving thread: hands a job to the
+//                               worker thread (async) or decides on the spot (sync);
+//   agree(transport, final)     every few steps, on the serving thread: the ranks all-reduce
+//                               their vote (pending / ready / failed, and how), and a hash of
+//                               the result; all go on to moving at the same step, or all drop it.
+//
+// The worker runs the policy, validates its result, derives this rank's CyclePlan and reserves
+// its staging (so the allocation happens off the serving thread). A worker that throws, returns
+// an invalid placement, or is not done within worker_timeout fails the cycle on every rank, and
+// every rank counts the failure under its kind. Serving never waits for the worker.
+//
+// Thread-safety: every method on the serving thread. The worker touches only its job and the
+// job's result, published with a release store of the result's state.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "swiftbalancer/core/load_matrix.h"
+#include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/core/topology.h"
+#include "swiftbalancer/policy/policy.h"
+#include "swiftbalancer/runtime/balancer_config.h"
+#include "swiftbalancer/runtime/cycle_plan.h"
+#include "swiftbalancer/runtime/reporter.h"
+#include "swiftbalancer/runtime/staging_pool.h"
+
+namespace swiftbalancer {
+
+class DecisionCycle {
+ public:
+  DecisionCycle(const Topology& topo, int rank, std::shared_ptr<const Policy> policy,
+                const BalancerConfig& config, Reporter& reporter, StagingPool& pool);
+  ~DecisionCycle();  // stops the worker (waits for a running policy to finish)
+  DecisionCycle(const DecisionCycle&) = delete;
+  DecisionCycle& operator=(const DecisionCycle&) = delete;
+
+  enum class Outcome { kPending, kAgreed, kDropped };
+
+  // Starts the next cycle (none may be active). expert_bytes[l]: one expert of layer l.
+  void start(const LoadMatrix& load, const Placement& current,
+             std::vector<std::size_t> expert_bytes);
+  bool active() const { return result_ != nullptr; }
+  std::int64_t cycle_id() const;  // of the active cycle
+  // One agreement round. final_poll: a result still pending counts as failed (sync mode).
+  // kAgreed: take_plan() holds the plan; kDropped: the cycle is over (reported and counted).
+  Outcome agree(Transport& transport, bool final_poll);
+  std::unique_ptr<CyclePlan> take_plan();
+
+  struct Result;  // one cycle's result, shared by the serving thread and the worker
+
+ private:
+  struct Job;
+  void worker_loop();
+  void decide(const Job& job, Result& out) const;
+  void drop();
+
+  Topology topo_;
+  int rank_;
+  std::shared_ptr<const Policy> policy_;
+  const BalancerConfig& cfg_;
+  Reporter& reporter_;
+  StagingPool& pool_;
+  std::int64_t next_cycle_ = 0;
+  std::shared_ptr<Result> result_;  // the active cycle
+
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  bool stop_ = false;
+};
+
+}  // namespace swiftbalancer

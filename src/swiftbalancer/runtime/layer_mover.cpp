@@ -1,0 +1,217 @@
+#include "swiftbalancer/runtime/layer_mover.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+namespace swiftbalancer {
+namespace {
+
+std::int64_t elapsed_ns(Clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+}
+
+}  // namespace
+
+LayerMover::LayerMover(int rank, int layers, Transport& transport, ExpertStore& store,
+                       StagingPool& pool, ServingState& state, LoadAccounting& accounting,
+                       const BalancerConfig& config, Reporter& reporter)
+    : rank_(rank),
+      layers_(layers),
+      transport_(transport),
+      store_(store),
+      pool_(pool),
+      state_(state),
+      accounting_(accounting),
+      cfg_(config),
+      reporter_(reporter) {}
+
+LayerMover::~LayerMover() {
+  for (Posted& p : posted_) give_back(p, /*transfer_ok=*/false);
+}
+
+void LayerMover::begin(std::unique_ptr<CyclePlan> plan) {
+  if (plan_ || !posted_.empty()) throw InternalError("a cycle began while another was moving");
+  plan_ = std::move(plan);
+  next_ = 0;
+  committed_ = failed_ = 0;
+  if (cfg_.fault.cycle < 0) withheld_once_ = false;
+}
+
+int LayerMover::tag_for(int layer) const {
+  const int space = Transport::kMaxTag - cfg_.tag_base;
+  return cfg_.tag_base + static_cast<int>((plan_->cycle * layers_ + layer) % space);
+}
+
+// The transfer fault fires at the first layer, in its cycle or a later one, in which this rank
+// sends anything (once; once per cycle when the fault cycle is -1).
+bool LayerMover::withhold_sends(const LayerMove& m) {
+  const FaultInjection& f = cfg_.fault;
+  const bool armed = f.kind == FaultInjection::Kind::kTransferTimeout && f.rank == rank_ &&
+                     (f.cycle < 0 || plan_->cycle >= f.cycle);
+  if (!armed || withheld_once_ || m.sends.empty()) return false;
+  withheld_once_ = true;
+  reporter_.log("fault injection: withholding the sends of layer " + std::to_string(m.layer),
+                LogSeverity::kWarning);
+  return true;
+}
+
+void LayerMover::post(std::size_t layers, StepStats& stats) {
+  for (std::size_t k = 0; k < layers && layers_left(); ++k) {
+    LayerMove& m = plan_->layers[next_];
+    std::span<std::byte> staging;
+    int region = -1;
+    if (!m.installs.empty()) {
+      auto lease = pool_.acquire(Clock::now() + cfg_.transfer_timeout);
+      if (!lease && !posted_.empty()) break;  // the layers already posted free regions first
+      if (lease) {
+        region = lease->region;
+        staging = lease->bytes;
+      }
+    }
+    ++next_;
+    if (!m.installs.empty() && region < 0) {
+      // Nothing to stage into (regions parked after a failed cancel): the layer fails here,
+      // and so everywhere, at the agreement.
+      posted_.push_back({&m, -1, {}, failed_batch(Status::Internal("no staging region free"))});
+      continue;
+    }
+    post_layer(m, staging, region, stats);
+  }
+  reporter_.raise_to(&BalancerCounters::peak_staging_bytes, pool_.allocated_bytes());
+}
+
+void LayerMover::post_layer(LayerMove& m, std::span<std::byte> staging, int region,
+                            StepStats& stats) {
+  const int tag = tag_for(m.layer);
+  const MemoryKind kind = store_.memory_kind();
+  const auto sizes = store_.tensor_sizes(m.layer);
+  ops_.clear();
+  for (std::size_t i = 0; i < m.installs.size(); ++i) {
+    const LayerMove::Install& in = m.installs[i];
+    const std::span<std::byte> dst = staging.subspan(i * m.expert_bytes, m.expert_bytes);
+    if (in.src_rank == rank_) {
+      // Local copies are staged now: every source is read before any slot is written.
+      const auto c0 = Clock::now();
+      store_.stage(m.layer, in.src_slot, dst);
+      stats.copy_ns += elapsed_ns(c0);
+      continue;
+    }
+    std::size_t off = 0;
+    for (std::size_t size : sizes) {
+      ops_.push_back(P2POp::recv(in.src_rank, tag, dst.subspan(off, size), /*bulk=*/true, kind));
+      off += size;
+    }
+  }
+  if (!withhold_sends(m)) {
+    for (const LayerMove::Send& s : m.sends)
+      for (std::size_t t = 0; t < sizes.size(); ++t)
+        ops_.push_back(P2POp::send(s.dst_rank, tag,
+                                   store_.tensor(m.layer, s.src_slot, static_cast<int>(t)),
+                                   /*bulk=*/true, kind));
+  }
+  std::unique_ptr<TransferBatch> batch;
+  try {
+    batch = transport_.post(ops_);
+  } catch (const std::exception& e) {  // a transport that throws still fails only this batch
+    batch = failed_batch(Status::TransportError(std::string("post failed: ") + e.what()));
+  }
+  posted_.push_back({&m, region, staging, std::move(batch)});
+}
+
+std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why, StepStats& stats) {
+  std::vector<std::int64_t> votes(posted_.size(), 1);
+  why.assign(posted_.size(), {});
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + cfg_.transfer_timeout;
+  // A layer that timed out must not eat the time of the layers behind it (sync mode waits for
+  // many): each later wait gets at least a short grace.
+  const auto grace = std::min<Clock::duration>(cfg_.transfer_timeout, Millis(10));
+  for (std::size_t i = 0; i < posted_.size(); ++i) {
+    const Status s = posted_[i].batch->wait(std::max(deadline, Clock::now() + grace));
+    if (!s.ok()) {
+      votes[i] = 0;
+      why[i] = s.to_string();
+    }
+  }
+  const Status agreed = transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout);
+  stats.wait_ns += elapsed_ns(t0);
+  if (!agreed.ok()) {
+    reporter_.error(
+        "layer agreement failed (" + agreed.to_string() + "); layers stay on the old placement",
+        &BalancerCounters::collective_failures);
+    std::fill(votes.begin(), votes.end(), 0);
+  }
+  return votes;
+}
+
+void LayerMover::install(LayerMove& m, std::span<const std::byte> staging, StepStats& stats) {
+  const auto c0 = Clock::now();
+  for (std::size_t i = 0; i < m.installs.size(); ++i)
+    store_.install(staging.subspan(i * m.expert_bytes, m.expert_bytes), m.layer,
+                   m.installs[i].dst_slot);
+  stats.copy_ns += elapsed_ns(c0);
+  // Counts recorded so far were under the old placement; then weights first, then the table.
+  accounting_.carry_layer(m.layer);
+  state_.commit(m.layer, m.new_row, std::move(m.table));
+}
+
+void LayerMover::give_back(Posted& p, bool transfer_ok) {
+  bool parked = false;
+  if (!transfer_ok && p.batch) {
+    const Status c = p.batch->cancel();
+    if (!c.ok() && p.region >= 0) {
+      pool_.park(p.region);
+      parked = true;
+      reporter_.raise_to(&BalancerCounters::parked_staging_bytes, pool_.parked_bytes());
+      reporter_.log("staging of layer " + std::to_string(p.move->layer) +
+                        " parked: its transfer could not be cancelled (" + c.to_string() + ")",
+                    LogSeverity::kWarning);
+    }
+  }
+  p.batch.reset();
+  if (p.region >= 0 && !parked) pool_.release(p.region, store_.fence());
+  p.region = -1;
+}
+
+void LayerMover::finish(StepStats& stats, std::int64_t step) {
+  if (!posted_.empty()) {
+    std::vector<std::string> why;
+    const std::vector<std::int64_t> votes = wait_posted(why, stats);
+    for (std::size_t i = 0; i < posted_.size(); ++i) {
+      Posted& p = posted_[i];
+      LayerMove& m = *p.move;
+      if (votes[i] == 1) {
+        install(m, p.staging, stats);
+        ++stats.layers_committed;
+        stats.bytes_sent += m.bytes_out;
+        stats.bytes_received += m.bytes_in;
+        ++committed_;
+      } else {
+        ++stats.layers_failed;
+        ++failed_;
+        reporter_.error("cycle " + std::to_string(plan_->cycle) + " layer " +
+                            std::to_string(m.layer) + ": transfer failed (" +
+                            (why[i].empty() ? "on another rank" : why[i]) +
+                            "); the layer stays on its old placement",
+                        &BalancerCounters::transfer_failures);
+      }
+      give_back(p, why[i].empty());
+    }
+    posted_.clear();
+  }
+  if (plan_ && !layers_left()) end_cycle(stats, step);
+}
+
+void LayerMover::end_cycle(StepStats& stats, std::int64_t step) {
+  reporter_.add(&BalancerCounters::layers_committed, committed_);
+  reporter_.add(&BalancerCounters::layers_failed, failed_);
+  if (committed_ > 0) reporter_.add(&BalancerCounters::rebalances);
+  reporter_.log("cycle " + std::to_string(plan_->cycle) + " done at step " + std::to_string(step) +
+                ": " + std::to_string(committed_) + " layers committed, " +
+                std::to_string(failed_) + " failed");
+  stats.rebalance_finished = true;
+  plan_.reset();
+}
+
+}  // namespace swiftbalancer

@@ -1,0 +1,86 @@
+// LayerMover: moves the layers of an agreed CyclePlan, a few per step, and commits each.
+//
+//   post(n)     before a step's forward: for the next n layers, stage this rank's local copies
+//               and post the receives (into staging) and the sends (from the slots);
+//   finish()    after the forward: wait for the posted batches (bounded by transfer_timeout),
+//               agree per layer with the other ranks (all-reduce of success flags), install each
+//               layer that arrived everywhere (only slots whose expert changes are written), then
+//               commit its row and routing table. A layer that failed anywhere stays on its old
+//               placement on every rank.
+//
+// Staging comes from the StagingPool, one region per posted layer, given back after its
+// installs (reused once the store's fence is done). When a failed batch cannot be cancelled
+// (the transport may still write into the staging) the region is parked, never reused.
+//
+// Thread-safety: serving thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "swiftbalancer/core/topology.h"
+#include "swiftbalancer/runtime/balancer_config.h"
+#include "swiftbalancer/runtime/cycle_plan.h"
+#include "swiftbalancer/runtime/expert_store.h"
+#include "swiftbalancer/runtime/load_accounting.h"
+#include "swiftbalancer/runtime/reporter.h"
+#include "swiftbalancer/runtime/serving_state.h"
+#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/transport/transport.h"
+
+namespace swiftbalancer {
+
+class LayerMover {
+ public:
+  LayerMover(int rank, int layers, Transport& transport, ExpertStore& store, StagingPool& pool,
+             ServingState& state, LoadAccounting& accounting, const BalancerConfig& config,
+             Reporter& reporter);
+  ~LayerMover();  // cancels posted batches (parking what cannot be cancelled)
+  LayerMover(const LayerMover&) = delete;
+  LayerMover& operator=(const LayerMover&) = delete;
+
+  void begin(std::unique_ptr<CyclePlan> plan);
+  bool moving() const { return plan_ != nullptr; }
+  bool has_posted() const { return !posted_.empty(); }
+  bool layers_left() const { return plan_ && next_ < plan_->layers.size(); }
+
+  // Posts up to `layers` more layers (fewer when staging runs short).
+  void post(std::size_t layers, StepStats& stats);
+  // Waits, agrees, installs and commits what post() started. When the cycle's last layer is
+  // handled, ends the cycle (moving() turns false) and sets stats.rebalance_finished.
+  void finish(StepStats& stats, std::int64_t step);
+
+ private:
+  struct Posted {
+    LayerMove* move = nullptr;
+    int region = -1;  // staging region, -1 when the layer stages nothing here
+    std::span<std::byte> staging;
+    std::unique_ptr<TransferBatch> batch;
+  };
+  int tag_for(int layer) const;
+  bool withhold_sends(const LayerMove& m);
+  void post_layer(LayerMove& m, std::span<std::byte> staging, int region, StepStats& stats);
+  std::vector<std::int64_t> wait_posted(std::vector<std::string>& why, StepStats& stats);
+  void install(LayerMove& m, std::span<const std::byte> staging, StepStats& stats);
+  void give_back(Posted& p, bool transfer_ok);
+  void end_cycle(StepStats& stats, std::int64_t step);
+
+  int rank_, layers_;
+  Transport& transport_;
+  ExpertStore& store_;
+  StagingPool& pool_;
+  ServingState& state_;
+  LoadAccounting& accounting_;
+  const BalancerConfig& cfg_;
+  Reporter& reporter_;
+
+  std::unique_ptr<CyclePlan> plan_;
+  std::size_t next_ = 0;  // next layer of plan_ to post
+  std::vector<Posted> posted_;
+  std::vector<P2POp> ops_;          // reused
+  int committed_ = 0, failed_ = 0;  // in this cycle
+  bool withheld_once_ = false;
+};
+
+}  // namespace swiftbalancer

@@ -1,0 +1,59 @@
+#include "swiftbalancer/runtime/load_accounting.h"
+
+#include <algorithm>
+
+namespace swiftbalancer {
+
+LoadAccounting::LoadAccounting(const Topology& topo, const Placement& initial, int window_intervals,
+                               double window_decay)
+    : topo_(topo),
+      recorder_(initial.layers(), topo.slots_per_rank),
+      window_(initial.layers(), initial.experts(), window_intervals, window_decay),
+      interval_start_(initial),
+      interval_load_(initial.layers(), initial.experts()) {
+  const std::size_t n =
+      static_cast<std::size_t>(initial.layers()) * static_cast<std::size_t>(topo.slots_per_rank);
+  const auto ranks = static_cast<std::size_t>(topo.ranks);
+  carry_.assign(n, 0);
+  send_.assign(2 * n, 0);
+  gathered_.assign(2 * n * ranks, 0);
+  current_all_.assign(n * ranks, 0);
+  carry_all_.assign(n * ranks, 0);
+}
+
+void LoadAccounting::carry_layer(int layer) {
+  const auto counts = recorder_.layer(layer);
+  std::int64_t* c = carry_.data() + static_cast<std::size_t>(layer) * counts.size();
+  for (std::size_t s = 0; s < counts.size(); ++s) c[s] += counts[s];
+  recorder_.clear_layer(layer);
+}
+
+Status LoadAccounting::gather(Transport& transport, const Placement& in_service, Millis timeout) {
+  const std::size_t n = carry_.size();
+  std::copy(recorder_.all().begin(), recorder_.all().end(), send_.begin());
+  std::copy(carry_.begin(), carry_.end(), send_.begin() + static_cast<std::ptrdiff_t>(n));
+  const Status s = transport.all_gather(send_, gathered_, timeout);
+  recorder_.clear();
+  std::fill(carry_.begin(), carry_.end(), 0);
+  if (!s.ok()) {
+    interval_start_ = in_service;
+    return s;
+  }
+  for (int r = 0; r < topo_.ranks; ++r) {
+    const auto* block = gathered_.data() + 2 * n * static_cast<std::size_t>(r);
+    const auto at = static_cast<std::ptrdiff_t>(n * static_cast<std::size_t>(r));
+    std::copy(block, block + n, current_all_.begin() + at);
+    std::copy(block + n, block + 2 * n, carry_all_.begin() + at);
+  }
+  for (int l = 0; l < interval_load_.layers(); ++l) {
+    auto row = interval_load_.row(l);
+    std::fill(row.begin(), row.end(), 0.0);
+  }
+  fold_slot_counts_into(current_all_, in_service, topo_, interval_load_);
+  fold_slot_counts_into(carry_all_, interval_start_, topo_, interval_load_);
+  interval_start_ = in_service;
+  window_.push(interval_load_);
+  return Status::Ok();
+}
+
+}  // namespace swiftbalancer

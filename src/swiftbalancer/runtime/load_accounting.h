@@ -1,0 +1,57 @@
+// LoadAccounting: from per-slot token counts to the load window the policy decides on.
+//
+// record() adds this rank's per-slot counts of a layer (the hot path). Every interval, gather()
+// all-gathers the counts of every rank (each rank sends only its own slots), folds physical slots
+// onto logical experts and pushes the interval's load into the window (sliding or decayed).
+//
+// A layer may commit a new placement in the middle of an interval (at most once per interval:
+// cycles start only at a gather and never overlap). Its counts recorded so far belong to the old
+// placement: carry_layer() moves them aside, and the gather folds them onto the placement that
+// was in service at the start of the interval, so no interval loses a layer's load.
+//
+// Thread-safety: not thread-safe; the serving thread owns it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "swiftbalancer/core/load_matrix.h"
+#include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/core/topology.h"
+#include "swiftbalancer/stats/recorder.h"
+#include "swiftbalancer/stats/window.h"
+#include "swiftbalancer/transport/transport.h"
+
+namespace swiftbalancer {
+
+class LoadAccounting {
+ public:
+  LoadAccounting(const Topology& topo, const Placement& initial, int window_intervals,
+                 double window_decay);
+
+  // Hot path: allocation-free; layer and size checked in debug builds.
+  void record(int layer, std::span<const std::int64_t> slot_counts) {
+    recorder_.record(layer, slot_counts);
+  }
+  // `layer` is about to commit a new placement: its counts so far are under the old one.
+  void carry_layer(int layer);
+  // All-gathers this interval's counts and pushes the folded load into the window; the counts
+  // are cleared either way. On failure the interval's load is lost (reported by the caller).
+  Status gather(Transport& transport, const Placement& in_service, Millis timeout);
+
+  const LoadMatrix& window() const { return window_.sum(); }
+  const Recorder& recorder() const { return recorder_; }
+
+ private:
+  Topology topo_;
+  Recorder recorder_;
+  LoadWindow window_;
+  std::vector<std::int64_t> carry_;  // [layers][slots]: counts of layers committed this interval
+  Placement interval_start_;         // placement in service when the interval began
+  // Gather buffers, sized once: this rank's [counts | carry], everyone's, split per kind.
+  std::vector<std::int64_t> send_, gathered_, current_all_, carry_all_;
+  LoadMatrix interval_load_;
+};
+
+}  // namespace swiftbalancer

@@ -1,0 +1,48 @@
+#include "swiftbalancer/runtime/reporter.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace swiftbalancer {
+
+void Reporter::log(const std::string& msg, LogSeverity severity) const {
+  const std::string line = "rank " + std::to_string(rank_) + ": " + msg;
+  if (sink_) {
+    sink_(severity, line);
+  } else if (severity != LogSeverity::kInfo) {
+    std::fprintf(stderr, "swiftbalancer %s: %s\n", log_severity_name(severity), line.c_str());
+  }
+}
+
+void Reporter::error(const std::string& msg, Counter counter) {
+  log("error: " + msg, LogSeverity::kError);
+  step_errors_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  if (counter != nullptr) ++(counters_.*counter);
+  ++counters_.errors;
+  counters_.last_error = msg;
+}
+
+void Reporter::add(Counter counter, std::int64_t by) {
+  std::lock_guard lock(mu_);
+  counters_.*counter += by;
+}
+
+void Reporter::raise_to(Counter counter, std::int64_t value) {
+  std::lock_guard lock(mu_);
+  counters_.*counter = std::max(counters_.*counter, value);
+}
+
+void Reporter::add_step(std::int64_t bytes_sent, std::int64_t bytes_received) {
+  std::lock_guard lock(mu_);
+  ++counters_.steps;
+  counters_.bytes_sent += bytes_sent;
+  counters_.bytes_received += bytes_received;
+}
+
+BalancerCounters Reporter::snapshot() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+}  // namespace swiftbalancer

@@ -1,0 +1,44 @@
+// Reporter: where the balancer's parts log and count. One per balancer; the parts hold a
+// reference. The counters are the one place the runtime's figures live.
+//
+// Thread-safety: log() may be called from any thread (the sink must cope); the counters are
+// guarded by a mutex, so add(), error() and snapshot() are thread-safe. errors_this_step() and
+// take_step_errors() belong to the serving thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "swiftbalancer/runtime/balancer_config.h"
+
+namespace swiftbalancer {
+
+class Reporter {
+ public:
+  using Counter = std::int64_t BalancerCounters::*;
+
+  Reporter(int rank, std::function<void(LogSeverity, const std::string&)> sink)
+      : rank_(rank), sink_(std::move(sink)) {}
+
+  void log(const std::string& msg, LogSeverity severity = LogSeverity::kInfo) const;
+  // Logs an error, counts it in `counter` (when not null) and in `errors`.
+  void error(const std::string& msg, Counter counter);
+  void add(Counter counter, std::int64_t by = 1);
+  void raise_to(Counter counter, std::int64_t value);  // counter = max(counter, value)
+  void add_step(std::int64_t bytes_sent, std::int64_t bytes_received);  // one lock a step
+  BalancerCounters snapshot() const;
+
+  int take_step_errors() { return step_errors_.exchange(0, std::memory_order_relaxed); }
+
+ private:
+  int rank_;
+  std::function<void(LogSeverity, const std::string&)> sink_;
+  mutable std::mutex mu_;
+  BalancerCounters counters_;
+  std::atomic<int> step_errors_{0};
+};
+
+}  // namespace swiftbalancer
