@@ -68,7 +68,9 @@ struct Balancer::Parts {
   DecisionCycle decision;
   LayerMover mover;
 
-  enum class Phase { kIdle, kDeciding, kMoving } phase = Phase::kIdle;
+  enum class Phase { kIdle, kDeciding, kMoving, kStopped } phase = Phase::kIdle;
+  std::int64_t collective_failures_seen = 0;
+  int collective_streak = 0;  // collectives failed in a row
   std::int64_t next_poll = 0;
   bool ready = false;
   std::vector<std::size_t> expert_bytes;  // [layer], once ready
@@ -198,7 +200,8 @@ StepStats Balancer::after_forward() {
       }
     }
   }
-  if (cfg_.mode != BalancerMode::kOff && step_ % cfg_.interval_steps == 0) {
+  if (cfg_.mode != BalancerMode::kOff && p.phase != Parts::Phase::kStopped &&
+      step_ % cfg_.interval_steps == 0) {
     const auto c0 = Clock::now();
     const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
     st.wait_ns += elapsed_ns(c0);
@@ -211,6 +214,7 @@ StepStats Balancer::after_forward() {
       if (p.phase == Parts::Phase::kIdle) start_cycle(st);
     }
   }
+  check_peers(st.gathered);
   StepStats out = st;
   out.errors = p.reporter.take_step_errors();
   out.serving_ns = elapsed_ns(t0) + p.before_ns + p.record_ns - out.wait_ns - out.copy_ns;
@@ -218,6 +222,30 @@ StepStats Balancer::after_forward() {
   st = StepStats{};
   p.reporter.add_step(out.bytes_sent, out.bytes_received);
   return out;
+}
+
+// Falls back to recording only when the transport is broken or the other ranks stopped
+// answering (max_collective_failures collectives in a row failed; a gather that succeeds ends
+// the streak). Once, for good: a rank that came back would find the others out of step.
+void Balancer::check_peers(bool gathered) {
+  Parts& p = *parts_;
+  if (p.phase == Parts::Phase::kStopped || cfg_.mode == BalancerMode::kOff) return;
+  const std::int64_t seen = p.reporter.collective_failures_seen();
+  p.collective_streak += static_cast<int>(seen - p.collective_failures_seen);
+  p.collective_failures_seen = seen;
+  if (gathered) p.collective_streak = 0;
+  const bool broken = p.transport.broken();
+  if (!broken && p.collective_streak < cfg_.max_collective_failures) return;
+  p.mover.abandon(step_);
+  p.decision.abandon();
+  p.phase = Parts::Phase::kStopped;
+  p.reporter.add(&BalancerCounters::balancing_stopped);
+  p.reporter.log(std::string(broken ? "the transport is broken"
+                                    : std::to_string(p.collective_streak) +
+                                          " collectives in a row failed (a rank stopped "
+                                          "answering)") +
+                     "; balancing stops, the placement in service stays, recording goes on",
+                 LogSeverity::kError);
 }
 
 BalancerCounters Balancer::counters() const {

@@ -105,6 +105,7 @@ class Balancer {
   struct Parts;
   void start_cycle(StepStats& stats);
   void move_sync(StepStats& stats);
+  void check_peers(bool gathered);
 
   BalancerConfig cfg_;
   std::unique_ptr<ServingState> state_;

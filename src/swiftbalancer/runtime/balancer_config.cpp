@@ -50,6 +50,7 @@ void validate_config(const BalancerConfig& c) {
     throw InputError("window_decay must be in [0, 1)");
   if (c.layers_per_step < 1) throw InputError("layers_per_step must be at least 1");
   if (c.decision_poll_steps < 1) throw InputError("decision_poll_steps must be at least 1");
+  if (c.max_collective_failures < 1) throw InputError("max_collective_failures must be at least 1");
   if (c.tag_base < 0 || c.tag_base >= Transport::kMaxTag) throw InputError("tag_base out of range");
   if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
       c.collective_timeout.count() <= 0)

@@ -50,6 +50,10 @@ struct BalancerConfig {
   LinkWeights link_weights{};
   // Tags [tag_base, Transport::kMaxTag) are the balancer's; the engine uses the ones below.
   int tag_base = Transport::kMaxTag / 2;
+  // After this many collectives in a row fail (a rank that stopped answering), or as soon as the
+  // transport reports broken(), the balancer stops balancing: it records only, keeps the
+  // placement in service, logs it once, and serving never waits on a collective again.
+  int max_collective_failures = 3;
   // Log sink for errors and rebalances, with each line's severity; default: warnings and errors
   // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
   std::function<void(LogSeverity, const std::string&)> log;
@@ -99,6 +103,7 @@ struct BalancerCounters {
   // use because a transfer could not be cancelled (the transport may still write them).
   std::int64_t peak_staging_bytes = 0;
   std::int64_t parked_staging_bytes = 0;
+  std::int64_t balancing_stopped = 0;  // 1 once the balancer fell back to recording only
   std::int64_t errors = 0;
   std::string last_error;
 };

@@ -201,6 +201,10 @@ std::unique_ptr<CyclePlan> DecisionCycle::take_plan() {
   return plan;
 }
 
+void DecisionCycle::abandon() {
+  if (result_) drop();
+}
+
 void DecisionCycle::drop() {
   reporter_.add(&BalancerCounters::cycles_dropped);
   result_->cancelled.store(true, std::memory_order_release);

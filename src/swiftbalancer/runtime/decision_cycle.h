@@ -53,6 +53,8 @@ class DecisionCycle {
   // kAgreed: take_plan() holds the plan; kDropped: the cycle is over (reported and counted).
   Outcome agree(Transport& transport, bool final_poll);
   std::unique_ptr<CyclePlan> take_plan();
+  // Drops the active cycle without a collective (the other ranks stopped answering).
+  void abandon();
 
   struct Result;  // one cycle's result, shared by the serving thread and the worker
 

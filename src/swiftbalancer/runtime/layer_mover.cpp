@@ -203,6 +203,16 @@ void LayerMover::finish(StepStats& stats, std::int64_t step) {
   if (plan_ && !layers_left()) end_cycle(stats, step);
 }
 
+void LayerMover::abandon(std::int64_t step) {
+  if (!plan_) return;
+  for (Posted& p : posted_) give_back(p, /*transfer_ok=*/false);
+  failed_ += static_cast<int>(posted_.size() + (plan_->layers.size() - next_));
+  posted_.clear();
+  next_ = plan_->layers.size();
+  StepStats ignored;
+  end_cycle(ignored, step);
+}
+
 void LayerMover::end_cycle(StepStats& stats, std::int64_t step) {
   reporter_.add(&BalancerCounters::layers_committed, committed_);
   reporter_.add(&BalancerCounters::layers_failed, failed_);

@@ -50,6 +50,9 @@ class LayerMover {
   // Waits, agrees, installs and commits what post() started. When the cycle's last layer is
   // handled, ends the cycle (moving() turns false) and sets stats.rebalance_finished.
   void finish(StepStats& stats, std::int64_t step);
+  // Gives up the cycle without talking to the other ranks (they stopped answering): posted
+  // batches are cancelled (staging parked where that fails), every layer left stays old.
+  void abandon(std::int64_t step);
 
  private:
   struct Posted {

@@ -17,6 +17,8 @@ void Reporter::log(const std::string& msg, LogSeverity severity) const {
 void Reporter::error(const std::string& msg, Counter counter) {
   log("error: " + msg, LogSeverity::kError);
   step_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (counter == &BalancerCounters::collective_failures)
+    collective_failures_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   if (counter != nullptr) ++(counters_.*counter);
   ++counters_.errors;

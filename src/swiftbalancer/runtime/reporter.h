@@ -32,6 +32,10 @@ class Reporter {
   BalancerCounters snapshot() const;
 
   int take_step_errors() { return step_errors_.exchange(0, std::memory_order_relaxed); }
+  // Collective failures so far (lock-free read for the serving thread's per-step check).
+  std::int64_t collective_failures_seen() const {
+    return collective_failures_.load(std::memory_order_relaxed);
+  }
 
  private:
   int rank_;
@@ -39,6 +43,7 @@ class Reporter {
   mutable std::mutex mu_;
   BalancerCounters counters_;
   std::atomic<int> step_errors_{0};
+  std::atomic<std::int64_t> collective_failures_{0};
 };
 
 }  // namespace swiftbalancer
