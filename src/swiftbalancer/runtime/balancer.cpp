@@ -13,6 +13,7 @@
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "swiftbalancer/runtime/layer_mover.h"
 #include "swiftbalancer/runtime/load_accounting.h"
+#include "swiftbalancer/runtime/metrics_text.h"
 #include "swiftbalancer/runtime/reporter.h"
 #include "swiftbalancer/runtime/staging_pool.h"
 
@@ -246,6 +247,10 @@ void Balancer::check_peers(bool gathered) {
                                           "answering)") +
                      "; balancing stops, the placement in service stays, recording goes on",
                  LogSeverity::kError);
+}
+
+std::string Balancer::metrics_text() const {
+  return swiftbalancer::metrics_text(counters(), {{"rank", std::to_string(parts_->rank)}});
 }
 
 BalancerCounters Balancer::counters() const {

@@ -51,6 +51,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "swiftbalancer/core/placement.h"
@@ -100,6 +101,9 @@ class Balancer {
   std::int64_t step() const { return step_; }
   const BalancerConfig& config() const { return cfg_; }
   BalancerCounters counters() const;
+  // counters() in Prometheus text exposition, labelled with this rank (metrics_text.h). Any
+  // thread.
+  std::string metrics_text() const;
 
  private:
   struct Parts;

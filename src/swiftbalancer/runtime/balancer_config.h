@@ -2,6 +2,7 @@
 // (load accounting, decision cycle, layer mover) and its users (engines, the demo, bindings).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -104,6 +105,15 @@ struct BalancerCounters {
   std::int64_t peak_staging_bytes = 0;
   std::int64_t parked_staging_bytes = 0;
   std::int64_t balancing_stopped = 0;  // 1 once the balancer fell back to recording only
+  // Rebalances (cycles that moved at least one layer), from the gather that started them to
+  // their last layer: a histogram with upper bounds kRebalanceSecondsBounds (and +Inf).
+  static constexpr std::array<double, 9> kRebalanceSecondsBounds = {0.01, 0.05, 0.1, 0.5, 1,
+                                                                    5,    10,   30,  60};
+  std::array<std::int64_t, 10> rebalance_seconds_buckets{};  // not cumulative; last is +Inf
+  double rebalance_seconds_sum = 0.0;
+  // The window's mean imbalance under the placement in service and under the new one, for the
+  // last rebalance (0 before the first).
+  double imbalance_before = 0.0, imbalance_after = 0.0;
   std::int64_t errors = 0;
   std::string last_error;
 };

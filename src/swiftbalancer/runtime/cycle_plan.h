@@ -13,6 +13,7 @@
 #include "swiftbalancer/core/topology.h"
 #include "swiftbalancer/plan/routing_table.h"
 #include "swiftbalancer/plan/transfer_plan.h"
+#include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer {
 
@@ -39,6 +40,10 @@ struct CyclePlan {
   // Staging one layer needs at most (installs of the layer x its expert bytes).
   std::size_t staging_region_bytes = 0;
   std::int64_t hash = 0;  // of the target placement (ranks compare it before moving)
+  // Set by the decision: the window's mean imbalance under the placement in service and under
+  // the target, and when the cycle started (for the rebalance duration).
+  double imbalance_before = 0.0, imbalance_after = 0.0;
+  Clock::time_point started{};
 };
 
 // expert_bytes[l]: bytes of one expert of layer l. Placements must be valid and of one shape.

@@ -5,6 +5,8 @@
 #include <string>
 #include <utility>
 
+#include "swiftbalancer/core/metrics.h"
+
 #if defined(__linux__)
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -98,6 +100,9 @@ void DecisionCycle::decide(const Job& job, Result& out) const {
     auto plan = std::make_unique<CyclePlan>(
         plan_cycle(job.current, target, topo_, rank_, cfg_.link_weights, job.expert_bytes));
     plan->cycle = job.cycle;
+    plan->started = out.started;
+    plan->imbalance_before = balance_summary(job.current, job.load, topo_).mean_imbalance;
+    plan->imbalance_after = balance_summary(target, job.load, topo_).mean_imbalance;
     const Status staged =
         pool_.reserve(plan->staging_region_bytes, Clock::now() + cfg_.transfer_timeout);
     if (!staged.ok()) return out.finish(FailKind::kWorker, "staging: " + staged.message());

@@ -216,7 +216,10 @@ void LayerMover::abandon(std::int64_t step) {
 void LayerMover::end_cycle(StepStats& stats, std::int64_t step) {
   reporter_.add(&BalancerCounters::layers_committed, committed_);
   reporter_.add(&BalancerCounters::layers_failed, failed_);
-  if (committed_ > 0) reporter_.add(&BalancerCounters::rebalances);
+  if (committed_ > 0) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - plan_->started).count();
+    reporter_.rebalanced(seconds, plan_->imbalance_before, plan_->imbalance_after);
+  }
   reporter_.log("cycle " + std::to_string(plan_->cycle) + " done at step " + std::to_string(step) +
                 ": " + std::to_string(committed_) + " layers committed, " +
                 std::to_string(failed_) + " failed");

@@ -42,6 +42,18 @@ void Reporter::add_step(std::int64_t bytes_sent, std::int64_t bytes_received) {
   counters_.bytes_received += bytes_received;
 }
 
+void Reporter::rebalanced(double seconds, double imbalance_before, double imbalance_after) {
+  std::lock_guard lock(mu_);
+  ++counters_.rebalances;
+  const auto& bounds = BalancerCounters::kRebalanceSecondsBounds;
+  std::size_t b = 0;
+  while (b < bounds.size() && seconds > bounds[b]) ++b;
+  ++counters_.rebalance_seconds_buckets[b];
+  counters_.rebalance_seconds_sum += seconds;
+  counters_.imbalance_before = imbalance_before;
+  counters_.imbalance_after = imbalance_after;
+}
+
 BalancerCounters Reporter::snapshot() const {
   std::lock_guard lock(mu_);
   return counters_;

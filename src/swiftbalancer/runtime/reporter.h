@@ -29,6 +29,8 @@ class Reporter {
   void add(Counter counter, std::int64_t by = 1);
   void raise_to(Counter counter, std::int64_t value);  // counter = max(counter, value)
   void add_step(std::int64_t bytes_sent, std::int64_t bytes_received);  // one lock a step
+  // A cycle that committed at least one layer ended after `seconds`.
+  void rebalanced(double seconds, double imbalance_before, double imbalance_after);
   BalancerCounters snapshot() const;
 
   int take_step_errors() { return step_errors_.exchange(0, std::memory_order_relaxed); }
