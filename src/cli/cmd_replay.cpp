@@ -49,9 +49,13 @@ CommandRunner add_replay_command(CLI::App& app) {
       ->check(CLI::IsMember({"static", "off"}))
       ->capture_default_str();
   sub->add_option("--interval", o->cfg.interval, "Steps between gathers")->capture_default_str();
-  sub->add_option("--window", o->cfg.window, "Statistics window in steps")->capture_default_str();
+  sub->add_option("--window", o->cfg.window,
+                  "Statistics window in steps, a whole number of intervals (the runtime's "
+                  "LoadWindow)")
+      ->capture_default_str();
   sub->add_option("--decay", o->cfg.decay,
-                  "Decayed sum instead of a window: sum = decay * sum + counts (0: window)")
+                  "Decayed sum instead of a window, per interval: sum = decay * sum + interval "
+                  "counts (0: window)")
       ->capture_default_str();
   sub->add_option("--layers-per-step", o->cfg.layers_per_step, "Layers committed per step (async)")
       ->capture_default_str();

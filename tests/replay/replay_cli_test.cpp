@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -87,6 +88,16 @@ TEST_F(ReplayCli, BadInputExitsWithTwo) {
   EXPECT_EQ(run("replay --trace " + path("missing.npy")), 2);
   EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --policy nope"), 2);
   EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --interval 0"), 2);
+  // The runtime's window holds whole intervals: 100 steps are not a whole number of 3-step ones.
+  EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --ranks-per-node 4"
+                " --interval 3"),
+            2);
+  std::ifstream err(dir_ / "err");
+  const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  EXPECT_NE(msg.find("whole number of intervals"), std::string::npos) << msg;
+  EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --ranks-per-node 4"
+                " --interval 5 --window 10"),
+            0);
   EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 10 --top-k 300"), 2);
   EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 10 --switch-at 20"), 2);
   EXPECT_EQ(run("gen-trace -o " + path("x.npy") + " --steps 5 --base " + path("none.json")), 2);

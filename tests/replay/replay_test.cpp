@@ -13,6 +13,7 @@
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/cost_model.h"
 #include "swiftbalancer/replay/replay.h"
+#include "swiftbalancer/replay/runtime_model.h"
 #include "swiftbalancer/replay/svg.h"
 #include "swiftbalancer/replay/trace.h"
 
@@ -187,17 +188,23 @@ TEST(Replay, AgreesWithCoreMetrics) {
   // layer_moves counts what core/metrics counts.
   Placement a = contiguous_placement(topo, 1, 24), b = a;
   std::swap(b.at(0, 0), b.at(0, 31));  // expert 0 <-> expert 7 between ranks 0 and 7
-  const auto moves = layer_moves(a.layer(0), b.layer(0), topo, 24);
+  const auto moves = layer_moves(a.layer(0), b.layer(0), 0, 24, topo, LinkWeights{});
   EXPECT_EQ(static_cast<std::int64_t>(moves.size()), transfer_summary(a, b, topo).total);
 }
 
 TEST(CostModel, SenderOnTheSameNodeAndTransferTime) {
   // 4 ranks x 2 slots, 2 per node, 6 experts. Expert 5 lives on rank 0 (node 0) and rank 3
-  // (node 1); rank 2 (node 1) needs it: rank 3 sends, intra-node.
+  // (node 1); rank 2 (node 1) needs it. Rank 3 also receives expert 3 from rank 2 (forced, 1
+  // unit each); sending 5 from rank 3 (intra, 1) keeps the busiest rank at 2 units, rank 0
+  // (inter, 10 at these bandwidths) would make it 11: the plan picks rank 3.
   const Topology topo = Topology::make(4, 2, 2);
   const std::vector<ExpertId> old_layer = {5, 0, 1, 2, 3, 4, 5, 0};
   const std::vector<ExpertId> new_layer = {5, 0, 1, 2, 5, 4, 3, 0};
-  const auto moves = layer_moves(old_layer, new_layer, topo, 6);
+  CostModel cost;
+  cost.expert_mb = 100;
+  cost.intra_gbps = 100;  // 1 ms per expert
+  cost.inter_gbps = 10;   // 10 ms per expert
+  const auto moves = layer_moves(old_layer, new_layer, 0, 6, topo, link_weights(cost));
   ASSERT_EQ(moves.size(), 2u);
   EXPECT_EQ(moves[0].expert, 5);
   EXPECT_EQ(moves[0].dst_rank, 2);
@@ -205,10 +212,6 @@ TEST(CostModel, SenderOnTheSameNodeAndTransferTime) {
   EXPECT_EQ(moves[1].expert, 3);
   EXPECT_EQ(moves[1].dst_rank, 3);
   EXPECT_EQ(moves[1].src_rank, 2);
-  CostModel cost;
-  cost.expert_mb = 100;
-  cost.intra_gbps = 100;  // 1 ms per expert
-  cost.inter_gbps = 10;   // 10 ms per expert
   TransferTimer timer(topo, cost);
   timer.add(moves);
   EXPECT_NEAR(timer.time_ms(), 1.0, 1e-12);  // ranks 2 and 3 each send one and receive one
@@ -294,7 +297,9 @@ TEST(Replay, StreamingMemoryDoesNotGrowWithTheTrace) {
     std::remove(path.c_str());
   }
   EXPECT_EQ(bytes[0], bytes[1]);
-  EXPECT_LE(bytes[0], static_cast<std::int64_t>((2 * 10 + 3) * 4 * 32 * sizeof(double)));
+  // The prefetched first window (10 steps), the runtime's window of one interval (its ring entry,
+  // its sum and the open interval) and two steps: 15 matrices of 4 x 32 doubles.
+  EXPECT_EQ(bytes[0], static_cast<std::int64_t>(15 * 4 * 32 * sizeof(double)));
 }
 
 TEST(Replay, PolicyListParsing) {
@@ -326,6 +331,9 @@ TEST(Replay, BadConfigAndTopology) {
   EXPECT_THROW(run_replay(*src, c), InputError);
   c = hand_config("off");
   c.decay = 1.5;
+  EXPECT_THROW(run_replay(*src, c), InputError);
+  c = hand_config("off");
+  c.window = 3;  // not a whole number of 2-step intervals
   EXPECT_THROW(run_replay(*src, c), InputError);
   EXPECT_THROW(memory_trace(2, 4, {1, 2, 3}), InputError);
 }

@@ -121,140 +121,139 @@ struct BranchAndBound {
   }
 };
 
-}  // namespace
+// The steps of one layer's plan, each a member over the shared inputs (see the file comment).
+struct LayerPlanner {
+  const Topology& topo;
+  const LinkWeights& weights;
+  const Holders& holders;
 
-LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const ExpertId> new_layer,
-                          int layer_index, int experts, const Topology& topo,
-                          const LinkWeights& weights) {
-  check_weights(weights);
-  Status s = validate_layer(old_layer, topo, experts, layer_index);
-  if (!s.ok()) throw InputError("old placement: " + s.message());
-  s = validate_layer(new_layer, topo, experts, layer_index);
-  if (!s.ok()) throw InputError("new placement: " + s.message());
-
-  const int S = topo.slots_per_rank;
-  const int R = topo.ranks;
-  LayerPlan plan;
-  plan.layer = layer_index;
-  const Holders holders = holders_of(old_layer, experts);
-  auto link = [&](int a, int b) {
+  double link(int a, int b) const {
     return topo.node_of_rank(a) == topo.node_of_rank(b) ? weights.intra_node : weights.inter_node;
-  };
-  // old_slot_on[rank] lookup: the local slot of expert e on rank r in the old placement, or -1.
-  auto old_slot_on = [&](ExpertId e, int r) {
+  }
+  // The local slot of expert e on rank r in the old placement, or -1.
+  int old_slot_on(ExpertId e, int r) const {
     for (int k = holders.offsets[e]; k < holders.offsets[e + 1]; ++k)
-      if (topo.rank_of_slot(holders.slots[k]) == r) return holders.slots[k] - r * S;
+      if (topo.rank_of_slot(holders.slots[k]) == r)
+        return holders.slots[k] - r * topo.slots_per_rank;
     return -1;
-  };
+  }
 
-  std::vector<Request> reqs;
-  std::vector<TransferOp> local;
-  for (int r = 0; r < R; ++r) {
-    for (int k = 0; k < S; ++k) {
-      const int p = r * S + k;
-      const ExpertId e = new_layer[p];
-      if (e == old_layer[p]) continue;  // unchanged slot: never written
-      const int src = old_slot_on(e, r);
-      if (src >= 0) {
-        local.push_back({e, r, src, r, k});
-        continue;
+  // 1. Diff: local copies into `local`, network receives into `reqs` (by dst rank, dst slot).
+  void diff(std::span<const ExpertId> old_layer, std::span<const ExpertId> new_layer,
+            std::vector<Request>& reqs, std::vector<TransferOp>& local) const {
+    const int S = topo.slots_per_rank;
+    for (int r = 0; r < topo.ranks; ++r) {
+      for (int k = 0; k < S; ++k) {
+        const int p = r * S + k;
+        const ExpertId e = new_layer[p];
+        if (e == old_layer[p]) continue;  // unchanged slot: never written
+        const int src = old_slot_on(e, r);
+        if (src >= 0) {
+          local.push_back({e, r, src, r, k});
+          continue;
+        }
+        Request q{e, r, k, -1, 0.0, holders.offsets[e + 1] - holders.offsets[e], 0.0};
+        q.min_w = std::numeric_limits<double>::infinity();
+        for (int j = holders.offsets[e]; j < holders.offsets[e + 1]; ++j)
+          q.min_w = std::min(q.min_w, link(topo.rank_of_slot(holders.slots[j]), r));
+        reqs.push_back(q);
       }
-      Request q{e, r, k, -1, 0.0, holders.offsets[e + 1] - holders.offsets[e], 0.0};
-      q.min_w = std::numeric_limits<double>::infinity();
-      for (int j = holders.offsets[e]; j < holders.offsets[e + 1]; ++j)
-        q.min_w = std::min(q.min_w, link(topo.rank_of_slot(holders.slots[j]), r));
-      reqs.push_back(q);
     }
   }
 
-  // Greedy order: forced requests (one holder) first, then heavier cheapest links, then fewer
-  // holders; ties by (expert, dst rank). Stable and total, so deterministic.
-  std::vector<int> order(reqs.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  std::sort(order.begin(), order.end(), [&](int a, int b) {
-    const Request &x = reqs[a], &y = reqs[b];
-    if ((x.n_holders == 1) != (y.n_holders == 1)) return x.n_holders == 1;
-    if (x.min_w != y.min_w) return x.min_w > y.min_w;
-    if (x.n_holders != y.n_holders) return x.n_holders < y.n_holders;
-    if (x.expert != y.expert) return x.expert < y.expert;
-    return x.dst_rank < y.dst_rank;
-  });
-  std::vector<double> cost(static_cast<std::size_t>(R), 0.0);
-  for (int i : order) {
-    Request& q = reqs[i];
-    int best = -1;
-    double best_pair = 0.0, best_w = 0.0, best_load = 0.0;
-    for (int j = holders.offsets[q.expert]; j < holders.offsets[q.expert + 1]; ++j) {
-      const int h = topo.rank_of_slot(holders.slots[j]);
-      const double w = link(h, q.dst_rank);
-      const double pair = std::max(cost[h] + w, cost[q.dst_rank] + w);
-      const double load = cost[h] + w;
-      const bool better = best < 0 || pair < best_pair ||
-                          (pair == best_pair && (w < best_w || (w == best_w && load < best_load)));
-      if (better) {
-        best = h;
-        best_pair = pair;
-        best_w = w;
-        best_load = load;
-      }
-    }
-    if (best < 0)  // cannot happen: the old placement is validated, every expert has a holder
-      throw InputError("internal: expert " + std::to_string(q.expert) + " has no holder");
-    q.sender = best;
-    q.weight = best_w;
-    cost[best] += best_w;
-    cost[q.dst_rank] += best_w;
-  }
-
-  // Local improvement on the busiest rank (lowest id among ties).
-  const int max_iters = 4 * static_cast<int>(reqs.size()) + 16;
-  for (int it = 0; it < max_iters; ++it) {
-    int m = 0;
-    for (int r = 1; r < R; ++r)
-      if (cost[r] > cost[m]) m = r;
-    const double M = cost[m];
-    bool improved = false;
-    for (std::size_t i = 0; i < reqs.size() && !improved; ++i) {
+  // 2a. Greedy senders; returns the per-rank cost.
+  std::vector<double> greedy(std::vector<Request>& reqs) const {
+    // Greedy order: forced requests (one holder) first, then heavier cheapest links, then fewer
+    // holders; ties by (expert, dst rank). Stable and total, so deterministic.
+    std::vector<int> order(reqs.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    std::sort(order.begin(), order.end(), [&](int a, int b) {
+      const Request &x = reqs[a], &y = reqs[b];
+      if ((x.n_holders == 1) != (y.n_holders == 1)) return x.n_holders == 1;
+      if (x.min_w != y.min_w) return x.min_w > y.min_w;
+      if (x.n_holders != y.n_holders) return x.n_holders < y.n_holders;
+      if (x.expert != y.expert) return x.expert < y.expert;
+      return x.dst_rank < y.dst_rank;
+    });
+    std::vector<double> cost(static_cast<std::size_t>(topo.ranks), 0.0);
+    for (int i : order) {
       Request& q = reqs[i];
-      if (q.sender != m && q.dst_rank != m) continue;
-      if (q.n_holders < 2) continue;
+      int best = -1;
+      double best_pair = 0.0, best_w = 0.0, best_load = 0.0;
       for (int j = holders.offsets[q.expert]; j < holders.offsets[q.expert + 1]; ++j) {
         const int h = topo.rank_of_slot(holders.slots[j]);
-        if (h == q.sender) continue;
         const double w = link(h, q.dst_rank);
-        // Loads after moving the op from q.sender to h.
-        const double new_old_sender = cost[q.sender] - q.weight;
-        const double new_dst = cost[q.dst_rank] - q.weight + w;
-        const double new_h = cost[h] + w;
-        const double new_m = m == q.sender ? new_old_sender : new_dst;
-        if (new_m >= M || new_h >= M || new_dst >= M) continue;
-        cost[q.sender] = new_old_sender;
-        cost[q.dst_rank] = new_dst;
-        cost[h] = new_h;
-        q.sender = h;
-        q.weight = w;
-        improved = true;
-        break;
+        const double pair = std::max(cost[h] + w, cost[q.dst_rank] + w);
+        const double load = cost[h] + w;
+        const bool better =
+            best < 0 || pair < best_pair ||
+            (pair == best_pair && (w < best_w || (w == best_w && load < best_load)));
+        if (better) {
+          best = h;
+          best_pair = pair;
+          best_w = w;
+          best_load = load;
+        }
       }
+      if (best < 0)  // cannot happen: the old placement is validated, every expert has a holder
+        throw InputError("internal: expert " + std::to_string(q.expert) + " has no holder");
+      q.sender = best;
+      q.weight = best_w;
+      cost[best] += best_w;
+      cost[q.dst_rank] += best_w;
     }
-    if (!improved) break;
+    return cost;
   }
 
-  plan.makespan = 0.0;
-  for (double c : cost) plan.makespan = std::max(plan.makespan, c);
-
-  // Lower bound.
-  std::vector<double> unavoidable(static_cast<std::size_t>(R), 0.0);
-  double total_min = 0.0;
-  for (const Request& q : reqs) {
-    unavoidable[q.dst_rank] += q.min_w;
-    total_min += q.min_w;
-    if (q.n_holders == 1)
-      unavoidable[topo.rank_of_slot(holders.slots[holders.offsets[q.expert]])] += q.min_w;
+  // 2b. Local improvement on the busiest rank (lowest id among ties).
+  void improve(std::vector<Request>& reqs, std::vector<double>& cost) const {
+    const int max_iters = 4 * static_cast<int>(reqs.size()) + 16;
+    for (int it = 0; it < max_iters; ++it) {
+      int m = 0;
+      for (int r = 1; r < topo.ranks; ++r)
+        if (cost[r] > cost[m]) m = r;
+      const double M = cost[m];
+      bool improved = false;
+      for (std::size_t i = 0; i < reqs.size() && !improved; ++i) {
+        Request& q = reqs[i];
+        if (q.sender != m && q.dst_rank != m) continue;
+        if (q.n_holders < 2) continue;
+        for (int j = holders.offsets[q.expert]; j < holders.offsets[q.expert + 1]; ++j) {
+          const int h = topo.rank_of_slot(holders.slots[j]);
+          if (h == q.sender) continue;
+          const double w = link(h, q.dst_rank);
+          // Loads after moving the op from q.sender to h.
+          const double new_old_sender = cost[q.sender] - q.weight;
+          const double new_dst = cost[q.dst_rank] - q.weight + w;
+          const double new_h = cost[h] + w;
+          const double new_m = m == q.sender ? new_old_sender : new_dst;
+          if (new_m >= M || new_h >= M || new_dst >= M) continue;
+          cost[q.sender] = new_old_sender;
+          cost[q.dst_rank] = new_dst;
+          cost[h] = new_h;
+          q.sender = h;
+          q.weight = w;
+          improved = true;
+          break;
+        }
+      }
+      if (!improved) break;
+    }
   }
-  double lb = 2.0 * total_min / R;
-  for (int r = 0; r < R; ++r) lb = std::max(lb, unavoidable[r]);
-  {
+
+  // 3. Lower bound.
+  double lower_bound(const std::vector<Request>& reqs, int experts) const {
+    const int R = topo.ranks;
+    std::vector<double> unavoidable(static_cast<std::size_t>(R), 0.0);
+    double total_min = 0.0;
+    for (const Request& q : reqs) {
+      unavoidable[q.dst_rank] += q.min_w;
+      total_min += q.min_w;
+      if (q.n_holders == 1)
+        unavoidable[topo.rank_of_slot(holders.slots[holders.offsets[q.expert]])] += q.min_w;
+    }
+    double lb = 2.0 * total_min / R;
+    for (int r = 0; r < R; ++r) lb = std::max(lb, unavoidable[r]);
     // Per expert with several holders: sum the cheapest sends to its receivers.
     std::vector<double> send_need(static_cast<std::size_t>(experts), 0.0);
     for (const Request& q : reqs)
@@ -267,11 +266,14 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
         sum += unavoidable[topo.rank_of_slot(holders.slots[j])];
       lb = std::max(lb, sum / n);
     }
+    return lb;
   }
 
-  plan.lower_bound = lb;
-  if (plan.makespan > lb + 1e-9) {
-    // The heuristic may be off, or the bound weak: settle it exactly when the search is small.
+  // 2c. Where the heuristic misses the bound (3), the heuristic may be off or the bound weak:
+  // settle it exactly when the search is small.
+  // Updates the senders, plan.makespan and (when the search finished) plan.lower_bound.
+  void settle(std::vector<Request>& reqs, LayerPlan& plan) const {
+    const int R = topo.ranks;
     std::vector<int> flex;
     for (std::size_t i = 0; i < reqs.size(); ++i)
       if (reqs[i].n_holders > 1) flex.push_back(static_cast<int>(i));
@@ -308,15 +310,46 @@ LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const E
     // A finished search proves the incumbent optimal: the optimum is the tightest bound.
     if (finished) plan.lower_bound = plan.makespan;
   }
+
   // Ops: remote (by dst rank, dst slot: requests were generated in that order), then local.
-  plan.ops.reserve(reqs.size() + local.size());
-  for (const Request& q : reqs) {
-    const int src_slot = old_slot_on(q.expert, q.sender);
-    plan.ops.push_back({q.expert, q.sender, src_slot, q.dst_rank, q.dst_slot});
+  void emit(const std::vector<Request>& reqs, const std::vector<TransferOp>& local,
+            LayerPlan& plan) const {
+    plan.ops.reserve(reqs.size() + local.size());
+    for (const Request& q : reqs) {
+      const int src_slot = old_slot_on(q.expert, q.sender);
+      plan.ops.push_back({q.expert, q.sender, src_slot, q.dst_rank, q.dst_slot});
+    }
+    plan.ops.insert(plan.ops.end(), local.begin(), local.end());
+    plan.remote_ops = static_cast<std::int64_t>(reqs.size());
+    plan.local_ops = static_cast<std::int64_t>(local.size());
   }
-  plan.ops.insert(plan.ops.end(), local.begin(), local.end());
-  plan.remote_ops = static_cast<std::int64_t>(reqs.size());
-  plan.local_ops = static_cast<std::int64_t>(local.size());
+};
+
+}  // namespace
+
+LayerPlan make_layer_plan(std::span<const ExpertId> old_layer, std::span<const ExpertId> new_layer,
+                          int layer_index, int experts, const Topology& topo,
+                          const LinkWeights& weights) {
+  check_weights(weights);
+  Status s = validate_layer(old_layer, topo, experts, layer_index);
+  if (!s.ok()) throw InputError("old placement: " + s.message());
+  s = validate_layer(new_layer, topo, experts, layer_index);
+  if (!s.ok()) throw InputError("new placement: " + s.message());
+
+  const Holders holders = holders_of(old_layer, experts);
+  const LayerPlanner planner{topo, weights, holders};
+  LayerPlan plan;
+  plan.layer = layer_index;
+  std::vector<Request> reqs;
+  std::vector<TransferOp> local;
+  planner.diff(old_layer, new_layer, reqs, local);
+  std::vector<double> cost = planner.greedy(reqs);
+  planner.improve(reqs, cost);
+  plan.makespan = 0.0;
+  for (double c : cost) plan.makespan = std::max(plan.makespan, c);
+  plan.lower_bound = planner.lower_bound(reqs, experts);
+  if (plan.makespan > plan.lower_bound + 1e-9) planner.settle(reqs, plan);
+  planner.emit(reqs, local, plan);
   return plan;
 }
 

@@ -52,56 +52,80 @@ std::vector<int> numpy_desc_order(const std::vector<double>& v) {
   return idx;
 }
 
-// Returns false when the reference would keep the layer as it was.
-bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, const Topology& topo,
-                     double ave, double old_imbalance, std::span<ExpertId> out) {
-  const int R = topo.ranks, S = topo.slots_per_rank, E = static_cast<int>(w.size());
+// One layer's working state, shared by the steps below.
+struct SwapLayer {
+  std::span<const ExpertId> cur;  // the placement in service
+  std::span<const double> w;      // the layer's expert loads
+  int R, S, E;
+  std::vector<int> home;                   // [expert] first rank holding it (slot-major scan)
+  std::vector<std::vector<int>> free_pos;  // [rank] redundant positions (local slots)
+  int n_red = 0;
+  std::vector<int> extra;                       // [expert] replicas beyond the first
+  std::vector<double> weight;                   // [expert] the reference's per-replica weight
+  std::vector<ExpertId> assign;                 // [rank * S + slot] the new layer, -1 while free
+  std::vector<double> load;                     // [rank] by `weight`
+  std::vector<int> com;                         // [src * R + dst] transfers between a pair of ranks
+  std::vector<std::vector<ExpertId>> received;  // [rank] experts it receives
+
+  SwapLayer(std::span<const ExpertId> c, std::span<const double> loads, const Topology& topo)
+      : cur(c),
+        w(loads),
+        R(topo.ranks),
+        S(topo.slots_per_rank),
+        E(static_cast<int>(loads.size())),
+        home(E, -1),
+        free_pos(R),
+        extra(E, 0),
+        weight(loads.begin(), loads.end()),
+        assign(static_cast<std::size_t>(R) * S, -1),
+        load(R, 0.0),
+        com(static_cast<std::size_t>(R) * R, 0),
+        received(R) {}
+
+  bool holds(int r, ExpertId e) const {
+    return std::find(assign.begin() + r * S, assign.begin() + (r + 1) * S, e) !=
+           assign.begin() + (r + 1) * S;
+  }
+  bool got(int r, ExpertId e) const {
+    return std::find(received[r].begin(), received[r].end(), e) != received[r].end();
+  }
 
   // 1. Homes and redundant positions (slot-major scan).
-  std::vector<int> home(E, -1);
-  std::vector<std::vector<int>> free_pos(R);
-  int n_red = 0;
-  for (int k = 0; k < S; ++k)
-    for (int r = 0; r < R; ++r) {
-      const ExpertId e = cur[r * S + k];
-      if (home[e] < 0) {
-        home[e] = r;
-      } else {
-        free_pos[r].push_back(k);
-        ++n_red;
+  void find_redundant() {
+    for (int k = 0; k < S; ++k)
+      for (int r = 0; r < R; ++r) {
+        const ExpertId e = cur[r * S + k];
+        if (home[e] < 0) {
+          home[e] = r;
+        } else {
+          free_pos[r].push_back(k);
+          ++n_red;
+        }
       }
-    }
+  }
 
   // 2. Replica counts and the reference's per-replica weights.
-  std::vector<int> extra(E, 0);
-  std::vector<double> weight(w.begin(), w.end());
-  for (int i = 0; i < n_red; ++i) {
-    for (int e : numpy_desc_order(weight)) {
-      const int c = extra[e] + 1;
-      if (c >= R) continue;
-      weight[e] = weight[e] * (c + 1) / (c + 2);
-      ++extra[e];
-      break;
+  void count_replicas() {
+    for (int i = 0; i < n_red; ++i) {
+      for (int e : numpy_desc_order(weight)) {
+        const int c = extra[e] + 1;
+        if (c >= R) continue;
+        weight[e] = weight[e] * (c + 1) / (c + 2);
+        ++extra[e];
+        break;
+      }
     }
   }
 
-  // 3. Keep non-redundant slots; place the replicas.
-  std::vector<ExpertId> assign(static_cast<std::size_t>(R) * S, -1);
-  std::vector<double> load(R, 0.0);
-  auto holds = [&](int r, ExpertId e) {
-    return std::find(assign.begin() + r * S, assign.begin() + (r + 1) * S, e) !=
-           assign.begin() + (r + 1) * S;
-  };
-  for (int r = 0; r < R; ++r)
-    for (int k = 0; k < S; ++k) {
-      if (std::find(free_pos[r].begin(), free_pos[r].end(), k) != free_pos[r].end()) continue;
-      const ExpertId e = cur[r * S + k];
-      assign[r * S + k] = e;
-      load[r] += weight[e];
-    }
-  std::vector<int> com(static_cast<std::size_t>(R) * R, 0);  // com[src * R + dst]
-  std::vector<std::vector<ExpertId>> received(R);
-  {
+  // 3a. Keep non-redundant slots; place the replicas.
+  void place_replicas() {
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < S; ++k) {
+        if (std::find(free_pos[r].begin(), free_pos[r].end(), k) != free_pos[r].end()) continue;
+        const ExpertId e = cur[r * S + k];
+        assign[r * S + k] = e;
+        load[r] += weight[e];
+      }
     std::vector<ExpertId> list;
     for (int e = 0; e < E; ++e)
       for (int j = 0; j < extra[e]; ++j) list.push_back(e);
@@ -123,9 +147,12 @@ bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, c
       received[cand].push_back(e);
     }
   }
-  bool leftover = false;
-  for (const auto& f : free_pos) leftover |= !f.empty();
-  if (leftover) {
+
+  // 3b. Positions left over: refilled rank by rank with the heaviest expert the rank lacks.
+  void refill_leftovers() {
+    bool leftover = false;
+    for (const auto& f : free_pos) leftover |= !f.empty();
+    if (!leftover) return;
     std::vector<int> count(E, 0);
     for (ExpertId e : assign)
       if (e >= 0) ++count[e];
@@ -150,69 +177,83 @@ bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, c
     }
   }
 
-  // 4. Swaps from the heaviest rank.
-  auto got = [&](int r, ExpertId e) {
-    return std::find(received[r].begin(), received[r].end(), e) != received[r].end();
-  };
-  std::vector<int> order(R);
-  std::vector<ExpertId> mine(S), theirs(S);
-  double max_load = 0.0;
-  bool exchanged = true;
-  for (int round = 0; round < kMaxSwaps; ++round) {
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return load[a] < load[b]; });
-    const int hi = order.back();
-    max_load = load[hi];
-    if (!exchanged) break;
-    exchanged = false;
-    for (int idx = 0; idx + 1 < R && !exchanged; ++idx) {
-      const int lo = order[idx];
-      if (com[lo * R + hi] >= 1 || com[hi * R + lo] >= 1) continue;
-      std::copy(assign.begin() + hi * S, assign.begin() + (hi + 1) * S, mine.begin());
-      std::copy(assign.begin() + lo * S, assign.begin() + (lo + 1) * S, theirs.begin());
-      std::sort(mine.begin(), mine.end());
-      std::sort(theirs.begin(), theirs.end());
-      double best = max_load;
-      ExpertId ba = -1, bb = -1;
-      for (ExpertId a : mine) {
-        if (holds(lo, a) || got(hi, a)) continue;
-        for (ExpertId b : theirs) {
-          if (holds(hi, b) || got(lo, b)) continue;
-          const double m =
-              std::max(max_load - weight[a] + weight[b], load[lo] - weight[b] + weight[a]);
-          if (m < best) {
-            best = m;
-            ba = a;
-            bb = b;
+  // 4. Swaps from the heaviest rank; returns its final load.
+  double swap_rounds(double ave) {
+    std::vector<int> order(R);
+    std::vector<ExpertId> mine(S), theirs(S);
+    double max_load = 0.0;
+    bool exchanged = true;
+    for (int round = 0; round < kMaxSwaps; ++round) {
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return load[a] < load[b]; });
+      const int hi = order.back();
+      max_load = load[hi];
+      if (!exchanged) break;
+      exchanged = false;
+      for (int idx = 0; idx + 1 < R && !exchanged; ++idx) {
+        const int lo = order[idx];
+        if (com[lo * R + hi] >= 1 || com[hi * R + lo] >= 1) continue;
+        std::copy(assign.begin() + hi * S, assign.begin() + (hi + 1) * S, mine.begin());
+        std::copy(assign.begin() + lo * S, assign.begin() + (lo + 1) * S, theirs.begin());
+        std::sort(mine.begin(), mine.end());
+        std::sort(theirs.begin(), theirs.end());
+        double best = max_load;
+        ExpertId ba = -1, bb = -1;
+        for (ExpertId a : mine) {
+          if (holds(lo, a) || got(hi, a)) continue;
+          for (ExpertId b : theirs) {
+            if (holds(hi, b) || got(lo, b)) continue;
+            const double m =
+                std::max(max_load - weight[a] + weight[b], load[lo] - weight[b] + weight[a]);
+            if (m < best) {
+              best = m;
+              ba = a;
+              bb = b;
+            }
           }
         }
+        if (ba < 0 || max_load - best < ave * kIncrement) continue;
+        *std::find(assign.begin() + hi * S, assign.begin() + (hi + 1) * S, ba) = bb;
+        *std::find(assign.begin() + lo * S, assign.begin() + (lo + 1) * S, bb) = ba;
+        load[hi] += weight[bb] - weight[ba];
+        load[lo] += weight[ba] - weight[bb];
+        received[hi].push_back(bb);
+        received[lo].push_back(ba);
+        ++com[lo * R + hi];
+        ++com[hi * R + lo];
+        exchanged = true;
       }
-      if (ba < 0 || max_load - best < ave * kIncrement) continue;
-      *std::find(assign.begin() + hi * S, assign.begin() + (hi + 1) * S, ba) = bb;
-      *std::find(assign.begin() + lo * S, assign.begin() + (lo + 1) * S, bb) = ba;
-      load[hi] += weight[bb] - weight[ba];
-      load[lo] += weight[ba] - weight[bb];
-      received[hi].push_back(bb);
-      received[lo].push_back(ba);
-      ++com[lo * R + hi];
-      ++com[hi * R + lo];
-      exchanged = true;
     }
+    return max_load;
   }
-  if (!(ave > 0.0) || !(max_load / ave < old_imbalance)) return false;
 
   // 5. Experts that stay keep their slots; arrivals fill the rest in ascending id.
-  for (int r = 0; r < R; ++r) {
-    const ExpertId* old = cur.data() + r * S;
-    std::vector<ExpertId> now(assign.begin() + r * S, assign.begin() + (r + 1) * S), arrivals;
-    std::sort(now.begin(), now.end());
-    for (ExpertId e : now)
-      if (std::find(old, old + S, e) == old + S) arrivals.push_back(e);
-    std::size_t next = 0;
-    for (int k = 0; k < S; ++k)
-      out[r * S + k] =
-          std::binary_search(now.begin(), now.end(), old[k]) ? old[k] : arrivals[next++];
+  void write_out(std::span<ExpertId> out) const {
+    for (int r = 0; r < R; ++r) {
+      const ExpertId* old = cur.data() + r * S;
+      std::vector<ExpertId> now(assign.begin() + r * S, assign.begin() + (r + 1) * S), arrivals;
+      std::sort(now.begin(), now.end());
+      for (ExpertId e : now)
+        if (std::find(old, old + S, e) == old + S) arrivals.push_back(e);
+      std::size_t next = 0;
+      for (int k = 0; k < S; ++k)
+        out[r * S + k] =
+            std::binary_search(now.begin(), now.end(), old[k]) ? old[k] : arrivals[next++];
+    }
   }
+};
+
+// Returns false when the reference would keep the layer as it was.
+bool rebalance_layer(std::span<const ExpertId> cur, std::span<const double> w, const Topology& topo,
+                     double ave, double old_imbalance, std::span<ExpertId> out) {
+  SwapLayer layer(cur, w, topo);
+  layer.find_redundant();
+  layer.count_replicas();
+  layer.place_replicas();
+  layer.refill_leftovers();
+  const double max_load = layer.swap_rounds(ave);
+  if (!(ave > 0.0) || !(max_load / ave < old_imbalance)) return false;
+  layer.write_out(out);
   return true;
 }
 

@@ -14,58 +14,6 @@ void CostModel::validate() const {
     throw InputError("cost model: intra-gbps and inter-gbps must be positive");
 }
 
-std::vector<Move> layer_moves(std::span<const ExpertId> old_layer,
-                              std::span<const ExpertId> new_layer, const Topology& topo,
-                              int experts) {
-  const int S = topo.slots_per_rank;
-  // Old holders of each expert, in increasing rank order.
-  std::vector<std::vector<std::int32_t>> holders(static_cast<std::size_t>(experts));
-  for (int p = 0; p < static_cast<int>(old_layer.size()); ++p) {
-    const ExpertId e = old_layer[p];
-    if (e < 0 || e >= experts) continue;
-    const int r = p / S;
-    if (holders[e].empty() || holders[e].back() != r) holders[e].push_back(r);
-  }
-  std::vector<int> sent(static_cast<std::size_t>(topo.ranks), 0);
-  std::vector<Move> out;
-  std::vector<char> had(static_cast<std::size_t>(experts), 0);
-  for (int r = 0; r < topo.ranks; ++r) {
-    std::fill(had.begin(), had.end(), 0);
-    for (int s = 0; s < S; ++s) {
-      const ExpertId e = old_layer[r * S + s];
-      if (e >= 0 && e < experts) had[e] = 1;
-    }
-    std::vector<ExpertId> need;
-    for (int s = 0; s < S; ++s) {
-      const ExpertId e = new_layer[r * S + s];
-      if (e < 0 || e >= experts || had[e]) continue;
-      had[e] = 1;  // a second slot of the same expert on r is a local copy
-      need.push_back(e);
-    }
-    std::sort(need.begin(), need.end());
-    for (ExpertId e : need) {
-      int best = -1;
-      for (int h : holders[e]) {
-        if (best < 0) {
-          best = h;
-          continue;
-        }
-        const bool h_local = topo.node_of_rank(h) == topo.node_of_rank(r);
-        const bool b_local = topo.node_of_rank(best) == topo.node_of_rank(r);
-        if (h_local != b_local) {
-          if (h_local) best = h;
-        } else if (sent[h] < sent[best]) {
-          best = h;
-        }
-      }
-      if (best < 0) continue;  // expert absent from the old layer: invalid input, nothing to copy
-      ++sent[best];
-      out.push_back(Move{e, best, r});
-    }
-  }
-  return out;
-}
-
 TransferTimer::TransferTimer(const Topology& topo, const CostModel& cost)
     : topo_(topo), cost_(cost) {
   clear();

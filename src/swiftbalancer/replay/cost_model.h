@@ -10,18 +10,16 @@
 //     time beyond that step's compute is exposed (added to the step).
 //   sync: everything moves at once while serving stops: policy time + transfer time is added.
 //
-// Each cross-rank copy (an expert a rank needs and did not hold) is received once; its sender is
-// a rank holding the expert in the old placement, chosen on the same node when possible, then
-// the one that has sent the least so far in this layer, then the lowest id (deterministic).
+// Which rank sends each copy is the runtime's transfer plan (make_layer_plan, through
+// runtime_model.h's layer_moves): the model only times the copies it is given.
 //
-// Pure functions; thread-safe.
+// CostModel is a plain value; TransferTimer is not thread-safe (one owner).
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
-#include "swiftbalancer/core/placement.h"
 #include "swiftbalancer/core/topology.h"
 
 namespace swiftbalancer::replay {
@@ -43,12 +41,6 @@ struct Move {
   std::int32_t src_rank = -1;
   std::int32_t dst_rank = -1;
 };
-
-// Cross-rank copies that turn old_layer into new_layer (both valid for topo), in (dst_rank,
-// expert) order. Their number equals layer_transfers() of core/metrics.h.
-std::vector<Move> layer_moves(std::span<const ExpertId> old_layer,
-                              std::span<const ExpertId> new_layer, const Topology& topo,
-                              int experts);
 
 // Accumulates per-rank traffic of a batch of moves and answers its transfer time.
 class TransferTimer {

@@ -3,9 +3,10 @@
 // modes at once (the trace is read once; every policy sees the same steps).
 //
 // Time line (steps t = 0, 1, ...; "gather" happens after step t when (t + 1) % interval == 0):
-//   - statistics: a sliding window of the last `window` steps, or a decayed sum
-//     (sum = decay * sum + counts) when decay > 0; shared by all policies (counts are logical,
-//     independent of placement);
+//   - statistics: the runtime's LoadWindow (runtime_model.h): each gather pushes the interval's
+//     counts; a sliding window of the last window / interval intervals, or a decayed sum
+//     (sum = decay * sum + interval counts) when decay > 0; shared by all policies (counts are
+//     logical, independent of placement);
 //   - off: contiguous_placement, never changed;
 //   - static: one placement from the first window (steps [0, window), or [0, interval) with a
 //     decayed sum), in force from step 0
@@ -15,6 +16,8 @@
 //   - sync: at a gather the policy runs and every changed layer is installed before step t + 1;
 //     the stall (policy time + transfer time of all changed layers moved as one batch) is added
 //     to step t's time;
+//   - transfers: the runtime's plan (make_layer_plan) of every changed layer picks the senders;
+//     cost_model.h times them;
 //   - async: at a gather the policy runs on a worker for P steps (policy_steps, or the policy
 //     time divided by step t's modelled time, rounded up; then rounded up to a multiple of
 //     poll_steps, the runtime's ready-flag agreement period); then the changed layers move
@@ -58,8 +61,8 @@ struct ReplayConfig {
   Topology topo;
   std::vector<PolicySpec> policies;
   int interval = 100;        // steps between gathers
-  int window = 100;          // sliding-window length (steps), when decay == 0
-  double decay = 0.0;        // in (0, 1): decayed sum instead of a window
+  int window = 100;          // sliding-window length (steps, whole intervals), when decay == 0
+  double decay = 0.0;        // in (0, 1): decayed sum (per interval) instead of a window
   int layers_per_step = 1;   // async commit rate
   int poll_steps = 1;        // async: the worker's result is picked up every this many steps
   double policy_ms = -1.0;   // policy time; negative: the measured wall time of each call

@@ -1,0 +1,243 @@
+#include "swiftbalancer/replay/policy_sim.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "swiftbalancer/core/status.h"
+#include "swiftbalancer/replay/runtime_model.h"
+
+namespace swiftbalancer::replay {
+
+std::int64_t recovery_steps(const std::vector<float>& series, std::int64_t s, int w, double tol,
+                            std::int64_t from) {
+  const std::int64_t n = static_cast<std::int64_t>(series.size());
+  if (from < s) from = s;
+  if (s <= 0 || from >= n) return -1;
+  const std::int64_t b0 = std::max<std::int64_t>(0, s - w);
+  double pre = 0.0;
+  for (std::int64_t i = b0; i < s; ++i) pre += series[i];
+  pre /= static_cast<double>(s - b0);
+  const double limit = pre * (1.0 + tol);
+  // Sliding average over [t, t + w), cut short at the end of the series.
+  for (std::int64_t t = from; t < n; ++t) {
+    const std::int64_t e = std::min(n, t + w);
+    double sum = 0.0;
+    for (std::int64_t i = t; i < e; ++i) sum += series[i];
+    if (sum / static_cast<double>(e - t) <= limit) return t - from;
+  }
+  return -1;
+}
+
+PolicySim::PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int experts,
+                     std::int64_t steps)
+    : cfg_(cfg),
+      topo_(cfg.topo),
+      weights_(link_weights(cfg.cost)),
+      L_(layers),
+      E_(experts),
+      T_(steps),
+      cur_(contiguous_placement(cfg.topo, layers, experts)),
+      timer_(cfg.topo, cfg.cost) {
+  res_.spec = std::move(spec);
+  if (res_.spec.mode != Mode::kOff) policy_ = make_policy(res_.spec.policy);
+  const std::size_t slots = static_cast<std::size_t>(topo_.num_slots());
+  weight_.assign(slots * L_, 0.0);
+  for (int l = 0; l < L_; ++l) refresh_layer(l);
+  loads_.assign(static_cast<std::size_t>(topo_.ranks), 0.0);
+  res_.imbalance.assign(static_cast<std::size_t>(T_), 0.0f);
+  res_.step_ms.assign(static_cast<std::size_t>(T_), 0.0f);
+  res_.heat_bins = static_cast<int>(std::min<std::int64_t>(cfg.heatmap_bins, T_));
+  heat_.assign(static_cast<std::size_t>(res_.heat_bins) * topo_.ranks, 0.0);
+  heat_n_.assign(static_cast<std::size_t>(res_.heat_bins), 0);
+}
+
+void PolicySim::init_static(const LoadMatrix& first_window) {
+  PolicyInput in{topo_, first_window, &cur_, cfg_.options};
+  set_placement(call_policy(in));
+}
+
+void PolicySim::set_placement(const Placement& p) {
+  for (int l = 0; l < L_; ++l) install(l, p);
+}
+
+void PolicySim::step(std::int64_t t, const std::vector<double>& counts,
+                     const std::vector<double>& totals) {
+  double imbalance = 1.0;
+  const double compute_ms = charge_compute(t, counts, totals, imbalance);
+  res_.mean_compute_ms += compute_ms;
+  const double exposed = pending_ && t >= move_start_ ? move_batch(t, compute_ms) : 0.0;
+  res_.imbalance[t] = static_cast<float>(imbalance);
+  res_.step_ms[t] = static_cast<float>(compute_ms + exposed);
+  res_.stall_ms += exposed;
+}
+
+// The step's compute time (ms) under the placement in force: per layer, layer_us plus token_us
+// times the busiest rank's load. Also the step's imbalance (mean over loaded layers) and the
+// heatmap's rank loads.
+double PolicySim::charge_compute(std::int64_t t, const std::vector<double>& counts,
+                                 const std::vector<double>& totals, double& imbalance) {
+  const int R = topo_.ranks, S = topo_.slots_per_rank;
+  const std::size_t slots = static_cast<std::size_t>(topo_.num_slots());
+  const std::size_t bin = static_cast<std::size_t>(t * res_.heat_bins / T_);
+  double compute_us = 0.0, imb_sum = 0.0;
+  int loaded = 0;
+  for (int l = 0; l < L_; ++l) {
+    const double* row = counts.data() + static_cast<std::size_t>(l) * E_;
+    const ExpertId* ex = cur_.layer(l).data();
+    const double* w = weight_.data() + slots * l;
+    double mx = 0.0;
+    for (int r = 0; r < R; ++r) {
+      double acc = 0.0;
+      for (int s = r * S, e = s + S; s < e; ++s) acc += row[ex[s]] * w[s];
+      loads_[r] = acc;
+      mx = std::max(mx, acc);
+    }
+    compute_us += cfg_.cost.layer_us + cfg_.cost.token_us * mx;
+    const double tot = totals[l];
+    if (tot > 0.0) {
+      const double inv_mean = R / tot;
+      imb_sum += mx * inv_mean;
+      ++loaded;
+      double* h = heat_.data() + bin * R;
+      for (int r = 0; r < R; ++r) h[r] += loads_[r] * inv_mean;
+      ++heat_n_[bin];
+    }
+  }
+  imbalance = loaded ? imb_sum / loaded : 1.0;
+  return compute_us / 1000.0;
+}
+
+// Async: this step's batch of layers moves during the forward pass and is committed after it.
+// Returns the transfer time beyond the step's compute (exposed, ms).
+double PolicySim::move_batch(std::int64_t t, double compute_ms) {
+  const std::size_t end = std::min(changed_.size(), next_idx_ + cfg_.layers_per_step);
+  timer_.clear();
+  for (std::size_t i = next_idx_; i < end; ++i) timer_.add(moves_[i]);
+  const double exposed = std::max(0.0, timer_.time_ms() - compute_ms);
+  for (std::size_t i = next_idx_; i < end; ++i) install(changed_[i], next_);
+  next_idx_ = end;
+  if (next_idx_ == changed_.size()) {
+    pending_ = false;
+    res_.events.back().last_commit = t;
+  }
+  return exposed;
+}
+
+void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
+  if (pending_) {
+    ++res_.skipped;
+    return;
+  }
+  // Decide.
+  PolicyInput in{topo_, load, &cur_, cfg_.options};
+  const auto t0 = std::chrono::steady_clock::now();
+  Placement p = call_policy(in);
+  const double wall =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  res_.policy_wall_ms += wall;
+  // Plan: the changed layers only, with the runtime's planner.
+  changed_.clear();
+  moves_.clear();
+  RebalanceEvent ev;
+  ev.decided = t;
+  ev.policy_ms = cfg_.policy_ms >= 0.0 ? cfg_.policy_ms : wall;
+  timer_.clear();
+  for (int l = 0; l < L_; ++l) {
+    const auto a = cur_.layer(l), b = p.layer(l);
+    if (std::equal(a.begin(), a.end(), b.begin())) continue;
+    changed_.push_back(l);
+    moves_.push_back(layer_moves(a, b, l, E_, topo_, weights_));
+    timer_.add(moves_.back());
+    ev.transfers += static_cast<std::int64_t>(moves_.back().size());
+  }
+  if (changed_.empty()) return;
+  ev.layers_changed = static_cast<int>(changed_.size());
+  ev.transfer_ms = timer_.time_ms();
+  ++res_.rebalances;
+  res_.transfers += ev.transfers;
+  res_.bytes += static_cast<double>(ev.transfers) * cfg_.cost.expert_bytes();
+  if (mode() == Mode::kSync) {
+    // Stop the world: every changed layer is installed before step t + 1.
+    const double stall = ev.policy_ms + ev.transfer_ms;
+    res_.step_ms[t] += static_cast<float>(stall);
+    res_.stall_ms += stall;
+    for (int l : changed_) install(l, p);
+    ev.first_commit = ev.last_commit = t;
+    changed_.clear();
+    moves_.clear();
+  } else {
+    // The worker's delay in steps, picked up at the next poll; then one batch per step.
+    const double step_ms = std::max(1e-9, static_cast<double>(res_.step_ms[t]));
+    ev.policy_steps = cfg_.policy_steps >= 0 ? cfg_.policy_steps
+                                             : static_cast<int>(std::ceil(ev.policy_ms / step_ms));
+    ev.policy_steps = (ev.policy_steps + cfg_.poll_steps - 1) / cfg_.poll_steps * cfg_.poll_steps;
+    move_start_ = t + 1 + ev.policy_steps;
+    ev.first_commit = move_start_;
+    ev.last_commit = -1;  // set when the last batch commits (stays -1 past the trace's end)
+    next_ = std::move(p);
+    next_idx_ = 0;
+    pending_ = true;
+  }
+  res_.events.push_back(ev);
+}
+
+PolicyResult PolicySim::finish() {
+  const std::size_t n = res_.imbalance.size();
+  std::vector<float> sorted(res_.imbalance);
+  std::sort(sorted.begin(), sorted.end());
+  auto rank = [&](double q) {
+    const std::size_t k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(n)));
+    return static_cast<double>(sorted[std::min(n - 1, k == 0 ? 0 : k - 1)]);
+  };
+  double sum_imb = 0.0, sum_ms = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    sum_imb += res_.imbalance[i];
+    sum_ms += res_.step_ms[i];
+  }
+  res_.mean_imbalance = sum_imb / n;
+  res_.p50_imbalance = rank(0.50);
+  res_.p99_imbalance = rank(0.99);
+  res_.max_imbalance = sorted.back();
+  res_.mean_step_ms = sum_ms / n;
+  res_.mean_compute_ms /= static_cast<double>(n);
+  for (std::int64_t s : cfg_.switch_at)
+    res_.recover_steps.push_back(recovery_steps(res_.imbalance, s, cfg_.recover_window,
+                                                cfg_.recover_tol, s + cfg_.switch_blend));
+  const int R = topo_.ranks;
+  res_.heat.assign(heat_.size(), 0.0f);
+  for (int b = 0; b < res_.heat_bins; ++b)
+    for (int r = 0; r < R; ++r)
+      if (heat_n_[b] > 0)
+        res_.heat[static_cast<std::size_t>(b) * R + r] =
+            static_cast<float>(heat_[static_cast<std::size_t>(b) * R + r] / heat_n_[b]);
+  return std::move(res_);
+}
+
+Placement PolicySim::call_policy(const PolicyInput& in) {
+  Placement p = policy_->rebalance(in);
+  ++res_.policy_calls;
+  const Status s = validate_placement(p, topo_);
+  if (!s.ok() || p.layers() != L_ || p.experts() != E_)
+    throw std::runtime_error("policy '" + res_.spec.policy +
+                             "' returned an invalid placement: " + s.message());
+  return p;
+}
+
+// Copies layer l of `from` into the placement in force (a commit).
+void PolicySim::install(int l, const Placement& from) {
+  auto src = from.layer(l);
+  std::copy(src.begin(), src.end(), cur_.layer(l).begin());
+  refresh_layer(l);
+}
+
+void PolicySim::refresh_layer(int l) {
+  const auto layer = cur_.layer(l);
+  const std::vector<int> rc = replica_counts(layer, E_);
+  double* w = weight_.data() + static_cast<std::size_t>(topo_.num_slots()) * l;
+  for (int p = 0; p < topo_.num_slots(); ++p) w[p] = 1.0 / rc[layer[p]];
+}
+
+}  // namespace swiftbalancer::replay

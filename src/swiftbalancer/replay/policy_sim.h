@@ -1,0 +1,72 @@
+// One policy's simulation inside a replay (internal to the replay component; run_replay owns one
+// per listed policy and feeds every one the same steps). It holds the placement in force, the
+// rebalance in flight and the per-step series; the time line it follows is replay.h's.
+//
+// Per step: step() charges the step's compute under the placement in force (and, in async mode,
+// moves and commits the step's batch of layers); at a gather, gather() calls the policy on the
+// runtime's window, plans the changed layers with make_layer_plan (runtime_model.h) and either
+// installs them at once (sync) or queues them (async). finish() reduces the series to figures.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "swiftbalancer/core/load_matrix.h"
+#include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/plan/transfer_plan.h"
+#include "swiftbalancer/replay/cost_model.h"
+#include "swiftbalancer/replay/replay.h"
+
+namespace swiftbalancer::replay {
+
+class PolicySim {
+ public:
+  // `cfg` must outlive the simulation.
+  PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int experts, std::int64_t steps);
+
+  Mode mode() const { return res_.spec.mode; }
+  bool dynamic() const { return mode() == Mode::kSync || mode() == Mode::kAsync; }
+
+  // Static mode: this policy's placement for the first window, in force from step 0.
+  void init_static(const LoadMatrix& first_window);
+  void set_placement(const Placement& p);
+
+  // counts: the step's [layers][experts] counts; totals: their per-layer sums.
+  void step(std::int64_t t, const std::vector<double>& counts, const std::vector<double>& totals);
+  // A gather after step t with the runtime's window `load`.
+  void gather(std::int64_t t, const LoadMatrix& load);
+  PolicyResult finish();
+
+ private:
+  double charge_compute(std::int64_t t, const std::vector<double>& counts,
+                        const std::vector<double>& totals, double& imbalance);
+  double move_batch(std::int64_t t, double compute_ms);
+  void install(int layer, const Placement& from);
+  Placement call_policy(const PolicyInput& in);
+  void refresh_layer(int l);
+
+  const ReplayConfig& cfg_;
+  Topology topo_;
+  LinkWeights weights_;
+  int L_, E_;
+  std::int64_t T_;
+  std::unique_ptr<Policy> policy_;
+  Placement cur_;
+  std::vector<double> weight_;  // [layers][slots]: 1 / replica count of the slot's expert
+  std::vector<double> loads_;
+  TransferTimer timer_;
+  // Async rebalance in flight.
+  bool pending_ = false;
+  Placement next_;
+  std::vector<int> changed_;
+  std::vector<std::vector<Move>> moves_;
+  std::size_t next_idx_ = 0;
+  std::int64_t move_start_ = 0;
+  PolicyResult res_;
+  std::vector<double> heat_;
+  std::vector<std::int64_t> heat_n_;
+};
+
+}  // namespace swiftbalancer::replay
