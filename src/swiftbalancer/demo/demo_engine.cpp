@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/demo_engine.h"
+#include "swiftbalancer/demo/demo_engine.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
-#include "swiftbalancer/runtime/token_dispatcher.h"
-#include "swiftbalancer/transport/emulated_link.h"
+#include "swiftbalancer/demo/emulated_link.h"
+#include "swiftbalancer/demo/token_dispatcher.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
 
 namespace swiftbalancer {
