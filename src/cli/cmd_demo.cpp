@@ -15,8 +15,8 @@
 
 #include "cli/commands.h"
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/io/load_io.h"
-#include "swiftbalancer/runtime/demo_engine.h"
 #include "swiftbalancer/transport/mpi_transport.h"
 
 namespace swiftbalancer::cli {

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "swiftbalancer/core/status.h"
-#include "swiftbalancer/replay/cli_options.h"
 #include "swiftbalancer/replay/trace.h"
 
 namespace swiftbalancer::cli {

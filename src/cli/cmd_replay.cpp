@@ -5,9 +5,9 @@
 #include <memory>
 #include <string>
 
+#include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "swiftbalancer/core/status.h"
-#include "swiftbalancer/replay/cli_options.h"
 #include "swiftbalancer/replay/replay.h"
 #include "swiftbalancer/replay/svg.h"
 

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer.h"
-#include "swiftbalancer/runtime/demo_engine.h"
 #include "swiftbalancer/transport/mpi_transport.h"
 
 namespace swiftbalancer {

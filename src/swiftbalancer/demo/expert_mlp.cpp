@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/expert_mlp.h"
+#include "swiftbalancer/demo/expert_mlp.h"
 
 #include <cmath>
 #include <cstring>

@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "swiftbalancer/runtime/demo_engine.h"
-#include "swiftbalancer/runtime/token_dispatcher.h"
+#include "swiftbalancer/demo/demo_engine.h"
+#include "swiftbalancer/demo/token_dispatcher.h"
 #include "transport/rank_threads.h"
 
 namespace swiftbalancer {

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/token_dispatcher.h"
+#include "swiftbalancer/demo/token_dispatcher.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/demo_workload.h"
+#include "swiftbalancer/demo/demo_workload.h"
 
 #include <algorithm>
 #include <cmath>

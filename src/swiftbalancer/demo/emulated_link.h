@@ -1,6 +1,6 @@
 // EmulatedLinkTransport: wraps any Transport and makes its bulk transfers (P2POp::bulk, the
-// balancer's expert weights) take the time a link of a given bandwidth would need. Owner:
-// transport component.
+// balancer's expert weights) take the time a link of a given bandwidth would need. Owner: demo
+// component (only the demo uses it; any Transport can be wrapped).
 //
 // Why: the demo's experts are small (tens of KB) and its ranks share one machine's memory, so
 // moving weights costs almost nothing and the difference between moving one layer per step

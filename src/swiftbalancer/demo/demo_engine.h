@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "swiftbalancer/demo/demo_workload.h"
+#include "swiftbalancer/demo/expert_mlp.h"
 #include "swiftbalancer/runtime/balancer.h"
-#include "swiftbalancer/runtime/demo_workload.h"
-#include "swiftbalancer/runtime/expert_mlp.h"
 
 namespace swiftbalancer {
 
@@ -33,7 +33,7 @@ struct DemoOptions {
   BalancerConfig balancer{};  // mode, interval, window, layers per step, timeouts, fault
   Millis dispatch_timeout{30000};
   // Emulated bandwidth of each rank's link for weight transfers, in Gbit/s per direction
-  // (transport/emulated_link.h); 0: no emulation, transfers take what the transport takes.
+  // (demo/emulated_link.h); 0: no emulation, transfers take what the transport takes.
   double link_gbps = 0;
 };
 

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <vector>
 
-#include "swiftbalancer/transport/emulated_link.h"
+#include "swiftbalancer/demo/emulated_link.h"
 #include "transport/rank_threads.h"
 
 namespace swiftbalancer {

@@ -1,4 +1,4 @@
-#include "swiftbalancer/transport/emulated_link.h"
+#include "swiftbalancer/demo/emulated_link.h"
 
 #include <algorithm>
 #include <cmath>
