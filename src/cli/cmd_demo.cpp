@@ -147,6 +147,13 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
     std::printf("  slowest step that moved weights: step %d, %.2f ms (%.2fx median, +%.2f ms)\n",
                 s.commit_max_step, s.commit_max_ms, s.commit_max_ms / s.step_median_ms,
                 s.commit_max_ms - s.step_median_ms);
+  if (r.staging_bound_bytes > 0)
+    std::printf(
+        "  staging per rank: peak %.3f MB (bound (layers_per_step + 1) x slots x expert: %.3f MB), "
+        "parked %.3f MB\n",
+        static_cast<double>(r.peak_staging_bytes) / 1e6,
+        static_cast<double>(r.staging_bound_bytes) / 1e6,
+        static_cast<double>(c.parked_staging_bytes) / 1e6);
   if (!c.last_error.empty() && !a.quiet) std::printf("  last error: %s\n", c.last_error.c_str());
 }
 
@@ -191,6 +198,9 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
         {"collective_failures", c.collective_failures},
         {"errors", c.errors},
         {"bytes_moved", s.bytes},
+        {"peak_staging_bytes", r.peak_staging_bytes},
+        {"staging_bound_bytes", r.staging_bound_bytes},
+        {"parked_staging_bytes", c.parked_staging_bytes},
         {"imbalance_first_interval", s.imbalance_initial},
         {"imbalance_after_first_rebalance", s.imbalance_after},
         {"imbalance_last_interval", s.imbalance_last},

@@ -48,6 +48,12 @@ TEST(DemoEngine, EveryModeServesCorrectTokens) {
       EXPECT_GE(r.counters.rebalances, 2) << balancer_mode_name(mode);
       // Balancing lowers the measured token imbalance.
       EXPECT_LT(r.steps.back().imbalance, r.steps.front().imbalance);
+      // Staging of any rank stays within the layers in flight.
+      EXPECT_GT(r.peak_staging_bytes, 0);
+      EXPECT_LE(r.peak_staging_bytes, r.staging_bound_bytes);
+      EXPECT_EQ(
+          r.staging_bound_bytes,
+          2 * 4 * static_cast<std::int64_t>(CanonicalExperts({8, 16}, 1, 1, 0).expert_bytes()));
     }
     // Every step, every rank's tokens add up to all the (token, k) assignments.
     for (const DemoStep& s : r.steps) {

@@ -290,6 +290,13 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   DemoResult out;
   out.mode = balancer_mode_name(opt.balancer.mode);
   out.counters = balancer.counters();
+  std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes};
+  if (const Status p = transport.all_reduce(peak, ReduceOp::kMax, opt.dispatch_timeout); !p.ok())
+    throw std::runtime_error("report exchange failed: " + p.to_string());
+  out.peak_staging_bytes = peak[0];
+  out.staging_bound_bytes = static_cast<std::int64_t>(opt.balancer.layers_per_step + 1) *
+                            opt.slots_per_rank *
+                            static_cast<std::int64_t>(canonical.expert_bytes());
   out.seconds = seconds;
   out.steps.reserve(static_cast<std::size_t>(opt.steps));
   for (int step = 0; step < opt.steps; ++step) {

@@ -72,6 +72,9 @@ struct DemoResult {
   std::vector<DemoStep> steps;
   BalancerCounters counters;  // rank 0's
   std::int64_t verified = 0, mismatches = 0;
+  // Staging: the largest peak of any rank, and its bound (layers_per_step + 1) x slots per rank
+  // x expert bytes (docs/runtime.md).
+  std::int64_t peak_staging_bytes = 0, staging_bound_bytes = 0;
   double seconds = 0;
 };
 
