@@ -9,9 +9,12 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
+#include "swiftbalancer/core/limits.h"
+#include "swiftbalancer/io/file_check.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/replay/trace.h"
 
@@ -31,13 +34,22 @@ struct TraceOptions {
   std::int64_t blend = 0;
 
   void add_to(CLI::App* app) {
-    app->add_option("--steps", steps, "Steps in the trace")->capture_default_str();
-    app->add_option("--layers", layers, "MoE layers (built-in base)")->capture_default_str();
+    // Ranges keep every size an int and every cell count within core/limits.h.
+    app->add_option("--steps", steps, "Steps in the trace")
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
+    app->add_option("--layers", layers, "MoE layers (built-in base)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, static_cast<int>(limits::kMaxLayers)));
     app->add_option("--experts", experts, "Logical experts per layer (built-in base)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(1, static_cast<int>(limits::kMaxExperts)));
     app->add_option("--tokens", tokens, "Tokens per step (each picks top-k experts)")
-        ->capture_default_str();
-    app->add_option("--top-k", top_k, "Distinct experts each token picks")->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+    app->add_option("--top-k", top_k, "Distinct experts each token picks")
+        ->capture_default_str()
+        ->check(CLI::Range(1, static_cast<int>(limits::kMaxExperts)));
     app->add_option("--seed", seed, "Random seed (same seed, same trace)")->capture_default_str();
     app->add_option("--base", base_files,
                     "Base distributions from load dumps (SGLang logical_count JSON, CSV, .npy), "
@@ -45,12 +57,15 @@ struct TraceOptions {
     app->add_flag("--drop-zero-layers", drop_zero_layers,
                   "Drop layers that are all zero in every --base file (DeepSeek's dense layers)");
     app->add_option("--workloads", workloads,
-                    "Built-in workloads to visit (default: one more than the switch points)");
+                    "Built-in workloads to visit (default: one more than the switch points)")
+        ->check(CLI::Range(0, 1 << 16));
     app->add_option("--switch-at", switch_at,
                     "Steps where the trace moves to the next base (default: evenly spaced)")
-        ->delimiter(',');
+        ->delimiter(',')
+        ->check(CLI::Range(std::int64_t{1}, std::numeric_limits<std::int64_t>::max()));
     app->add_option("--blend", blend, "Steps of linear blending after each switch (0: abrupt)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
   }
 
   // Builds the spec (reads the --base files). Throws InputError on bad values.
@@ -64,7 +79,10 @@ struct TraceOptions {
     spec.blend = blend;
     if (!base_files.empty()) {
       if (workloads != 0) throw InputError("--workloads is for the built-in base, not --base");
-      for (const std::string& f : base_files) spec.bases.push_back(read_load(f));
+      for (const std::string& f : base_files) {
+        check_input_file(f, "--base");  // a FIFO would block the reader
+        spec.bases.push_back(read_load(f));
+      }
       if (drop_zero_layers) ::swiftbalancer::replay::drop_zero_layers(spec.bases);
     } else {
       if (drop_zero_layers) throw InputError("--drop-zero-layers needs --base files");

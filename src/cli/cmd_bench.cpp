@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -163,19 +164,22 @@ CommandRunner add_bench_command(CLI::App& app) {
       "bench", "Compare policies (imbalance, transfers, time) on the shared DeepSeek-V3 traces");
   cmd->add_option("--traces", args->traces, "Folder holding deepseek_v3r1/ (default: build's)");
   cmd->add_option("--ranks", args->ranks, "Ranks of a single custom row (with --slots, --nodes)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   cmd->add_option("--slots-per-rank,--slots", args->slots, "Slots per rank of the custom row")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--nodes", args->nodes, "Nodes of the custom row")->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("--nodes", args->nodes, "Nodes of the custom row")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   cmd->add_option("--from", args->from, "Workload A of the custom row (e.g. prefill_in1024)");
   cmd->add_option("--to", args->to, "Workload B of the custom row (e.g. decode_in1000out1000)");
   cmd->add_option("--groups", args->groups, "Expert groups for deepseek-hierarchical")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--repeats", args->repeats, "Timed runs per measurement (median reported)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--budgets", args->budgets,
-                  "Budgets of the swift curve; -1 means unlimited (default 250 500 1000 2000 -1)");
+                  "Budgets of the swift curve; -1 means unlimited (default 250 500 1000 2000 -1)")
+      ->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
   return [args]() -> int {
     const BenchArgs& a = *args;
     const std::filesystem::path dir = std::filesystem::path(a.traces) / "deepseek_v3r1";

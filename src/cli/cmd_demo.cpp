@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +13,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
+#include "cli/table_util.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/io/load_io.h"
@@ -240,40 +241,26 @@ std::vector<std::string> split_modes(const std::string& s) {
   return out;
 }
 
-int run_demo(DemoArgs& a) {
-  const auto modes = split_modes(a.modes);
-  const FaultInjection::Kind fault = parse_fault_kind(a.fault);
-  if (a.transport != "inprocess" && a.transport != "mpi")
-    throw InputError("--transport must be inprocess or mpi");
-  DemoOptions& opt = a.opt;
+// The model's layers take evenly spaced layers of the trace that carry load.
+void use_trace(const std::string& path, DemoOptions& opt) {
+  LoadMatrix full = read_load(path);
+  std::vector<int> loaded;
+  for (int l = 0; l < full.layers(); ++l)
+    if (full.layer_has_load(l)) loaded.push_back(l);
+  if (loaded.empty()) throw InputError("trace " + path + " has no load");
+  const int L = std::min<int>(opt.workload.layers, static_cast<int>(loaded.size()));
+  LoadMatrix m(L, full.experts());
+  for (int l = 0; l < L; ++l) {
+    const int src = loaded[static_cast<std::size_t>(l) * loaded.size() / L];
+    std::copy(full.row(src).begin(), full.row(src).end(), m.row(l).begin());
+  }
+  opt.workload.layers = L;
+  opt.workload.experts = full.experts();
+  opt.workload.trace = std::move(m);
+}
 
-  std::unique_ptr<MpiSession> mpi;
-  std::unique_ptr<Transport> mpi_transport;
-  int my_rank = 0;
-  if (a.transport == "mpi") {
-    mpi = std::make_unique<MpiSession>(nullptr, nullptr);
-    opt.ranks = mpi->size();
-    my_rank = mpi->rank();
-    mpi_transport = mpi->transport();
-  }
-  if (!a.trace.empty()) {
-    LoadMatrix full = read_load(a.trace);
-    // The model's layers take evenly spaced layers of the trace that carry load.
-    std::vector<int> loaded;
-    for (int l = 0; l < full.layers(); ++l)
-      if (full.layer_has_load(l)) loaded.push_back(l);
-    if (loaded.empty()) throw InputError("trace " + a.trace + " has no load");
-    const int L = std::min<int>(opt.workload.layers, static_cast<int>(loaded.size()));
-    LoadMatrix m(L, full.experts());
-    for (int l = 0; l < L; ++l) {
-      const int src = loaded[static_cast<std::size_t>(l) * loaded.size() / L];
-      std::copy(full.row(src).begin(), full.row(src).end(), m.row(l).begin());
-    }
-    opt.workload.layers = L;
-    opt.workload.experts = full.experts();
-    opt.workload.trace = std::move(m);
-  }
-  if (opt.steps < 1) throw InputError("--steps must be positive");
+// The balancer's fault injection, timeouts and log sink from the command line.
+void configure_balancer(const DemoArgs& a, FaultInjection::Kind fault, DemoOptions& opt) {
   opt.balancer.fault.kind = fault;
   opt.balancer.fault.rank = a.fault_rank >= 0 ? a.fault_rank : opt.ranks - 1;
   opt.balancer.fault.cycle = a.fault_cycle;
@@ -285,11 +272,9 @@ int run_demo(DemoArgs& a) {
     if (quiet || (!verbose && severity == LogSeverity::kInfo)) return;
     std::fprintf(stderr, "  [balancer] %s\n", line.c_str());
   };
+}
 
-  std::unique_ptr<CanonicalExperts> canonical;
-  if (mpi)
-    canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
-                                                   opt.workload.experts, opt.workload.seed);
+void print_demo_header(const DemoArgs& a, const DemoOptions& opt) {
   std::string link_desc = "weight link unthrottled";
   if (opt.link_gbps > 0) {
     char buf[128];
@@ -297,68 +282,102 @@ int run_demo(DemoArgs& a) {
                   opt.link_gbps, opt.link_gbps * 1e3 / 8.0);
     link_desc = buf;
   }
-  if (my_rank == 0)
-    std::printf(
-        "demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
-        "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s, %s\n",
-        opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers,
-        opt.workload.experts, opt.workload.topk,
-        a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(), opt.mlp.hidden,
-        opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(), opt.balancer.interval_steps,
-        a.fault.c_str(), link_desc.c_str());
+  std::printf(
+      "demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
+      "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s, %s\n",
+      opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers, opt.workload.experts,
+      opt.workload.topk, a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(),
+      opt.mlp.hidden, opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(),
+      opt.balancer.interval_steps, a.fault.c_str(), link_desc.c_str());
+}
+
+// Real figures, unclipped: the slowest step of the whole run, and the slowest step that moved
+// weights (for sync, the stop-the-world rebalance step), each against the median.
+void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
+  std::printf("comparison:");
+  for (const auto& [r, s] : done) {
+    std::printf("  %s slowest step %.2f ms = %.2fx median %.2f ms", r.mode.c_str(), s.step_max_ms,
+                s.step_max_ms / s.step_median_ms, s.step_median_ms);
+    if (s.commit_max_step > 0)
+      std::printf(", rebalance step %.2f ms = %.2fx (stall %+.2f ms)", s.commit_max_ms,
+                  s.commit_max_ms / s.step_median_ms, s.commit_max_ms - s.step_median_ms);
+    std::printf(";");
+  }
+  std::printf("\n");
+}
+
+nlohmann::json demo_report_json(const DemoArgs& a, const DemoOptions& opt, nlohmann::json runs) {
+  return {{"ranks", opt.ranks},
+          {"transport", a.transport},
+          {"layers", opt.workload.layers},
+          {"experts", opt.workload.experts},
+          {"slots_per_rank", opt.slots_per_rank},
+          {"tokens_per_rank", opt.workload.tokens_per_rank},
+          {"topk", opt.workload.topk},
+          {"hidden", opt.mlp.hidden},
+          {"ffn", opt.mlp.ffn},
+          {"steps", opt.steps},
+          {"policy", opt.policy},
+          {"interval", opt.balancer.interval_steps},
+          {"link_gbps", opt.link_gbps},
+          {"fault", a.fault},
+          {"trace", a.trace},
+          {"runs", std::move(runs)}};
+}
+
+// Where this process's ranks come from: threads here, or the MPI job it belongs to.
+struct DemoTransport {
+  std::unique_ptr<MpiSession> mpi;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<CanonicalExperts> canonical;
+  int my_rank = 0;
+};
+
+int run_demo(DemoArgs& a) {
+  // Cheap checks first: modes, fault, transport, and the paths, before MPI or any work.
+  const auto modes = split_modes(a.modes);
+  const FaultInjection::Kind fault = parse_fault_kind(a.fault);
+  if (a.transport != "inprocess" && a.transport != "mpi")
+    throw InputError("--transport must be inprocess or mpi");
+  check_inputs({{"--trace", a.trace}});
+  check_outputs({{"--report", a.report}});
+  DemoOptions& opt = a.opt;
+
+  DemoTransport t;
+  if (a.transport == "mpi") {
+    t.mpi = std::make_unique<MpiSession>(nullptr, nullptr);
+    opt.ranks = t.mpi->size();
+    t.my_rank = t.mpi->rank();
+    t.transport = t.mpi->transport();
+  }
+  if (!a.trace.empty()) use_trace(a.trace, opt);
+  if (opt.steps < 1) throw InputError("--steps must be positive");
+  configure_balancer(a, fault, opt);
+  if (t.mpi)
+    t.canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
+                                                     opt.workload.experts, opt.workload.seed);
+  if (t.my_rank == 0) print_demo_header(a, opt);
+
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
   std::vector<std::pair<DemoResult, Summary>> done;
   for (const std::string& m : modes) {
     opt.balancer.mode = parse_balancer_mode(m);
-    DemoResult r = mpi ? run_demo_rank(opt, *mpi_transport, *canonical) : run_demo_inprocess(opt);
+    DemoResult r = t.mpi ? run_demo_rank(opt, *t.transport, *t.canonical) : run_demo_inprocess(opt);
     const Summary s = summarize(r, opt.balancer.interval_steps);
     mismatches += r.mismatches;
-    if (my_rank == 0) {
+    if (t.my_rank == 0) {
       print_summary(a, r, s);
       std::fflush(stdout);
     }
     runs.push_back(to_json(r, s));
     done.emplace_back(std::move(r), s);
   }
-  if (my_rank == 0 && done.size() > 1) {
-    // Real figures, unclipped: the slowest step of the whole run, and the slowest step that
-    // moved weights (for sync, the stop-the-world rebalance step), each against the median.
-    std::printf("comparison:");
-    for (const auto& [r, s] : done) {
-      std::printf("  %s slowest step %.2f ms = %.2fx median %.2f ms", r.mode.c_str(), s.step_max_ms,
-                  s.step_max_ms / s.step_median_ms, s.step_median_ms);
-      if (s.commit_max_step > 0)
-        std::printf(", rebalance step %.2f ms = %.2fx (stall %+.2f ms)", s.commit_max_ms,
-                    s.commit_max_ms / s.step_median_ms, s.commit_max_ms - s.step_median_ms);
-      std::printf(";");
-    }
-    std::printf("\n");
-  }
-  if (my_rank == 0 && !a.report.empty()) {
-    nlohmann::json rep = {{"ranks", opt.ranks},
-                          {"transport", a.transport},
-                          {"layers", opt.workload.layers},
-                          {"experts", opt.workload.experts},
-                          {"slots_per_rank", opt.slots_per_rank},
-                          {"tokens_per_rank", opt.workload.tokens_per_rank},
-                          {"topk", opt.workload.topk},
-                          {"hidden", opt.mlp.hidden},
-                          {"ffn", opt.mlp.ffn},
-                          {"steps", opt.steps},
-                          {"policy", opt.policy},
-                          {"interval", opt.balancer.interval_steps},
-                          {"link_gbps", opt.link_gbps},
-                          {"fault", a.fault},
-                          {"trace", a.trace},
-                          {"runs", runs}};
-    std::ofstream f(a.report);
-    if (!f) throw InputError("cannot write report " + a.report);
-    f << rep.dump(1) << "\n";
-    if (!f) throw InputError("cannot write report " + a.report);
-  }
+  if (t.my_rank == 0 && done.size() > 1) print_comparison(done);
+  if (t.my_rank == 0 && !a.report.empty())
+    write_json_file(a.report, demo_report_json(a, opt, std::move(runs)), 1);
   if (mismatches > 0) {
-    if (my_rank == 0)
+    if (t.my_rank == 0)
       std::fprintf(stderr, "error: %lld token outputs mismatched\n",
                    static_cast<long long>(mismatches));
     return 1;
@@ -368,20 +387,8 @@ int run_demo(DemoArgs& a) {
 
 }  // namespace
 
-CommandRunner add_demo_command(CLI::App& app) {
-  auto a = std::make_shared<DemoArgs>();
-  // The demo's defaults (docs/runtime.md): steps long enough that OS scheduling noise on a small
-  // machine stays well below the 1.5x budget, and a link scaled down with the experts.
-  a->opt.workload.tokens_per_rank = kDefaultTokens;
-  a->opt.link_gbps = kDefaultLinkGbps;
-  auto* cmd = app.add_subcommand(
-      "demo", "Serve a small MoE model over R ranks with the asynchronous balancer");
-  DemoOptions& o = a->opt;
-  cmd->add_option("--mode", a->modes, "Comma-separated modes to run in turn: async, sync, off")
-      ->capture_default_str();
-  cmd->add_option("--transport", a->transport,
-                  "inprocess (ranks are threads) or mpi (under mpirun)")
-      ->capture_default_str();
+// The model and its workload: sizes, skew and drift, the emulated link.
+void add_model_options(CLI::App* cmd, DemoOptions& o) {
   cmd->add_option("--ranks", o.ranks, "Ranks (in-process; mpi takes the mpirun size)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -404,16 +411,29 @@ CommandRunner add_demo_command(CLI::App& app) {
                   "Emulated link bandwidth per rank and direction for weight transfers, Gbit/s "
                   "(0: none)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e6));
+      ->check(finite_range(0.0, 1e6));
   cmd->add_option("--hidden", o.mlp.hidden, "Hidden size")
       ->capture_default_str()
       ->check(CLI::Range(1, 8192));
   cmd->add_option("--ffn", o.mlp.ffn, "Expert FFN size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--steps", o.steps, "Steps per mode")
+  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000000));
+      ->check(finite_range(0.0, 10.0));
+  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude,
+                  "Relative drift of expert weights, [0, 1)")
+      ->capture_default_str()
+      ->check(finite_range(0.0, 0.99));
+  cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
+}
+
+// The balancer: policy, cadence, window, commit rate, timeouts and injected faults.
+void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
+  DemoOptions& o = a.opt;
   cmd->add_option("--policy", o.policy, "Placement policy (see `plan --help`)")
       ->capture_default_str();
   cmd->add_option("--interval", o.balancer.interval_steps,
@@ -427,33 +447,44 @@ CommandRunner add_demo_command(CLI::App& app) {
                   "Layers committed per step (async)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 10.0));
-  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000000));
-  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude,
-                  "Relative drift of expert weights, [0, 1)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 0.99));
-  cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
-  cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
-  cmd->add_option("--inject-fault", a->fault,
+  cmd->add_option("--inject-fault", a.fault,
                   "none, transfer-timeout, worker-exception or bad-placement")
       ->capture_default_str();
-  cmd->add_option("--fault-rank", a->fault_rank, "Rank that misbehaves (default: the last)");
-  cmd->add_option("--fault-cycle", a->fault_cycle,
+  cmd->add_option("--fault-rank", a.fault_rank, "Rank that misbehaves (default: the last)")
+      ->check(CLI::Range(-1, 1 << 20));
+  cmd->add_option("--fault-cycle", a.fault_cycle,
                   "Decision cycle in which it misbehaves (-1: every one)")
-      ->capture_default_str();
-  cmd->add_option("--transfer-timeout-ms", a->transfer_timeout_ms,
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 30));
+  cmd->add_option("--transfer-timeout-ms", a.transfer_timeout_ms,
                   "Bound on a step's weight-transfer wait")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
-  cmd->add_option("--worker-timeout-ms", a->worker_timeout_ms,
+  cmd->add_option("--worker-timeout-ms", a.worker_timeout_ms,
                   "A decision not ready by then is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+}
+
+CommandRunner add_demo_command(CLI::App& app) {
+  auto a = std::make_shared<DemoArgs>();
+  // The demo's defaults (docs/runtime.md): steps long enough that OS scheduling noise on a small
+  // machine stays well below the 1.5x budget, and a link scaled down with the experts.
+  a->opt.workload.tokens_per_rank = kDefaultTokens;
+  a->opt.link_gbps = kDefaultLinkGbps;
+  auto* cmd = app.add_subcommand(
+      "demo", "Serve a small MoE model over R ranks with the asynchronous balancer");
+  cmd->add_option("--mode", a->modes, "Comma-separated modes to run in turn: async, sync, off")
+      ->capture_default_str();
+  cmd->add_option("--transport", a->transport,
+                  "inprocess (ranks are threads) or mpi (under mpirun)")
+      ->capture_default_str();
+  cmd->add_option("--steps", a->opt.steps, "Steps per mode")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  add_model_options(cmd, a->opt);
+  add_balancer_options(cmd, *a);
+  cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
   cmd->add_option("--report", a->report, "Write a JSON report here");
   cmd->add_flag("--quiet", a->quiet, "No balancer log lines");
   cmd->add_flag("--verbose", a->verbose,

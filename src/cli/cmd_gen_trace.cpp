@@ -12,6 +12,7 @@
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/trace.h"
 
@@ -52,6 +53,7 @@ CommandRunner add_gen_trace_command(CLI::App& app) {
   o->trace.add_to(sub);
   sub->add_flag("-q,--quiet", o->quiet, "Print nothing on success");
   return [o]() -> int {
+    check_outputs({{"--out", o->out}});  // before the --base files are read
     replay::TraceSpec spec = o->trace.make_spec();
     // Shape of the bases (what the sampler draws from).
     std::vector<ShapeRange> base_max(spec.bases.size()), base_cv(spec.bases.size());

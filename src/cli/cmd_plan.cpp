@@ -4,11 +4,13 @@
 // Bad input throws InputError (exit code 2 in main).
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/io/example_load.h"
@@ -61,140 +63,199 @@ nlohmann::json transfer_plan_json(const TransferPlan& plan, const std::string& b
           {"layers", std::move(layers)}};
 }
 
-int run_plan(const PlanArgs& a) {
-  // Formats and the policy first: cheap checks before any file is read.
-  const LoadFormat load_format = parse_load_format(a.load_format);
-  const PlacementFormat out_format = parse_placement_format(a.format);
-  const std::unique_ptr<Policy> policy = make_policy(a.policy);
+// Phase 1, cheap checks before any file is read: formats, the policy, required options, and
+// that every input is a regular file and every output can be written.
+struct PlanSetup {
+  LoadFormat load_format;
+  PlacementFormat out_format;
+  std::unique_ptr<Policy> policy;
+  bool example;
+  int ranks, slots, rpn;
+};
 
-  const bool example = a.load_path.empty();
-  int ranks = a.ranks, slots = a.slots_per_rank, rpn = a.ranks_per_node;
-  if (example) {
-    if (a.ranks_opt->count() == 0) ranks = kExampleRanks;
-    if (a.slots_opt->count() == 0) slots = kExampleSlots;
-    if (a.rpn_opt->count() == 0) rpn = kExampleRanksPerNode;
+PlanSetup check_plan_args(const PlanArgs& a) {
+  PlanSetup s{parse_load_format(a.load_format),
+              parse_placement_format(a.format),
+              make_policy(a.policy),
+              a.load_path.empty(),
+              a.ranks,
+              a.slots_per_rank,
+              a.ranks_per_node};
+  if (s.example) {
+    if (a.ranks_opt->count() == 0) s.ranks = kExampleRanks;
+    if (a.slots_opt->count() == 0) s.slots = kExampleSlots;
+    if (a.rpn_opt->count() == 0) s.rpn = kExampleRanksPerNode;
   } else {
     if (a.ranks_opt->count() == 0 || a.slots_opt->count() == 0)
       throw InputError("--ranks and --slots-per-rank are required with --load");
     if (a.out_path.empty()) throw InputError("--out is required with --load");
   }
+  check_inputs({{"--load", a.load_path}, {"--current", a.current_path}});
+  check_outputs(
+      {{"--out", a.out_path}, {"--report", a.report_path}, {"--transfers-out", a.transfers_path}});
+  return s;
+}
 
-  const LoadMatrix load = example ? example_load() : read_load(a.load_path, load_format);
-  const std::string load_name = example ? std::string("built-in example") : a.load_path;
-  {
-    const Status s = load.validate();
-    if (!s.ok()) throw InputError(load_name + ": " + s.message());
-  }
-  const Topology topo = Topology::make(ranks, slots, rpn);
+// Phase 2, the inputs: the load, the topology checked against it, the placement in service.
+struct PlanInputs {
+  LoadMatrix load;
+  std::string load_name;
+  Topology topo;
+  std::optional<Placement> current;
+};
+
+PlanInputs read_plan_inputs(const PlanArgs& a, const PlanSetup& s) {
+  // The topology first: its limits are checked before the load is read or anything allocated.
+  const Topology topo =
+      make_topology(s.ranks, s.slots, s.rpn, "--ranks, --slots-per-rank, --ranks-per-node");
+  PlanInputs in{s.example ? example_load() : read_load(a.load_path, s.load_format),
+                s.example ? std::string("built-in example") : a.load_path, topo, std::nullopt};
+  const LoadMatrix& load = in.load;
+  if (const Status st = load.validate(); !st.ok())
+    throw InputError(in.load_name + ": " + st.message());
   throw_if_error(topo.validate(load.experts()));
   // No valid placement exists otherwise: a rank never holds two replicas of one expert.
   if (topo.slots_per_rank > load.experts())
     throw InputError("slots per rank (" + std::to_string(topo.slots_per_rank) + ") exceed the " +
                      std::to_string(load.experts()) +
                      " experts: a rank cannot hold two replicas of one expert");
-  if (a.groups < 0)
-    throw InputError("--groups must not be negative, got " + std::to_string(a.groups));
   if (a.groups > 1 && load.experts() % a.groups != 0)
     throw InputError("--groups (" + std::to_string(a.groups) + ") must divide the " +
                      std::to_string(load.experts()) + " experts");
-
-  std::optional<Placement> current;
   if (!a.current_path.empty())
-    current = read_placement(a.current_path, topo, load.experts(), load.layers());
+    in.current = read_placement(a.current_path, topo, load.experts(), load.layers());
+  return in;
+}
 
-  PolicyInput input{topo, load, current ? &*current : nullptr};
+// Phase 3, the policy run and the figures before and after.
+struct PlanResult {
+  Placement placed;
+  double policy_ms = 0.0;
+  std::string baseline_name;
+  Placement baseline;
+  BalanceSummary before, after;
+  TransferSummary transfers;
+};
+
+PlanResult compute_plan(const PlanArgs& a, const PlanInputs& in, const Policy& policy) {
+  PolicyInput input{in.topo, in.load, in.current ? &*in.current : nullptr};
   input.options.num_groups = a.groups;
   input.options.max_transfers = a.max_transfers;
   input.options.threshold = a.threshold;
   input.options.target = a.target;
   throw_if_error(check_policy_input(input));
 
+  PlanResult r;
   const auto t0 = std::chrono::steady_clock::now();
-  const Placement placed = policy->rebalance(input);
+  r.placed = policy.rebalance(input);
   const auto t1 = std::chrono::steady_clock::now();
-  const double policy_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-  if (placed.layers() != load.layers() || placed.experts() != load.experts())
+  r.policy_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  if (r.placed.layers() != in.load.layers() || r.placed.experts() != in.load.experts())
     throw std::runtime_error("policy " + a.policy + " returned a placement of the wrong shape");
-  if (const Status s = validate_placement(placed, topo); !s.ok())
+  if (const Status s = validate_placement(r.placed, in.topo); !s.ok())
     throw std::runtime_error("policy " + a.policy +
                              " returned an invalid placement: " + s.message());
 
   // "Before" is the placement in service, or the contiguous one with no balancing at all.
-  const std::string baseline_name = current ? "current" : "contiguous";
-  const Placement baseline =
-      current ? *current : contiguous_placement(topo, load.layers(), load.experts());
-  const BalanceSummary before = balance_summary(baseline, load, topo);
-  const BalanceSummary after = balance_summary(placed, load, topo);
-  const TransferSummary transfers = transfer_summary(baseline, placed, topo);
+  r.baseline_name = in.current ? "current" : "contiguous";
+  r.baseline =
+      in.current ? *in.current : contiguous_placement(in.topo, in.load.layers(), in.load.experts());
+  r.before = balance_summary(r.baseline, in.load, in.topo);
+  r.after = balance_summary(r.placed, in.load, in.topo);
+  r.transfers = transfer_summary(r.baseline, r.placed, in.topo);
+  return r;
+}
 
+nlohmann::json plan_report_json(const PlanArgs& a, const PlanInputs& in, const PlanResult& r) {
+  const LoadMatrix& load = in.load;
+  const Topology& topo = in.topo;
+  nlohmann::json layers = nlohmann::json::array();
+  for (int l = 0; l < load.layers(); ++l)
+    layers.push_back({{"layer", l},
+                      {"load", load.layer_total(l)},
+                      {"has_load", r.after.layers[l].has_load},
+                      {"imbalance_before", imbalance_json(r.before.layers[l])},
+                      {"imbalance_after", imbalance_json(r.after.layers[l])},
+                      {"transfers", r.transfers.per_layer[l]}});
+  return {{"policy", a.policy},
+          {"policy_time_ms", r.policy_ms},
+          {"options",
+           {{"groups", a.groups},
+            {"max_transfers", a.max_transfers},
+            {"threshold", a.threshold},
+            {"target", a.target}}},
+          {"topology",
+           {{"ranks", topo.ranks},
+            {"slots_per_rank", topo.slots_per_rank},
+            {"ranks_per_node", topo.ranks_per_node},
+            {"nodes", topo.nodes()},
+            {"slots", topo.num_slots()}}},
+          {"load",
+           {{"source", in.load_name},
+            {"layers", load.layers()},
+            {"experts", load.experts()},
+            {"layers_with_load", r.after.layers_with_load}}},
+          {"baseline", r.baseline_name},
+          {"totals",
+           {{"imbalance_before_mean", r.before.mean_imbalance},
+            {"imbalance_before_max", r.before.max_imbalance},
+            {"imbalance_after_mean", r.after.mean_imbalance},
+            {"imbalance_after_max", r.after.max_imbalance},
+            {"transfers", r.transfers.total},
+            {"slots", static_cast<std::int64_t>(topo.num_slots()) * load.layers()}}},
+          {"layers", std::move(layers)}};
+}
+
+// Phase 4, the files asked for; returns what was written, for the summary.
+std::vector<std::string> write_plan_outputs(const PlanArgs& a, const PlanSetup& s,
+                                            const PlanInputs& in, const PlanResult& r) {
   std::vector<std::string> wrote;
   if (!a.out_path.empty()) {
-    write_placement(a.out_path, placed, topo, out_format);
-    wrote.push_back(a.out_path + " (" + placement_format_name(out_format) + ")");
+    write_placement(a.out_path, r.placed, in.topo, s.out_format);
+    wrote.push_back(a.out_path + " (" + placement_format_name(s.out_format) + ")");
   }
   if (!a.report_path.empty()) {
-    nlohmann::json layers = nlohmann::json::array();
-    for (int l = 0; l < load.layers(); ++l)
-      layers.push_back({{"layer", l},
-                        {"load", load.layer_total(l)},
-                        {"has_load", after.layers[l].has_load},
-                        {"imbalance_before", imbalance_json(before.layers[l])},
-                        {"imbalance_after", imbalance_json(after.layers[l])},
-                        {"transfers", transfers.per_layer[l]}});
-    const nlohmann::json report = {
-        {"policy", a.policy},
-        {"policy_time_ms", policy_ms},
-        {"options",
-         {{"groups", a.groups},
-          {"max_transfers", a.max_transfers},
-          {"threshold", a.threshold},
-          {"target", a.target}}},
-        {"topology",
-         {{"ranks", topo.ranks},
-          {"slots_per_rank", topo.slots_per_rank},
-          {"ranks_per_node", topo.ranks_per_node},
-          {"nodes", topo.nodes()},
-          {"slots", topo.num_slots()}}},
-        {"load",
-         {{"source", load_name},
-          {"layers", load.layers()},
-          {"experts", load.experts()},
-          {"layers_with_load", after.layers_with_load}}},
-        {"baseline", baseline_name},
-        {"totals",
-         {{"imbalance_before_mean", before.mean_imbalance},
-          {"imbalance_before_max", before.max_imbalance},
-          {"imbalance_after_mean", after.mean_imbalance},
-          {"imbalance_after_max", after.max_imbalance},
-          {"transfers", transfers.total},
-          {"slots", static_cast<std::int64_t>(topo.num_slots()) * load.layers()}}},
-        {"layers", std::move(layers)}};
-    write_json_file(a.report_path, report);
+    write_json_file(a.report_path, plan_report_json(a, in, r));
     wrote.push_back(a.report_path + " (report)");
   }
   if (!a.transfers_path.empty()) {
-    const TransferPlan plan = make_transfer_plan(baseline, placed, topo);
+    const TransferPlan plan = make_transfer_plan(r.baseline, r.placed, in.topo);
     // Compact: a whole-model plan holds tens of thousands of operations.
-    write_json_file(a.transfers_path, transfer_plan_json(plan, baseline_name), -1);
+    write_json_file(a.transfers_path, transfer_plan_json(plan, r.baseline_name), -1);
     wrote.push_back(a.transfers_path + " (transfer plan)");
   }
+  return wrote;
+}
 
-  std::printf("load:      %s, %d layers x %d experts (%d with load)\n", load_name.c_str(),
-              load.layers(), load.experts(), after.layers_with_load);
+// Phase 5, the summary on stdout.
+void print_plan(const PlanArgs& a, const PlanInputs& in, const PlanResult& r,
+                const std::vector<std::string>& wrote) {
+  const LoadMatrix& load = in.load;
+  const Topology& topo = in.topo;
+  std::printf("load:      %s, %d layers x %d experts (%d with load)\n", in.load_name.c_str(),
+              load.layers(), load.experts(), r.after.layers_with_load);
   std::printf("topology:  %d ranks x %d slots = %d slots, %d ranks per node (%d nodes)\n",
               topo.ranks, topo.slots_per_rank, topo.num_slots(), topo.ranks_per_node, topo.nodes());
-  std::printf("policy:    %s, %s\n\n", a.policy.c_str(), fmt_ms(policy_ms).c_str());
+  std::printf("policy:    %s, %s\n\n", a.policy.c_str(), fmt_ms(r.policy_ms).c_str());
   Table t({"imbalance (max/mean rank load)", "mean", "max"});
-  t.add_row({current ? "before (current placement)" : "before (contiguous, no balancing)",
-             fmt_fixed(before.mean_imbalance), fmt_fixed(before.max_imbalance)});
-  t.add_row({"after (" + a.policy + ")", fmt_fixed(after.mean_imbalance),
-             fmt_fixed(after.max_imbalance)});
+  t.add_row({in.current ? "before (current placement)" : "before (contiguous, no balancing)",
+             fmt_fixed(r.before.mean_imbalance), fmt_fixed(r.before.max_imbalance)});
+  t.add_row({"after (" + a.policy + ")", fmt_fixed(r.after.mean_imbalance),
+             fmt_fixed(r.after.max_imbalance)});
   t.print(stdout);
   std::printf("\ntransfers: %lld cross-rank expert copies of %lld slots, against the %s\n",
-              static_cast<long long>(transfers.total),
+              static_cast<long long>(r.transfers.total),
               static_cast<long long>(topo.num_slots()) * load.layers(),
-              current ? "current placement" : "contiguous placement");
+              in.current ? "current placement" : "contiguous placement");
   for (const std::string& w : wrote) std::printf("wrote %s\n", w.c_str());
+}
+
+int run_plan(const PlanArgs& a) {
+  const PlanSetup setup = check_plan_args(a);
+  const PlanInputs in = read_plan_inputs(a, setup);
+  const PlanResult r = compute_plan(a, in, *setup.policy);
+  const std::vector<std::string> wrote = write_plan_outputs(a, setup, in, r);
+  print_plan(a, in, r, wrote);
   return 0;
 }
 
@@ -218,13 +279,16 @@ CommandRunner add_plan_command(CLI::App& app) {
   cmd->add_option("--load-format", args->load_format,
                   "auto|sglang|json|csv|npy (default: by extension)")
       ->capture_default_str();
+  // Sizes are checked against core/limits.h by make_topology, naming these options.
   args->ranks_opt = cmd->add_option("--ranks", args->ranks, "Expert-parallel ranks R");
   args->slots_opt =
       cmd->add_option("--slots-per-rank", args->slots_per_rank, "Expert slots per rank S");
   args->rpn_opt = cmd->add_option("--ranks-per-node", args->ranks_per_node,
-                                  "Ranks per node (default: all ranks on one node)");
+                                  "Ranks per node (default: all ranks on one node)")
+                      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--groups", args->groups,
-                  "Expert groups for hierarchical packing (must divide the experts)");
+                  "Expert groups for hierarchical packing (must divide the experts)")
+      ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   cmd->add_option("--policy", args->policy,
                   "Policy: deepseek, deepseek-global, deepseek-hierarchical, swift, "
                   "vllm-ascend-swap")
@@ -244,11 +308,13 @@ CommandRunner add_plan_command(CLI::App& app) {
   cmd->add_option("--threshold", args->threshold,
                   "Leave layers whose imbalance is at most this untouched (policies that start "
                   "from the current placement)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_non_negative());
   cmd->add_option("--target", args->target,
                   "swift: improve a layer until its imbalance is at most this (0: the policy's "
                   "default, 1.01)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_non_negative());
   cmd->add_option("--transfers-out", args->transfers_path,
                   "JSON transfer plan from the before placement to the new one, per layer");
   return [args]() -> int { return run_plan(*args); };

@@ -1,5 +1,6 @@
 // swiftbalancer: the command-line front of the library. Exit codes: 0 success, 1 a failure at
 // run time (including a failed check), 2 bad input or usage.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <utility>
@@ -10,6 +11,9 @@
 
 int main(int argc, char** argv) {
   namespace sbc = swiftbalancer::cli;
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG, reported as a write error
+  // (exit 1, the temporary removed), instead of SIGXFSZ killing the process mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"SwiftBalancer: asynchronous expert-parallel load balancing for MoE inference"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Print help for every subcommand");

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/atomic_file.h"
 
 namespace swiftbalancer::cli {
 
@@ -51,11 +51,7 @@ std::string fmt_ms(double ms) {
 }
 
 void write_json_file(const std::string& path, const nlohmann::json& j, int indent) {
-  std::ofstream out(path, std::ios::trunc);
-  if (!out) throw InputError(path + ": cannot open for writing");
-  out << j.dump(indent) << "\n";
-  out.close();
-  if (!out) throw InputError(path + ": write failed");
+  write_file_atomically(path, j.dump(indent) + "\n");
 }
 
 }  // namespace swiftbalancer::cli

@@ -85,22 +85,23 @@ TEST(EmulatedLink, DeadlineBeforeTheLinkIsDoneIsATimeout) {
     const auto t0 = Clock::now();
     const Status s = batch->wait(t0 + 20ms);
     EXPECT_EQ(s.code(), StatusCode::kTimeout) << s.to_string();
+    // No upper bound on the wall time: a loaded machine may return late, never early.
     EXPECT_GE(ms_since(t0), 19.0);
-    EXPECT_LT(ms_since(t0), 90.0);
   });
 }
 
 TEST(EmulatedLink, SmallMessagesAndSelfTransfersAreNotThrottled) {
-  // At 1 kB/s a throttled 2 kB message would need 2 s; unthrottled ones finish well within 1 s.
+  // At 1 B/s a throttled 2 kB message would need 2000 s; a 60 s deadline tells them apart
+  // without racing the scheduler.
   run_ranks(2, [](int rank, Transport& base) {
-    EmulatedLinkTransport t(base, 1e3);
+    EmulatedLinkTransport t(base, 1.0);
     const auto src = pattern(2000, 4);
     std::vector<std::byte> dst(2000), self_dst(2000);
     const P2POp ops[] = {
         rank == 0 ? P2POp::send(1, 4, src, /*bulk=*/false) : P2POp::recv(0, 4, dst, false),
         P2POp::send(rank, 6, src, /*bulk=*/true), P2POp::recv(rank, 6, self_dst, true)};
     auto batch = t.post(ops);
-    ASSERT_TRUE(batch->wait(Clock::now() + 1000ms).ok());
+    ASSERT_TRUE(batch->wait(Clock::now() + 60s).ok());
     EXPECT_EQ(self_dst, src);
     if (rank == 1) {
       EXPECT_EQ(dst, src);

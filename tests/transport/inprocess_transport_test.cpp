@@ -164,11 +164,18 @@ TEST(InProcessTransport, TimedOutReceiveAbsorbsTheLateMessage) {
 }
 
 TEST(InProcessTransport, LateRankFailsTheAbandonedCollectiveEverywhere) {
-  std::atomic<int> failures{0};
+  std::atomic<int> failures{0}, gave_up{0};
   run_ranks(3, [&](int rank, Transport& t) {
     std::vector<std::int64_t> v = {1};
-    if (rank == 2) std::this_thread::sleep_for(120ms);  // a peer that stops answering
+    // A peer that stops answering: rank 2 arrives only after both others have timed out, an
+    // order fixed by the counter (a sleep would race the 40 ms timeout against the scheduler).
+    if (rank == 2) {
+      const auto give_up = Clock::now() + 60s;
+      while (gave_up.load() < 2 && Clock::now() < give_up) std::this_thread::sleep_for(1ms);
+      ASSERT_EQ(gave_up.load(), 2);
+    }
     const Status s = t.all_reduce(v, ReduceOp::kSum, 40ms);
+    if (rank != 2) ++gave_up;
     if (!s.ok()) {
       EXPECT_EQ(s.code(), StatusCode::kTimeout);
       ++failures;

@@ -3,19 +3,40 @@
 #include <algorithm>
 #include <string>
 
+#include "swiftbalancer/core/limits.h"
+
 namespace swiftbalancer {
+namespace {
 
-Placement::Placement(int layers, int num_slots, int experts)
-    : Placement(layers, num_slots, experts,
-                std::vector<ExpertId>(
-                    static_cast<std::size_t>(std::max(layers, 0)) * std::max(num_slots, 0), -1)) {}
-
-Placement::Placement(int layers, int num_slots, int experts, std::vector<ExpertId> phy2log)
-    : layers_(layers), num_slots_(num_slots), experts_(experts), phy2log_(std::move(phy2log)) {
+// The cell count of a placement, checked against core/limits.h before anything is allocated.
+std::size_t checked_cells(int layers, int num_slots, int experts) {
   if (layers <= 0 || num_slots <= 0 || experts <= 0)
     throw InputError("placement needs positive layers, slots and experts, got " +
                      std::to_string(layers) + ", " + std::to_string(num_slots) + ", " +
                      std::to_string(experts));
+  if (layers > limits::kMaxLayers || experts > limits::kMaxExperts || num_slots > limits::kMaxSlots)
+    throw InputError("placement of " + std::to_string(layers) + " layers x " +
+                     std::to_string(num_slots) + " slots, " + std::to_string(experts) +
+                     " experts exceeds the limits (" + std::to_string(limits::kMaxLayers) +
+                     " layers, " + std::to_string(limits::kMaxSlots) + " slots, " +
+                     std::to_string(limits::kMaxExperts) + " experts)");
+  const std::int64_t cells = std::int64_t{layers} * num_slots;
+  if (cells > limits::kMaxCells)
+    throw InputError("placement of " + std::to_string(layers) + " layers x " +
+                     std::to_string(num_slots) + " slots = " + std::to_string(cells) +
+                     " cells exceeds the limit of " + std::to_string(limits::kMaxCells));
+  return static_cast<std::size_t>(cells);
+}
+
+}  // namespace
+
+Placement::Placement(int layers, int num_slots, int experts)
+    : Placement(layers, num_slots, experts,
+                std::vector<ExpertId>(checked_cells(layers, num_slots, experts), -1)) {}
+
+Placement::Placement(int layers, int num_slots, int experts, std::vector<ExpertId> phy2log)
+    : layers_(layers), num_slots_(num_slots), experts_(experts), phy2log_(std::move(phy2log)) {
+  checked_cells(layers, num_slots, experts);
   if (phy2log_.size() != static_cast<std::size_t>(layers) * num_slots)
     throw InputError("placement has " + std::to_string(phy2log_.size()) + " entries, expected " +
                      std::to_string(layers) + " layers x " + std::to_string(num_slots) + " slots");

@@ -12,12 +12,14 @@ struct Topology {
   int slots_per_rank = 0;
   int ranks_per_node = 0;  // 0 means "all ranks on one node"
 
-  // Throws InputError naming the problem: non-positive sizes, ranks not divisible by
-  // ranks_per_node. ranks_per_node <= 0 becomes `ranks`.
+  // Throws InputError naming the problem: non-positive sizes, sizes over core/limits.h (ranks,
+  // slots per rank, and their product computed in 64 bits), ranks not divisible by
+  // ranks_per_node. ranks_per_node <= 0 becomes `ranks`. A Topology from make() (or one that
+  // validate() accepts) has num_slots() <= limits::kMaxSlots, so the int below never overflows.
   static Topology make(int ranks, int slots_per_rank, int ranks_per_node = 0);
 
-  // Checks the sizes, that the slots can hold `num_experts` logical experts, and that no rank
-  // has more slots than there are experts (it would need two replicas of one expert).
+  // Checks the sizes (as make() does), that the slots can hold `num_experts` logical experts, and
+  // that no rank has more slots than there are experts (it would need two replicas of one expert).
   Status validate(int num_experts) const;
 
   int num_slots() const { return ranks * slots_per_rank; }

@@ -1,17 +1,15 @@
 #include "swiftbalancer/io/file_util.h"
 
-#include <filesystem>
 #include <fstream>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/atomic_file.h"
+#include "swiftbalancer/io/file_check.h"
 
 namespace swiftbalancer::io_detail {
 
 void require_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw InputError(path + ": file not found");
-  if (std::filesystem::is_directory(path, ec))
-    throw InputError(path + ": is a directory, not a file");
+  check_input_file(path);
 }
 
 std::string read_file(const std::string& path) {
@@ -28,11 +26,7 @@ std::string read_file(const std::string& path) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw InputError(path + ": cannot open for writing");
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) throw InputError(path + ": write failed");
+  write_file_atomically(path, text);
 }
 
 }  // namespace swiftbalancer::io_detail

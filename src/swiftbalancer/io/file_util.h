@@ -6,10 +6,12 @@
 
 namespace swiftbalancer::io_detail {
 
-// Throws InputError "<path>: file not found" / "is a directory" / "cannot open".
+// Throws InputError "<path>: file not found" / "is a directory" / "is a FIFO" / "cannot open"
+// (check_input_file: regular files only, so a FIFO never blocks a reader).
 void require_file(const std::string& path);
 std::string read_file(const std::string& path);
-// Truncates and writes; throws InputError when the file cannot be opened or written.
+// Writes the whole file atomically (AtomicFile): InputError for a path where no file can be
+// created, WriteError when the write itself fails; never leaves a partial file.
 void write_text(const std::string& path, const std::string& text);
 
 }  // namespace swiftbalancer::io_detail

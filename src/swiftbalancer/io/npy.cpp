@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/file_check.h"
 
 namespace swiftbalancer {
 namespace {
@@ -169,13 +170,10 @@ void write_whole(const std::string& path, const std::string& descr,
                  std::size_t count) {
   if (checked_elements(path, shape) != static_cast<std::int64_t>(count))
     fail(path, "npy shape does not match the " + std::to_string(count) + " values given");
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail(path, "cannot open for writing");
-  const std::string h = encode_header(descr, shape);
-  out.write(h.data(), static_cast<std::streamsize>(h.size()));
-  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-  out.close();
-  if (!out) fail(path, "write failed");
+  AtomicFile out(path);
+  out.write(encode_header(descr, shape));
+  out.write(data, bytes);
+  out.commit();
 }
 
 }  // namespace
@@ -187,6 +185,7 @@ std::int64_t NpyHeader::elements() const {
 }
 
 NpyReader::NpyReader(const std::string& path) : path_(path) {
+  check_input_file(path);  // a FIFO would block the open below
   in_.open(path, std::ios::binary);
   if (!in_) fail(path, "cannot open file (missing or unreadable)");
   char pre[kMagicLen + 2];
@@ -320,17 +319,12 @@ void write_npy(const std::string& path, std::span<const std::int64_t> shape,
 NpyWriter::NpyWriter(const std::string& path, const std::vector<std::int64_t>& shape, Dtype dtype)
     : path_(path), dtype_(dtype) {
   expected_ = checked_elements(path, shape);
-  out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out_) fail(path, "cannot open for writing");
-  const std::string h = encode_header(dtype == Dtype::kFloat64 ? "<f8" : "<i8", shape);
-  out_.write(h.data(), static_cast<std::streamsize>(h.size()));
-  if (!out_) fail(path, "write failed");
+  out_ = std::make_unique<AtomicFile>(path);
+  out_->write(encode_header(dtype == Dtype::kFloat64 ? "<f8" : "<i8", shape));
 }
 
-NpyWriter::~NpyWriter() {
-  // A destructor must not throw: an unfinished file is left short (readers report it truncated).
-  if (!closed_) out_.close();
-}
+// An unfinished writer leaves nothing: AtomicFile removes its temporary.
+NpyWriter::~NpyWriter() = default;
 
 void NpyWriter::append(std::span<const double> values) {
   if (closed_) fail(path_, "append after close");
@@ -338,15 +332,13 @@ void NpyWriter::append(std::span<const double> values) {
     fail(path_,
          "more values appended than the npy shape holds (" + std::to_string(expected_) + ")");
   if (dtype_ == Dtype::kFloat64) {
-    out_.write(reinterpret_cast<const char*>(values.data()),
-               static_cast<std::streamsize>(values.size_bytes()));
+    out_->write(values.data(), values.size_bytes());
   } else {
     for (double v : values) {
       const std::int64_t i = static_cast<std::int64_t>(v);
-      out_.write(reinterpret_cast<const char*>(&i), sizeof(i));
+      out_->write(&i, sizeof(i));
     }
   }
-  if (!out_) fail(path_, "write failed");
   written_ += static_cast<std::int64_t>(values.size());
 }
 
@@ -356,26 +348,25 @@ void NpyWriter::append(std::span<const std::int64_t> values) {
     fail(path_,
          "more values appended than the npy shape holds (" + std::to_string(expected_) + ")");
   if (dtype_ == Dtype::kInt64) {
-    out_.write(reinterpret_cast<const char*>(values.data()),
-               static_cast<std::streamsize>(values.size_bytes()));
+    out_->write(values.data(), values.size_bytes());
   } else {
     for (std::int64_t i : values) {
       const double v = static_cast<double>(i);
-      out_.write(reinterpret_cast<const char*>(&v), sizeof(v));
+      out_->write(&v, sizeof(v));
     }
   }
-  if (!out_) fail(path_, "write failed");
   written_ += static_cast<std::int64_t>(values.size());
 }
 
 void NpyWriter::close() {
   if (closed_) return;
   closed_ = true;
-  out_.close();
-  if (!out_) fail(path_, "write failed");
-  if (written_ != expected_)
+  if (written_ != expected_) {
+    out_.reset();  // removes the temporary: a short array is never put in place
     fail(path_, "npy file closed after " + std::to_string(written_) + " of " +
                     std::to_string(expected_) + " values");
+  }
+  out_->commit();
 }
 
 }  // namespace swiftbalancer

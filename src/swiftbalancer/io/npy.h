@@ -7,9 +7,12 @@
 
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "swiftbalancer/io/atomic_file.h"
 
 namespace swiftbalancer {
 
@@ -37,14 +40,16 @@ class NpyReader {
   std::vector<char> buf_;
 };
 
-// Writes a whole array. shape's product must equal data.size().
+// Writes a whole array atomically (AtomicFile: WriteError on a failed write, no partial file).
+// shape's product must equal data.size().
 void write_npy(const std::string& path, std::span<const std::int64_t> shape,
                std::span<const double> data);
 void write_npy(const std::string& path, std::span<const std::int64_t> shape,
                std::span<const std::int64_t> data);
 
 // Streams an int64 or float64 array whose shape is known up front: the header is written on
-// open, rows are appended, close() checks that exactly shape's product elements were written.
+// open, rows are appended, close() checks that exactly shape's product elements were written and
+// only then puts the file in place (AtomicFile); a writer not closed leaves no file.
 class NpyWriter {
  public:
   enum class Dtype { kFloat64, kInt64 };
@@ -56,7 +61,7 @@ class NpyWriter {
 
  private:
   std::string path_;
-  std::ofstream out_;
+  std::unique_ptr<AtomicFile> out_;
   Dtype dtype_;
   std::int64_t expected_ = 0, written_ = 0;
   bool closed_ = false;

@@ -1,5 +1,6 @@
 #include "swiftbalancer/policy/policy.h"
 
+#include <cmath>
 #include <string>
 
 namespace swiftbalancer {
@@ -12,6 +13,11 @@ Status check_policy_input(const PolicyInput& input) {
   if (!s.ok()) return s;
   const int groups = input.options.num_groups;
   if (groups < 0) return Status::InvalidInput("groups must not be negative");
+  // Written so that NaN fails: every comparison with NaN is false.
+  if (!(input.options.threshold >= 0.0) || std::isinf(input.options.threshold))
+    return Status::InvalidInput("threshold must be finite and not negative");
+  if (!(input.options.target >= 0.0) || std::isinf(input.options.target))
+    return Status::InvalidInput("target must be finite and not negative (0: the default)");
   if (groups > 1 && input.load.experts() % groups != 0)
     return Status::InvalidInput("groups (" + std::to_string(groups) + ") must divide the " +
                                 std::to_string(input.load.experts()) + " experts");

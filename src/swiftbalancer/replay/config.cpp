@@ -1,4 +1,5 @@
 // The replay's configuration: modes, the policy list and the checks of ReplayConfig.
+#include <cmath>
 #include <string>
 
 #include "swiftbalancer/core/status.h"
@@ -74,7 +75,8 @@ std::vector<PolicySpec> parse_policy_list(const std::string& list) {
 void ReplayConfig::validate() const {
   if (policies.empty()) throw InputError("replay needs at least one policy");
   if (interval <= 0) throw InputError("interval must be positive");
-  if (decay < 0.0 || decay >= 1.0) throw InputError("decay must be in [0, 1)");
+  // Written so that NaN fails: every comparison with NaN is false.
+  if (!(decay >= 0.0 && decay < 1.0)) throw InputError("decay must be in [0, 1)");
   if (decay == 0.0 && window <= 0) throw InputError("window must be positive");
   if (decay == 0.0 && window % interval != 0)
     throw InputError("window (" + std::to_string(window) +
@@ -83,7 +85,10 @@ void ReplayConfig::validate() const {
   if (layers_per_step <= 0) throw InputError("layers-per-step must be positive");
   if (poll_steps <= 0) throw InputError("poll-steps must be positive");
   if (recover_window <= 0) throw InputError("recover-window must be positive");
-  if (recover_tol < 0.0) throw InputError("recover-tol must not be negative");
+  if (!(recover_tol >= 0.0) || !std::isfinite(recover_tol))
+    throw InputError("recover-tol must be finite and not negative");
+  if (std::isnan(policy_ms) || std::isinf(policy_ms))
+    throw InputError("policy-ms must be finite (negative: measured)");
   if (heatmap_bins <= 0) throw InputError("heatmap bins must be positive");
   if (switch_blend < 0) throw InputError("switch blend must not be negative");
   cost.validate();

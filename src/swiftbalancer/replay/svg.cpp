@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/atomic_file.h"
 
 namespace swiftbalancer::replay {
 namespace {
@@ -315,11 +315,7 @@ std::string replay_svg(const ReplayResult& r, const std::string& title) {
 
 void write_replay_svg(const std::string& path, const ReplayResult& result,
                       const std::string& title) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw InputError(path + ": cannot open for writing");
-  out << replay_svg(result, title);
-  out.close();
-  if (!out) throw InputError(path + ": write failed");
+  write_file_atomically(path, replay_svg(result, title));
 }
 
 }  // namespace swiftbalancer::replay

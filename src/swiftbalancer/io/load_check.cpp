@@ -1,11 +1,16 @@
-// The checks every load reader shares (load_formats.h).
+#include "swiftbalancer/io/load_check.h"
+
 #include <cctype>
 #include <cmath>
 #include <sstream>
 
-#include "swiftbalancer/io/load_formats.h"
+#include "swiftbalancer/core/status.h"
 
 namespace swiftbalancer::io_detail {
+
+void fail(const std::string& source, const std::string& what) {
+  throw InputError(source + ": " + what);
+}
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -18,7 +23,6 @@ std::string where(int step, int layer, int expert, bool has_steps) {
   return w + "layer " + std::to_string(layer) + ", expert " + std::to_string(expert);
 }
 
-// Every load value passes here: finite and non-negative.
 void check_value(double v, const std::string& source, int step, int layer, int expert,
                  bool has_steps) {
   if (std::isnan(v)) fail(source, "load of " + where(step, layer, expert, has_steps) + " is NaN");
@@ -36,9 +40,22 @@ void check_shape(const std::string& source, std::int64_t layers, std::int64_t ex
   if (layers <= 0 || experts <= 0)
     fail(source, "load has " + std::to_string(layers) + " layers x " + std::to_string(experts) +
                      " experts; both must be positive");
-  if (layers > kMaxId || experts > kMaxId || layers * experts > kMaxCells)
+  if (layers > limits::kMaxLayers || experts > limits::kMaxExperts ||
+      layers * experts > limits::kMaxCells)
     fail(source, "load shape " + std::to_string(layers) + " x " + std::to_string(experts) +
-                     " is too large");
+                     " is too large (limits: " + std::to_string(limits::kMaxLayers) + " layers, " +
+                     std::to_string(limits::kMaxExperts) + " experts, " +
+                     std::to_string(limits::kMaxCells) + " cells)");
+}
+
+void check_summed(const LoadMatrix& m, const std::string& source) {
+  for (int l = 0; l < m.layers(); ++l) {
+    const auto row = m.row(l);
+    for (int e = 0; e < m.experts(); ++e)
+      if (!std::isfinite(row[e]))
+        fail(source, "load of " + where(0, l, e, false) +
+                         " overflows to infinity when summed over the steps");
+  }
 }
 
 }  // namespace swiftbalancer::io_detail

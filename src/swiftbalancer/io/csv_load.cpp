@@ -1,14 +1,14 @@
-// CSV expert loads: "layer,expert,tokens" or "step,layer,expert,tokens" (load_formats.h).
+#include "swiftbalancer/io/csv_load.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 #include <string_view>
 
 #include "swiftbalancer/io/file_util.h"
-#include "swiftbalancer/io/load_formats.h"
+#include "swiftbalancer/io/load_check.h"
 
 namespace swiftbalancer::io_detail {
 namespace {
@@ -133,8 +133,19 @@ CsvData parse_csv(const std::string& path) {
 std::vector<LoadMatrix> csv_counts(const std::string& path, bool sum) {
   const CsvData d = parse_csv(path);
   const int L = static_cast<int>(d.layers), E = static_cast<int>(d.experts);
-  if (!sum && d.steps * d.layers * d.experts > kMaxCells * 4)
+  const std::int64_t steps = sum ? 1 : d.steps;
+  if (!sum && steps * d.layers * d.experts > kMaxTraceCells)
     fail(path, "CSV trace of " + std::to_string(d.steps) + " steps is too large to hold");
+  // Memory follows the data (csv_load.h): ids far beyond the rows present are refused.
+  const std::int64_t rows = static_cast<std::int64_t>(d.cells.size());
+  const std::int64_t dense = steps * d.layers * d.experts;
+  if (dense > std::max(kCsvFreeCells, kCsvCellsPerRow * rows))
+    fail(path, std::to_string(rows) + " data row(s) describe " +
+                   (sum ? "" : std::to_string(steps) + " steps x ") + std::to_string(d.layers) +
+                   " layers x " + std::to_string(d.experts) +
+                   " experts = " + std::to_string(dense) + " cells; a CSV may describe at most " +
+                   std::to_string(kCsvCellsPerRow) + " cells per row (or " +
+                   std::to_string(kCsvFreeCells) + " in all): are the layer and expert ids right?");
   std::vector<LoadMatrix> out(sum ? 1 : static_cast<std::size_t>(d.steps), LoadMatrix(L, E));
   for (const CsvCell& c : d.cells)
     out[sum ? 0 : static_cast<std::size_t>(c.step)].at(static_cast<int>(c.layer),

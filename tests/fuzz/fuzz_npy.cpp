@@ -1,0 +1,15 @@
+// libFuzzer target: the npy load reader (header parser, dtypes, shapes, truncation).
+#include "fuzz_support.h"
+#include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/load_io.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static const std::string path = swiftbalancer::fuzz::scratch_file(".npy");
+  swiftbalancer::fuzz::write_scratch(path, data, size);
+  try {
+    swiftbalancer::read_load(path, swiftbalancer::LoadFormat::kNpy);
+    swiftbalancer::read_load_steps(path, swiftbalancer::LoadFormat::kNpy);
+  } catch (const swiftbalancer::InputError&) {
+  }
+  return 0;
+}
