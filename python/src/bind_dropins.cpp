@@ -12,11 +12,11 @@
 namespace swiftbalancer::python {
 namespace {
 
-py::tuple deepseek_result(const DeepSeekResult& r, const LoadMatrix& load) {
+py::tuple deepseek_result(DeepSeekResult&& r, const LoadMatrix& load) {
   const py::ssize_t L = load.layers(), E = load.experts();
   return py::make_tuple(placement_array(r.placement),
-                        array_of(r.log2phy, {L, E, py::ssize_t{r.max_replicas}}),
-                        array_of(r.logcnt, {L, E}));
+                        array_from(std::move(r.log2phy), {L, E, py::ssize_t{r.max_replicas}}),
+                        array_from(std::move(r.logcnt), {L, E}));
 }
 
 py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_nodes,
@@ -27,7 +27,7 @@ py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_
     py::gil_scoped_release nogil;
     r = deepseek_rebalance_experts(load, num_replicas, num_groups, num_nodes, num_gpus);
   }
-  return deepseek_result(r, load);
+  return deepseek_result(std::move(r), load);
 }
 
 py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_nodes, int num_ranks,
@@ -53,7 +53,7 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
     py::gil_scoped_release nogil;
     r = engine_rebalance(load, q);
   }
-  return deepseek_result(r, load);
+  return deepseek_result(std::move(r), load);
 }
 
 py::tuple ascend(py::handle table_obj, py::handle workload_obj, int ranks_per_node, int num_experts,

@@ -67,6 +67,14 @@ py::array_t<T> array_of(const std::vector<T>& v, std::vector<py::ssize_t> shape)
   return out;
 }
 
+// Hands the vector's memory to a numpy array (no copy); shape must multiply to v.size().
+template <typename T>
+py::array_t<T> array_from(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+  auto* owned = new std::vector<T>(std::move(v));
+  py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+  return py::array_t<T>(shape, owned->data(), free_when_done);
+}
+
 // phy2log as int64 [L][num_slots].
 py::array_t<std::int64_t> placement_array(const Placement& p);
 

@@ -7,16 +7,6 @@
 namespace swiftbalancer::python {
 namespace {
 
-// Re-lays [L][E][from] rows into [L][E][to] (to >= from), padding with -1.
-std::vector<std::int64_t> widen_rows(const std::vector<std::int64_t>& in, std::size_t rows,
-                                     int from, int to) {
-  std::vector<std::int64_t> out(rows * static_cast<std::size_t>(to), -1);
-  for (std::size_t r = 0; r < rows; ++r)
-    std::copy_n(in.begin() + static_cast<std::ptrdiff_t>(r * from), from,
-                out.begin() + static_cast<std::ptrdiff_t>(r * to));
-  return out;
-}
-
 // An old map the policy can start from: the engine's slot count, known ids, every expert present.
 void check_old_map(const Placement& old, const LoadMatrix& weight, const Topology& topo) {
   const std::string name = "old_global_expert_indices";
@@ -33,8 +23,8 @@ void check_old_map(const Placement& old, const LoadMatrix& weight, const Topolog
 DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q) {
   DeepSeekResult out;
   if (q.old_map == nullptr) {
-    out =
-        deepseek_rebalance_experts(weight, q.num_replicas, q.num_groups, q.num_nodes, q.num_ranks);
+    out = deepseek_rebalance_experts(weight, q.num_replicas, q.num_groups, q.num_nodes, q.num_ranks,
+                                     q.log2phy_width);
   } else {
     // The same argument checks as the DeepSeek path (it throws before doing any work).
     if (q.num_ranks <= 0 || q.num_nodes <= 0 || q.num_ranks % q.num_nodes != 0)
@@ -50,16 +40,12 @@ DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q
     o.threshold = q.threshold;
     PolicyInput in{topo, weight, q.old_map, o};
     out.placement = make_policy(q.policy)->rebalance(in);
-    replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt);
+    replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
+                            q.log2phy_width);
   }
-  if (q.log2phy_width > 0) {
-    if (q.log2phy_width < out.max_replicas)
-      throw InputError("an expert has " + std::to_string(out.max_replicas) +
-                       " replicas, more than the log2phy width " + std::to_string(q.log2phy_width));
-    const std::size_t rows = static_cast<std::size_t>(weight.layers()) * weight.experts();
-    out.log2phy = widen_rows(out.log2phy, rows, out.max_replicas, q.log2phy_width);
-    out.max_replicas = q.log2phy_width;
-  }
+  if (q.log2phy_width > 0 && out.max_replicas > q.log2phy_width)
+    throw InputError("an expert has " + std::to_string(out.max_replicas) +
+                     " replicas, more than the log2phy width " + std::to_string(q.log2phy_width));
   return out;
 }
 

@@ -31,13 +31,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Topology", "BalanceSummary", "TransferSummary", "TransferPlan", "LayerPlan", "TransferOp",
-    "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftBalanceEplb", "rebalance",
+    "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftAscendPolicy", "rebalance",
     "align_to_current", "make_transfer_plan", "apply_layer_plan", "balance_summary",
     "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
     "contiguous_placement", "read_load", "write_load", "read_placement", "write_placement",
 ]
 
 _INT_MAX = 2**31 - 1
+
+
+class EplbAssertionError(ValueError, AssertionError):
+    """A bad argument that the engine's own policy rejects with an assertion (vLLM, SGLang):
+    both a ValueError and an AssertionError, so code written against either sees it."""
 
 
 def _torch_module():
@@ -51,14 +56,18 @@ def _is_tensor(x):
 
 
 def _host(x, name):
-    """numpy view of a tensor (CPU, float64 or int64); other inputs go to C++ unchanged."""
+    """A tensor as a numpy view on the CPU in its own dtype (no widening copy: the C++ side reads
+    int32, int64, float32 and float64 in place); other inputs go to C++ unchanged."""
     if not _is_tensor(x):
         return x
     torch = _torch_module()
     if x.dtype == torch.bool or x.is_complex():
         raise ValueError("%s must have a real numeric dtype, got %s" % (name, x.dtype))
     x = x.detach()
-    x = x.to(device="cpu", dtype=torch.float64 if x.is_floating_point() else torch.int64)
+    if x.device.type != "cpu":
+        x = x.cpu()
+    if x.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16
+        x = x.float()
     return x.numpy()
 
 
@@ -190,8 +199,16 @@ class VllmAscendPolicy:
         return int(changed), priority, table.tolist()
 
 
-# vllm-ascend names its policy classes after the algorithm; this one is the same interface.
-SwiftBalanceEplb = VllmAscendPolicy
+# The same class under a name of its own: vllm-ascend ships a policy called SwiftBalanceEplb that
+# is not this one, so that name is not used here (see __getattr__ below).
+SwiftAscendPolicy = VllmAscendPolicy
+
+
+def __getattr__(name):
+    if name == "SwiftBalanceEplb":
+        raise AttributeError("swiftbalancer.SwiftBalanceEplb was renamed SwiftAscendPolicy (it is "
+                             "not vllm-ascend's own SwiftBalanceEplb policy)")
+    raise AttributeError("module 'swiftbalancer' has no attribute %r" % name)
 
 
 # ---------------------------------------------------------------------------------------------
