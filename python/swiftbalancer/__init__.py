@@ -32,7 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Topology", "BalanceSummary", "TransferSummary", "TransferPlan", "LayerPlan", "TransferOp",
     "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftAscendPolicy", "rebalance",
-    "align_to_current", "make_transfer_plan", "apply_layer_plan", "balance_summary",
+    "align_to_current", "make_transfer_plan", "make_layer_plan", "apply_layer_plan", "balance_summary",
     "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
     "contiguous_placement", "read_load", "write_load", "read_placement", "write_placement",
 ]
@@ -248,6 +248,17 @@ def make_transfer_plan(old, new, topology, *, intra_node=1.0, inter_node=4.0, nu
     return _core.make_transfer_plan(_host(old, "old"), _host(new, "new"), topology,
                                     _real(intra_node, "intra_node"),
                                     _real(inter_node, "inter_node"), _experts_arg(num_experts))
+
+
+def make_layer_plan(old_layer, new_layer, topology, *, layer=0, num_experts=None, intra_node=1.0,
+                    inter_node=4.0):
+    """The plan of one layer (``LayerPlan``) from phy2log ``old_layer`` to ``new_layer`` (both
+    ``[ranks * slots_per_rank]``, valid placements): the C++ ``make_layer_plan``, the one the
+    runtime and ``swiftbalancer.torch`` execute. ``layer`` only labels the plan."""
+    return _core.make_layer_plan(_host(old_layer, "old_layer"), _host(new_layer, "new_layer"),
+                                 topology, _count(layer, "layer", minimum=0),
+                                 _experts_arg(num_experts), _real(intra_node, "intra_node"),
+                                 _real(inter_node, "inter_node"))
 
 
 def apply_layer_plan(old_layer, plan, topology):
