@@ -7,6 +7,11 @@ Drop-ins for the calls engines already make:
 * ``VllmAscendPolicy(...).rebalance_experts(current_expert_table, expert_workload)`` -- the
   policy interface of vllm-ascend's dynamic EPLB.
 
+Engine adapters in submodules: ``swiftbalancer.vllm`` (vLLM's policy class and plugin),
+``swiftbalancer.sglang`` (SGLang's calls and recorder dumps), ``swiftbalancer.torch`` (the weight
+mover on torch.distributed), ``swiftbalancer.prometheus`` (a metrics collector),
+``swiftbalancer.runtime`` (the asynchronous balancer).
+
 And the library itself: ``rebalance`` (any policy, from the placement in service, with a transfer
 budget), ``make_transfer_plan``, the metrics (``balance_summary``, ``transfer_summary``,
 ``rank_loads``), placement helpers and the file readers and writers.
@@ -32,9 +37,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Topology", "BalanceSummary", "TransferSummary", "TransferPlan", "LayerPlan", "TransferOp",
     "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftAscendPolicy", "rebalance",
-    "align_to_current", "make_transfer_plan", "make_layer_plan", "apply_layer_plan", "balance_summary",
-    "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
+    "align_to_current", "make_transfer_plan", "make_layer_plan", "apply_layer_plan",
+    "balance_summary", "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
     "contiguous_placement", "read_load", "write_load", "read_placement", "write_placement",
+    "EplbAssertionError",
 ]
 
 _INT_MAX = 2**31 - 1

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import Topology, make_layer_plan  # noqa: F401  (Topology: the type taken)
+from . import make_layer_plan
 
 __all__ = ["WeightMover", "LayerMove", "batches"]
 
@@ -85,15 +85,17 @@ class _Waiter:
     """Posts this rank's batches one after the other on a helper thread and waits on each
     (``Work.wait`` without a timeout: gloo breaks the pair when a timed wait expires)."""
 
-    def __init__(self, post_batch, count, delay_s=0.0):
+    def __init__(self, post_batch, count, device, delay_s=0.0):
         self.done = threading.Event()
         self.error = None
-        self._thread = threading.Thread(target=self._run, args=(post_batch, count, delay_s),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run,
+                                        args=(post_batch, count, device, delay_s), daemon=True)
         self._thread.start()
 
-    def _run(self, post_batch, count, delay_s):
+    def _run(self, post_batch, count, device, delay_s):
         try:
+            if device.type == "cuda":
+                torch.cuda.set_device(device)  # NCCL issues on this thread's device
             if delay_s:
                 time.sleep(delay_s)  # injected fault: this rank is late
             for k in range(count):
@@ -128,7 +130,7 @@ class LayerMove:
         self._batches = batches(self._remote, mover.tensors_per_expert, mover.topology.ranks,
                                 mover.max_ops_per_batch, mover.one_peer_rounds)
         self._tag_base = tag_base
-        self._waiter = _Waiter(self._post_batch, len(self._batches), delay_s)
+        self._waiter = _Waiter(self._post_batch, len(self._batches), mover.device, delay_s)
 
     def _post_batch(self, k):
         m, rank = self.mover, self.mover.rank
@@ -138,10 +140,11 @@ class LayerMove:
             tag = (self._tag_base + i * m.tensors_per_expert + t) % _TAG_SPACE
             if op[1] == rank:
                 tensor = m.experts[self.layer][int(op[2])][t]
-                p2p.append(dist.P2POp(dist.isend, tensor, int(op[3]), m.group, tag))
+                p2p.append(dist.P2POp(dist.isend, tensor, m._peer(op[3]), m.group, tag))
                 m.counters["bytes_sent"] += tensor.numel() * tensor.element_size()
             elif op[3] == rank:
-                p2p.append(dist.P2POp(dist.irecv, self._recv[i][t], int(op[1]), m.group, tag))
+                p2p.append(dist.P2POp(dist.irecv, self._recv[i][t], m._peer(op[1]), m.group,
+                                      tag))
         return dist.batch_isend_irecv(p2p) if p2p else []
 
     def wait(self):
@@ -183,7 +186,8 @@ class WeightMover:
     experts[layer][local_slot]: the tensors of the expert in that slot (same count, shapes and
     dtypes in every slot of a layer, on every rank); owned by the caller, written in place on
     commit. phy2log: the placement in service, [layers][ranks * slots_per_rank]. group: the
-    process group (default: the world). timeout_s bounds each wait (transfers, agreement).
+    process group (default: the world); topology rank r is rank r of the group. timeout_s
+    bounds each wait (transfers, agreement).
     """
 
     def __init__(self, topology, rank, experts, phy2log, *, group=None, timeout_s=10.0,
@@ -247,6 +251,14 @@ class WeightMover:
     def move_layer(self, layer, new_layer):
         """post() then commit(): True when the layer now serves new_layer on every rank."""
         return self.post(layer, new_layer).commit()
+
+    def _peer(self, rank):
+        """The global rank of topology rank `rank` (P2POp takes global ranks)."""
+        if self.group is None:
+            return int(rank)
+        to_global = (getattr(dist, "get_global_rank", None)  # torch >= 2.0
+                     or dist.distributed_c10d._get_global_rank)
+        return to_global(self.group, int(rank))
 
     def _agree(self, ok):
         flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=self.device)

@@ -2,6 +2,7 @@
 
 import enum
 import json
+import os
 import subprocess
 import sys
 
@@ -76,6 +77,16 @@ def test_recorder_dump_round_trip(tmp_path):
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(json.loads(js.read_text())["logical_count"], load)
     np.testing.assert_array_equal(sb.read_load(js), load)
+    cli = os.environ.get("SWIFTBALANCER_CLI")  # set by CTest
+    if cli and os.path.exists(cli):
+        for path in (js, npy):
+            out = tmp_path / ("placement_%s.json" % path.suffix[1:])
+            proc = subprocess.run([cli, "plan", "--load", str(path), "--ranks", "4",
+                                   "--slots-per-rank", "5", "--out", str(out)],
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            placement = sb.read_placement(out, sb.Topology(4, 5), 16)
+            sb.validate_placement(placement, sb.Topology(4, 5), 16)
 
 
 def test_bad_dumps(tmp_path):

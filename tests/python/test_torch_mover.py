@@ -57,7 +57,9 @@ def test_one_peer_rounds_pair_each_rank_once_per_round():
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                     reason="torch.distributed with gloo not available")
-@pytest.mark.parametrize("one_peer,max_ops", [(False, 4), (True, 64)])
+# One run with both bounds active (one-peer rounds, at most 4 operations per rank per batch)
+# keeps the test near 15 s; the batch split itself is covered above without processes.
+@pytest.mark.parametrize("one_peer,max_ops", [(True, 4)])
 def test_four_ranks_on_gloo(tmp_path, one_peer, max_ops):
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1")
