@@ -10,4 +10,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev \
   libopenmpi-dev openmpi-bin \
   python3 python3-dev python3-numpy python3-pytest python3-pip pybind11-dev \
+  python3-torch python3-prometheus-client \
   clang libclang-rt-14-dev

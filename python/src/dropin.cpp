@@ -22,7 +22,8 @@ void require_positive(const char* name, int v) {
 }  // namespace
 
 DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_replicas,
-                                          int num_groups, int num_nodes, int num_gpus) {
+                                          int num_groups, int num_nodes, int num_gpus,
+                                          int log2phy_width) {
   require_positive("num_replicas", num_replicas);
   require_positive("num_groups", num_groups);
   require_positive("num_nodes", num_nodes);
@@ -47,14 +48,15 @@ DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_repl
   in.options.num_groups = hierarchical ? num_groups : 0;
   DeepSeekResult out;
   out.placement = make_deepseek_policy(DeepSeekMode::kAuto)->rebalance(in);
-  replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt);
+  replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
+                          log2phy_width);
   return out;
 }
 
 void replica_ordered_log2phy(const Placement& placement, const LoadMatrix& weight,
                              const Topology& topo, int& max_replicas,
-                             std::vector<std::int64_t>& log2phy,
-                             std::vector<std::int64_t>& logcnt) {
+                             std::vector<std::int64_t>& log2phy, std::vector<std::int64_t>& logcnt,
+                             int min_width) {
   const int layers = placement.layers(), experts = placement.experts();
   const int slots = placement.num_slots(), per_rank = topo.slots_per_rank;
   if (weight.layers() != layers || weight.experts() != experts)
@@ -68,6 +70,7 @@ void replica_ordered_log2phy(const Placement& placement, const LoadMatrix& weigh
       max_replicas = std::max(max_replicas, static_cast<int>(c));
     }
   }
+  max_replicas = std::max(max_replicas, min_width);
   log2phy.assign(static_cast<std::size_t>(layers) * experts * max_replicas, -1);
   std::vector<double> before(slots);  // load of the slot's rank in its lower slots
   std::vector<std::int32_t> order;

@@ -23,18 +23,23 @@ struct DeepSeekResult {
   std::vector<std::int64_t> log2phy;  // [L][E][max_replicas], -1 padded, in replica order
   std::vector<std::int64_t> logcnt;   // [L][E]
 };
+// log2phy_width: the last dimension of log2phy when larger than the most replicas of an expert
+// (the engines allocate num_replicas - experts + 1); 0: the most replicas.
 DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_replicas,
-                                          int num_groups, int num_nodes, int num_gpus);
+                                          int num_groups, int num_nodes, int num_gpus,
+                                          int log2phy_width = 0);
 
 // Orders each expert's slots the way DeepSeek's packing placed them (the reference's replica
 // rank): packing puts replicas heaviest first on the lightest rank, so among the replicas of one
 // expert the earlier one went to the rank that was lighter when it arrived, i.e. whose earlier
 // slots (lower local index) held less load; ties go to the lower rank. Exact for placements the
 // DeepSeek policy produced; a valid (slot-ordered on ties) order for any other placement.
-// Output as DeepSeekResult::log2phy / logcnt.
+// Output as DeepSeekResult::log2phy / logcnt; max_replicas (the width of log2phy) is at least
+// min_width.
 void replica_ordered_log2phy(const Placement& placement, const LoadMatrix& weight,
                              const Topology& topo, int& max_replicas,
-                             std::vector<std::int64_t>& log2phy, std::vector<std::int64_t>& logcnt);
+                             std::vector<std::int64_t>& log2phy, std::vector<std::int64_t>& logcnt,
+                             int min_width = 0);
 
 // Keeps an expert that stays on a rank in the slot it already occupies there (vllm-ascend's
 // "local exchange" constraint): in-place updates write only the slots whose expert changes.

@@ -7,6 +7,11 @@ Drop-ins for the calls engines already make:
 * ``VllmAscendPolicy(...).rebalance_experts(current_expert_table, expert_workload)`` -- the
   policy interface of vllm-ascend's dynamic EPLB.
 
+Engine adapters in submodules: ``swiftbalancer.vllm`` (vLLM's policy class and plugin),
+``swiftbalancer.sglang`` (SGLang's calls and recorder dumps), ``swiftbalancer.torch`` (the weight
+mover on torch.distributed), ``swiftbalancer.prometheus`` (a metrics collector),
+``swiftbalancer.runtime`` (the asynchronous balancer).
+
 And the library itself: ``rebalance`` (any policy, from the placement in service, with a transfer
 budget), ``make_transfer_plan``, the metrics (``balance_summary``, ``transfer_summary``,
 ``rank_loads``), placement helpers and the file readers and writers.
@@ -31,13 +36,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Topology", "BalanceSummary", "TransferSummary", "TransferPlan", "LayerPlan", "TransferOp",
-    "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftBalanceEplb", "rebalance",
-    "align_to_current", "make_transfer_plan", "apply_layer_plan", "balance_summary",
-    "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
+    "policy_names", "rebalance_experts", "VllmAscendPolicy", "SwiftAscendPolicy", "rebalance",
+    "align_to_current", "make_transfer_plan", "make_layer_plan", "apply_layer_plan",
+    "balance_summary", "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
     "contiguous_placement", "read_load", "write_load", "read_placement", "write_placement",
+    "EplbAssertionError",
 ]
 
 _INT_MAX = 2**31 - 1
+
+
+class EplbAssertionError(ValueError, AssertionError):
+    """A bad argument that the engine's own policy rejects with an assertion (vLLM, SGLang):
+    both a ValueError and an AssertionError, so code written against either sees it."""
 
 
 def _torch_module():
@@ -51,14 +62,18 @@ def _is_tensor(x):
 
 
 def _host(x, name):
-    """numpy view of a tensor (CPU, float64 or int64); other inputs go to C++ unchanged."""
+    """A tensor as a numpy view on the CPU in its own dtype (no widening copy: the C++ side reads
+    int32, int64, float32 and float64 in place); other inputs go to C++ unchanged."""
     if not _is_tensor(x):
         return x
     torch = _torch_module()
     if x.dtype == torch.bool or x.is_complex():
         raise ValueError("%s must have a real numeric dtype, got %s" % (name, x.dtype))
     x = x.detach()
-    x = x.to(device="cpu", dtype=torch.float64 if x.is_floating_point() else torch.int64)
+    if x.device.type != "cpu":
+        x = x.cpu()
+    if x.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16
+        x = x.float()
     return x.numpy()
 
 
@@ -190,8 +205,16 @@ class VllmAscendPolicy:
         return int(changed), priority, table.tolist()
 
 
-# vllm-ascend names its policy classes after the algorithm; this one is the same interface.
-SwiftBalanceEplb = VllmAscendPolicy
+# The same class under a name of its own: vllm-ascend ships a policy called SwiftBalanceEplb that
+# is not this one, so that name is not used here (see __getattr__ below).
+SwiftAscendPolicy = VllmAscendPolicy
+
+
+def __getattr__(name):
+    if name == "SwiftBalanceEplb":
+        raise AttributeError("swiftbalancer.SwiftBalanceEplb was renamed SwiftAscendPolicy (it is "
+                             "not vllm-ascend's own SwiftBalanceEplb policy)")
+    raise AttributeError("module 'swiftbalancer' has no attribute %r" % name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +254,17 @@ def make_transfer_plan(old, new, topology, *, intra_node=1.0, inter_node=4.0, nu
     return _core.make_transfer_plan(_host(old, "old"), _host(new, "new"), topology,
                                     _real(intra_node, "intra_node"),
                                     _real(inter_node, "inter_node"), _experts_arg(num_experts))
+
+
+def make_layer_plan(old_layer, new_layer, topology, *, layer=0, num_experts=None, intra_node=1.0,
+                    inter_node=4.0):
+    """The plan of one layer (``LayerPlan``) from phy2log ``old_layer`` to ``new_layer`` (both
+    ``[ranks * slots_per_rank]``, valid placements): the C++ ``make_layer_plan``, the one the
+    runtime and ``swiftbalancer.torch`` execute. ``layer`` only labels the plan."""
+    return _core.make_layer_plan(_host(old_layer, "old_layer"), _host(new_layer, "new_layer"),
+                                 topology, _count(layer, "layer", minimum=0),
+                                 _experts_arg(num_experts), _real(intra_node, "intra_node"),
+                                 _real(inter_node, "inter_node"))
 
 
 def apply_layer_plan(old_layer, plan, topology):

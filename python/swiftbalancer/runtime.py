@@ -9,6 +9,13 @@
                    b.record(layer, per_slot_counts)
         stats = b.after_forward()
 
+Options are the fields of ``BalancerConfig`` (runtime::BalancerConfig bound once, with the C++
+defaults; timeouts as ``<name>_ms``): pass ``config=`` and/or keywords that override single
+fields. Keywords may also name a field of ``config.policy_options`` (``num_groups``,
+``max_transfers``, ``threshold``, ``target``) or ``config.link_weights``. ``log`` is None (the
+C++ sink: warnings and errors on stderr), a callable ``(severity, line)``, or a bool (True: every
+line on stderr; False: silent).
+
 Expert buffers are writeable C-contiguous numpy arrays or CPU torch tensors that stay owned by
 the caller; the balancer writes arriving weights into them in place (only slots whose expert
 changes). before_forward / after_forward release the GIL: they wait, bounded, for the other
@@ -18,10 +25,47 @@ ranks. See src/swiftbalancer/runtime/balancer.h for the protocol and its guarant
 import sys
 
 from ._core import Topology  # noqa: F401  (the topology type the balancer takes)
-from ._runtime import InProcessWorld
+from ._runtime import (BalancerConfig, FaultInjection, InProcessWorld, LinkWeights,
+                       PolicyOptions)
 from ._runtime import Balancer as _Balancer
 
-__all__ = ["InProcessWorld", "Balancer"]
+__all__ = ["InProcessWorld", "Balancer", "BalancerConfig", "PolicyOptions", "LinkWeights",
+           "FaultInjection", "make_config"]
+
+_NESTED = (("policy_options", PolicyOptions), ("link_weights", LinkWeights))
+
+
+def _stderr_sink(severity, line):
+    print("swiftbalancer %s: %s" % (severity, line), file=sys.stderr)
+
+
+def _log_value(v):
+    if v is True:
+        return _stderr_sink
+    if v is False:
+        return lambda severity, line: None
+    return v
+
+
+def make_config(config=None, **overrides):
+    """A copy of ``config`` (default: ``BalancerConfig()``) with ``overrides`` applied."""
+    cfg = BalancerConfig() if config is None else BalancerConfig(config)
+    for key, value in overrides.items():
+        if key == "log":
+            value = _log_value(value)
+        if key in BalancerConfig.field_names:
+            setattr(cfg, key, value)
+            continue
+        for field, kind in _NESTED:
+            if hasattr(kind, key) and not key.startswith("_"):
+                nested = getattr(cfg, field)
+                setattr(nested, key, value)
+                setattr(cfg, field, nested)
+                break
+        else:
+            raise TypeError("unknown balancer option %r (BalancerConfig fields: %s)"
+                            % (key, ", ".join(BalancerConfig.field_names)))
+    return cfg
 
 
 def _buffer(t):
@@ -34,19 +78,13 @@ def _buffer(t):
 
 
 class Balancer(_Balancer):
-    """One rank's balancer. Options as runtime::BalancerConfig (timeouts in milliseconds;
-    background_worker runs the policy thread at the lowest CPU priority)."""
+    """One rank's balancer: ``Balancer(world, topology, rank, initial, *, policy="swift",
+    config=None, **overrides)``; see the module docstring for the options."""
 
-    def __init__(self, world, topology, rank, initial, *, policy="swift", mode="async",
-                 interval_steps=50, window_intervals=4, window_decay=0.0, layers_per_step=1,
-                 decision_poll_steps=2, worker_timeout_ms=5000, transfer_timeout_ms=1000,
-                 collective_timeout_ms=5000, num_groups=0, max_transfers=-1, threshold=1.0,
-                 log=False, background_worker=True):
-        super().__init__(world, topology, rank, policy, initial, mode, interval_steps,
-                         window_intervals, window_decay, layers_per_step, decision_poll_steps,
-                         worker_timeout_ms, transfer_timeout_ms, collective_timeout_ms,
-                         num_groups, max_transfers, threshold, bool(log),
-                         bool(background_worker))
+    def __init__(self, world, topology, rank, initial, *, policy="swift", config=None,
+                 **overrides):
+        super().__init__(world, topology, rank, str(policy), initial,
+                         make_config(config, **overrides))
 
     def register_expert(self, layer, slot, tensors):
         super().register_expert(layer, slot, [_buffer(t) for t in tensors])

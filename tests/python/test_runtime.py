@@ -17,7 +17,7 @@ def fill(buf, layer, expert):
     buf[:] = (layer * 16 + expert) & 0xFF
 
 
-def run_ranks(steps, load):
+def run_ranks(steps, load, **options):
     """Runs RANKS balancers in lockstep; returns per-rank (placement, counters, buffers, bad)."""
     topo = sb.Topology(RANKS, SLOTS)
     world = runtime.InProcessWorld(RANKS)
@@ -32,7 +32,7 @@ def run_ranks(steps, load):
                                  interval_steps=2, window_intervals=1, decision_poll_steps=1,
                                  layers_per_step=1,
                                  # normal priority: a nice-19 worker starves on a busy machine
-                                 background_worker=False)
+                                 background_worker=False, **options)
             bufs = {}
             for l in range(LAYERS):
                 for s in range(SLOTS):
@@ -105,3 +105,44 @@ def test_bad_arguments():
         b.register_expert(0, 0, [np.zeros((4, 4))[:, ::2]])
     with pytest.raises(ValueError):
         b.select(0, 9, 0, 0)
+
+
+def test_config_defaults_come_from_cpp():
+    # A Balancer built without options carries a default-constructed C++ BalancerConfig; a
+    # keyword overrides exactly its field (nested policy options by their own name).
+    topo = sb.Topology(2, 3)
+    initial = sb.contiguous_placement(topo, 1, 4)
+    cpp = runtime.BalancerConfig()
+    b = runtime.Balancer(runtime.InProcessWorld(2), topo, 0, initial, mode="off",
+                         transfer_timeout_ms=cpp.transfer_timeout_ms + 7, max_transfers=11)
+    got = b.config
+    for name in runtime.BalancerConfig.field_names:
+        if name in ("mode", "transfer_timeout_ms", "policy_options", "link_weights", "fault"):
+            continue
+        assert getattr(got, name) == getattr(cpp, name), name
+    assert got.mode == "off" and got.transfer_timeout_ms == cpp.transfer_timeout_ms + 7
+    assert got.policy_options.max_transfers == 11
+    assert got.policy_options.num_groups == cpp.policy_options.num_groups
+    assert got.link_weights.inter_node == cpp.link_weights.inter_node
+    assert got.fault.kind == cpp.fault.kind
+    with pytest.raises(TypeError, match="interval_step"):
+        runtime.make_config(interval_step=3)
+    with pytest.raises(ValueError, match="worker_timeout_ms"):
+        runtime.make_config(worker_timeout_ms=-1)
+    base = runtime.make_config(interval_steps=9)
+    assert runtime.make_config(base, layers_per_step=2).interval_steps == 9
+    assert base.layers_per_step == cpp.layers_per_step  # the copy, not the original, changed
+
+
+def test_log_sink_is_a_python_callable():
+    # The worker of rank 1 throws in cycle 0: the failure reaches the Python sink with its
+    # severity, from the worker or serving thread, and serving goes on.
+    lines = []
+    fault = runtime.FaultInjection()
+    fault.kind, fault.rank, fault.cycle = "worker-exception", 1, 0
+    load = np.array([[10, 1000, 900, 10, 10], [10, 1000, 900, 10, 10]])
+    _, results = run_ranks(12, load, fault=fault,
+                           log=lambda severity, line: lines.append((severity, line)))
+    assert any(sev in ("warning", "error") for sev, _ in lines), lines
+    assert all(isinstance(sev, str) and isinstance(line, str) for sev, line in lines)
+    assert results[1][1]["worker_failures"] + results[0][1]["cycles_dropped"] >= 1

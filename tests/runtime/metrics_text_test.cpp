@@ -31,7 +31,8 @@ TEST(MetricsText, ExposesEveryCounterWithBoundedLabels) {
   EXPECT_TRUE(has_line(t, "swiftbalancer_rebalances_total{rank=\"3\"} 2"));
   EXPECT_TRUE(has_line(t, "swiftbalancer_failures_total{rank=\"3\",kind=\"transfer\"} 1"));
   EXPECT_TRUE(has_line(t, "swiftbalancer_failures_total{rank=\"3\",kind=\"worker\"} 3"));
-  EXPECT_TRUE(has_line(t, "swiftbalancer_bytes_sent_total{rank=\"3\"} 4096"));
+  EXPECT_TRUE(has_line(t, "swiftbalancer_bytes_total{rank=\"3\",direction=\"sent\"} 4096"));
+  EXPECT_TRUE(has_line(t, "swiftbalancer_cycles_total{rank=\"3\",outcome=\"agreed\"} 0"));
   EXPECT_TRUE(has_line(t, "swiftbalancer_staging_peak_bytes{rank=\"3\"} 640"));
   // Cumulative buckets.
   EXPECT_TRUE(

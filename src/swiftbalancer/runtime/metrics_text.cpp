@@ -81,21 +81,23 @@ std::string metrics_text(const BalancerCounters& c,
   Writer w(base);
   w.counter("steps_total", "Serving steps seen by the balancer.", c.steps);
   w.counter("gathers_total", "Load all-gathers.", c.gathers);
-  w.counter("cycles_started_total", "Decision cycles started.", c.cycles_started);
-  w.counter("cycles_agreed_total", "Decision cycles every rank agreed on.", c.cycles_agreed);
-  w.counter("cycles_dropped_total", "Decision cycles dropped on every rank.", c.cycles_dropped);
   w.counter("rebalances_total", "Cycles that committed at least one layer.", c.rebalances);
-  w.counter("layers_committed_total", "Layers moved to a new placement.", c.layers_committed);
-  w.counter("layers_failed_total", "Layers left on their old placement by a failure.",
-            c.layers_failed);
+  w.counter("errors_total", "Failures reported (all kinds).", c.errors);
+  w.header("cycles_total", "counter", "Decision cycles by outcome.");
+  w.sample("cycles_total", "outcome=\"started\"", std::to_string(c.cycles_started));
+  w.sample("cycles_total", "outcome=\"agreed\"", std::to_string(c.cycles_agreed));
+  w.sample("cycles_total", "outcome=\"dropped\"", std::to_string(c.cycles_dropped));
+  w.header("layers_total", "counter", "Layer moves by outcome.");
+  w.sample("layers_total", "outcome=\"committed\"", std::to_string(c.layers_committed));
+  w.sample("layers_total", "outcome=\"failed\"", std::to_string(c.layers_failed));
   w.header("failures_total", "counter", "Failures by kind.");
   w.sample("failures_total", "kind=\"transfer\"", std::to_string(c.transfer_failures));
   w.sample("failures_total", "kind=\"worker\"", std::to_string(c.worker_failures));
   w.sample("failures_total", "kind=\"invalid_placement\"", std::to_string(c.invalid_placements));
   w.sample("failures_total", "kind=\"collective\"", std::to_string(c.collective_failures));
-  w.counter("errors_total", "Errors reported (all kinds).", c.errors);
-  w.counter("bytes_sent_total", "Expert bytes this rank sent.", c.bytes_sent);
-  w.counter("bytes_received_total", "Expert bytes this rank received.", c.bytes_received);
+  w.header("bytes_total", "counter", "Expert bytes moved by this rank.");
+  w.sample("bytes_total", "direction=\"sent\"", std::to_string(c.bytes_sent));
+  w.sample("bytes_total", "direction=\"received\"", std::to_string(c.bytes_received));
   w.gauge("staging_peak_bytes", "Most staging memory held at once.",
           static_cast<double>(c.peak_staging_bytes));
   w.gauge("staging_parked_bytes", "Staging kept after transfers that could not be cancelled.",

@@ -2,12 +2,13 @@
 // serves. Labels have bounded cardinality: the rank (and whatever constant labels the caller
 // passes), never a layer or an expert.
 //
-// Metric names (prefix swiftbalancer_): steps_total, gathers_total, cycles_started_total,
-// cycles_agreed_total, cycles_dropped_total, rebalances_total, layers_committed_total,
-// layers_failed_total, failures_total{kind=transfer|worker|invalid_placement|collective},
-// errors_total, bytes_sent_total, bytes_received_total, staging_peak_bytes,
-// staging_parked_bytes, balancing_stopped, rebalance_duration_seconds (histogram),
-// imbalance{placement=before|after}.
+// Metric names (prefix swiftbalancer_, the same families as the Python collector
+// swiftbalancer.prometheus): steps_total, gathers_total, rebalances_total, errors_total,
+// cycles_total{outcome=started|agreed|dropped}, layers_total{outcome=committed|failed},
+// failures_total{kind=transfer|worker|invalid_placement|collective},
+// bytes_total{direction=sent|received}; gauges staging_peak_bytes, staging_parked_bytes,
+// balancing_stopped, imbalance{placement=before|after}; the histogram
+// rebalance_duration_seconds.
 //
 // Pure; thread-safe.
 #pragma once

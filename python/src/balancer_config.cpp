@@ -1,0 +1,119 @@
+// BalancerConfig for Python, bound once: one field is one line below (FIELD, or MILLIS for a
+// timeout), and each bound name is listed in `field_names` so that Python can override fields
+// by keyword without restating them or their defaults.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime_bindings.h"
+#include "swiftbalancer/runtime/balancer.h"
+
+namespace swiftbalancer::python {
+namespace py = pybind11;
+namespace {
+
+// A Python callable as the log sink. The callable is held through a shared_ptr whose deleter
+// takes the GIL, so that copies of the std::function (made and destroyed by the balancer, with
+// or without the GIL) never touch Python reference counts unguarded. Called from the serving
+// thread (GIL released by the binding) and the worker thread: it takes the GIL itself. An
+// exception in the callable is reported as unraisable, never thrown into the balancer.
+struct PyLogSink {
+  std::shared_ptr<py::object> fn;
+  void operator()(LogSeverity severity, const std::string& line) const {
+    py::gil_scoped_acquire gil;
+    try {
+      (*fn)(log_severity_name(severity), line);
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("swiftbalancer log sink");
+    }
+  }
+};
+
+py::object get_log(const BalancerConfig& c) {
+  if (const PyLogSink* s = c.log.target<PyLogSink>()) return *s->fn;
+  return py::none();  // empty: the balancer's own sink (warnings and errors on stderr)
+}
+
+void set_log(BalancerConfig& c, py::object fn) {
+  if (fn.is_none()) {
+    c.log = nullptr;
+    return;
+  }
+  if (!PyCallable_Check(fn.ptr()))
+    throw InputError("log must be None or a callable (severity: str, line: str)");
+  auto held = std::shared_ptr<py::object>(new py::object(std::move(fn)), [](py::object* o) {
+    py::gil_scoped_acquire gil;
+    delete o;
+  });
+  c.log = PyLogSink{std::move(held)};
+}
+
+std::int64_t non_negative_ms(std::int64_t v, const char* name) {
+  if (v < 0) throw InputError(std::string(name) + " must not be negative");
+  return v;
+}
+
+void bind_options(py::module_& m) {
+  py::class_<PolicyOptions>(m, "PolicyOptions")
+      .def(py::init<>())
+      .def_readwrite("num_groups", &PolicyOptions::num_groups)
+      .def_readwrite("max_transfers", &PolicyOptions::max_transfers)
+      .def_readwrite("threshold", &PolicyOptions::threshold)
+      .def_readwrite("target", &PolicyOptions::target);
+  py::class_<LinkWeights>(m, "LinkWeights")
+      .def(py::init<>())
+      .def_readwrite("intra_node", &LinkWeights::intra_node)
+      .def_readwrite("inter_node", &LinkWeights::inter_node);
+  py::class_<FaultInjection>(m, "FaultInjection")
+      .def(py::init<>())
+      .def_property(
+          "kind", [](const FaultInjection& f) { return std::string(fault_kind_name(f.kind)); },
+          [](FaultInjection& f, const std::string& k) { f.kind = parse_fault_kind(k); })
+      .def_readwrite("rank", &FaultInjection::rank)
+      .def_readwrite("cycle", &FaultInjection::cycle);
+}
+
+}  // namespace
+
+void bind_balancer_config(py::module_& m) {
+  bind_options(m);
+  using C = BalancerConfig;
+  py::class_<C> c(m, "BalancerConfig",
+                  "runtime::BalancerConfig; defaults are the C++ ones. Timeouts in ms.");
+  c.def(py::init<>()).def(py::init<const C&>(), py::arg("other"));
+  std::vector<std::string> names;
+#define FIELD(f) (c.def_readwrite(#f, &C::f), names.push_back(#f))
+#define MILLIS(f)                                                                   \
+  (c.def_property(                                                                  \
+       #f "_ms", [](const C& x) { return static_cast<std::int64_t>(x.f.count()); }, \
+       [](C& x, std::int64_t v) { x.f = Millis(non_negative_ms(v, #f "_ms")); }),   \
+   names.push_back(#f "_ms"))
+  c.def_property(
+      "mode", [](const C& x) { return std::string(balancer_mode_name(x.mode)); },
+      [](C& x, const std::string& v) { x.mode = parse_balancer_mode(v); });
+  names.push_back("mode");
+  FIELD(interval_steps);
+  FIELD(window_intervals);
+  FIELD(window_decay);
+  FIELD(layers_per_step);
+  FIELD(decision_poll_steps);
+  MILLIS(worker_timeout);
+  MILLIS(transfer_timeout);
+  MILLIS(collective_timeout);
+  FIELD(background_worker);
+  FIELD(policy_options);
+  FIELD(link_weights);
+  FIELD(tag_base);
+  FIELD(max_collective_failures);
+  c.def_property("log", &get_log, &set_log);
+  names.push_back("log");
+  FIELD(fault);
+#undef FIELD
+#undef MILLIS
+  c.attr("field_names") = py::tuple(py::cast(names));
+}
+
+}  // namespace swiftbalancer::python

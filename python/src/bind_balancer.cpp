@@ -1,0 +1,113 @@
+// InProcessWorld and the per-rank Balancer (py_balancer.h); step stats and counters as dicts.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "py_balancer.h"
+#include "runtime_bindings.h"
+
+namespace swiftbalancer::python {
+namespace {
+
+py::dict stats_dict(const StepStats& s) {
+  py::dict d;
+  d["step"] = s.step;
+  d["serving_ns"] = s.serving_ns;
+  d["copy_ns"] = s.copy_ns;
+  d["wait_ns"] = s.wait_ns;
+  d["bytes_sent"] = s.bytes_sent;
+  d["bytes_received"] = s.bytes_received;
+  d["layers_committed"] = s.layers_committed;
+  d["layers_failed"] = s.layers_failed;
+  d["gathered"] = s.gathered;
+  d["cycle_agreed"] = s.cycle_agreed;
+  d["rebalance_finished"] = s.rebalance_finished;
+  d["errors"] = s.errors;
+  return d;
+}
+
+py::dict counters_dict(const BalancerCounters& c) {
+  py::dict d;
+  d["steps"] = c.steps;
+  d["gathers"] = c.gathers;
+  d["cycles_started"] = c.cycles_started;
+  d["cycles_agreed"] = c.cycles_agreed;
+  d["cycles_dropped"] = c.cycles_dropped;
+  d["rebalances"] = c.rebalances;
+  d["layers_committed"] = c.layers_committed;
+  d["layers_failed"] = c.layers_failed;
+  d["transfer_failures"] = c.transfer_failures;
+  d["worker_failures"] = c.worker_failures;
+  d["invalid_placements"] = c.invalid_placements;
+  d["collective_failures"] = c.collective_failures;
+  d["bytes_sent"] = c.bytes_sent;
+  d["bytes_received"] = c.bytes_received;
+  d["errors"] = c.errors;
+  d["peak_staging_bytes"] = c.peak_staging_bytes;
+  d["parked_staging_bytes"] = c.parked_staging_bytes;
+  d["balancing_stopped"] = c.balancing_stopped;
+  d["rebalance_seconds_sum"] = c.rebalance_seconds_sum;
+  d["imbalance_before"] = c.imbalance_before;
+  d["imbalance_after"] = c.imbalance_after;
+  d["last_error"] = c.last_error;
+  return d;
+}
+
+const RoutingTable& table_with_expert(const PyBalancer& b, int layer, int expert) {
+  const RoutingTable& t = b.table(layer);
+  if (expert < 0 || expert >= t.experts()) throw InputError("expert out of range");
+  return t;
+}
+
+py::array_t<std::int64_t> phy2log(const PyBalancer& b, int layer) {
+  const auto v = b.table(layer).phy2log();
+  py::array_t<std::int64_t> out(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), out.mutable_data());
+  return out;
+}
+
+int select(const PyBalancer& b, int layer, int expert, std::int64_t token_index, int src_rank) {
+  const RoutingTable& t = table_with_expert(b, layer, expert);
+  if (token_index < 0) throw InputError("token_index must not be negative");
+  if (src_rank < 0 || src_rank >= t.num_slots()) throw InputError("src_rank out of range");
+  return t.select(expert, token_index, src_rank);
+}
+
+}  // namespace
+
+void bind_balancer(py::module_& m) {
+  py::class_<InProcessWorld, std::shared_ptr<InProcessWorld>>(m, "InProcessWorld")
+      .def(py::init<int>(), py::arg("ranks"))
+      .def_property_readonly("size", &InProcessWorld::size);
+
+  py::class_<PyBalancer>(m, "Balancer")
+      .def(py::init<std::shared_ptr<InProcessWorld>, const Topology&, int, const std::string&,
+                    const py::array&, const BalancerConfig&>(),
+           py::arg("world"), py::arg("topology"), py::arg("rank"), py::arg("policy"),
+           py::arg("initial"), py::arg("config"))
+      .def("register_expert", &PyBalancer::register_expert, py::arg("layer"), py::arg("slot"),
+           py::arg("tensors"))
+      .def("record", &PyBalancer::record, py::arg("layer"), py::arg("counts"))
+      .def("before_forward", &PyBalancer::before_forward)
+      .def("after_forward", [](PyBalancer& b) { return stats_dict(b.after_forward()); })
+      .def("phy2log", &phy2log, py::arg("layer"))
+      .def(
+          "replicas",
+          [](const PyBalancer& b, int layer, int expert) {
+            const auto r = table_with_expert(b, layer, expert).replicas(expert);
+            return std::vector<std::int32_t>(r.begin(), r.end());
+          },
+          py::arg("layer"), py::arg("expert"))
+      .def("select", &select, py::arg("layer"), py::arg("expert"), py::arg("token_index"),
+           py::arg("src_rank"))
+      .def_property_readonly("placement", &PyBalancer::placement)
+      .def_property_readonly(
+          "config", [](const PyBalancer& b) { return BalancerConfig(b.balancer().config()); })
+      .def_property_readonly("step", [](const PyBalancer& b) { return b.balancer().step(); })
+      .def("counters", [](const PyBalancer& b) { return counters_dict(b.counters()); })
+      .def(
+          "metrics_text", [](const PyBalancer& b) { return b.balancer().metrics_text(); },
+          "counters() in Prometheus text exposition (the C++ metrics_text)");
+}
+
+}  // namespace swiftbalancer::python
