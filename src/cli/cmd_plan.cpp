@@ -247,7 +247,7 @@ CommandRunner add_plan_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--target", args->target,
                   "swift: improve a layer until its imbalance is at most this (0: the policy's "
-                  "default, 1.01)")
+                  "default, 1.002)")
       ->capture_default_str();
   cmd->add_option("--transfers-out", args->transfers_path,
                   "JSON transfer plan from the before placement to the new one, per layer");
