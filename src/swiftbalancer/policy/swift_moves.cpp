@@ -28,17 +28,24 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
     const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
     if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
     const double* sr = &sshare_[static_cast<std::size_t>(r) * S_];
+    const int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
     for (int i = 0; i < S_; ++i) {
       const ExpertId a = slot_[m * S_ + i];
       if (pos(r, a) >= 0) continue;
       const double sa = sshare_[m * S_ + i];
       const int g = !orig(r, a) - !orig(m, a);
-      // aff < lim needs M - lim < d = sa - sb < lim - Lr.
-      const double lim = bound_for(best, g + f_min);
+      // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
+      // a window of r's slots by share (lim only falls while it is scanned).
+      double lim = bound_for(best, g + f_min);
       if (sa <= M - lim) continue;
-      for (int j = 0; j < S_; ++j) {
+      int q = 0;
+      while (q < S_ && sr[ord[q]] <= sa - lim + Lr) ++q;
+      for (; q < S_; ++q) {
+        const int j = ord[q];
+        lim = bound_for(best, g + f_min);
         const double d = sa - sr[j];
-        if (d <= M - lim || d >= lim - Lr) continue;
+        if (d <= M - lim) break;
+        if (d >= lim - Lr) continue;
         const ExpertId b = slot_[r * S_ + j];
         if (pos(m, b) >= 0) continue;
         const int dt = g + !orig(m, b) - !orig(r, b);

@@ -21,6 +21,7 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   order_.resize(R_);
   redundant_.reserve(slot_.size());
   sshare_.resize(slot_.size());
+  by_share_.resize(slot_.size());
   shares_m_.assign(R_, 0);
   cold_.resize(E_);
   cold_value_.resize(E_);
@@ -54,6 +55,7 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
       multi_.push_back(e);
     }
   }
+  for (int p = 0; p < R_ * S_; ++p) by_share_[p] = p % S_;
   double total = 0.0;
   for (int r = 0; r < R_; ++r) {
     recompute_rank(r);
@@ -81,6 +83,18 @@ void LayerSearch::recompute_rank(int r) {
     s += sshare_[p];
   }
   L_[r] = s;
+  // Insertion sort of the rank's slots by share (ties: slot order); S is small.
+  int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
+  const double* sh = &sshare_[static_cast<std::size_t>(r) * S_];
+  for (int i = 1; i < S_; ++i) {
+    const int k = ord[i];
+    int j = i - 1;
+    while (j >= 0 && (sh[ord[j]] > sh[k] || (sh[ord[j]] == sh[k] && ord[j] > k))) {
+      ord[j + 1] = ord[j];
+      --j;
+    }
+    ord[j + 1] = k;
+  }
 }
 
 void LayerSearch::sort_ranks() {

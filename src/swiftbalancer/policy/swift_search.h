@@ -117,6 +117,7 @@ class LayerSearch {
   std::vector<double> w_;        // [E] load
   std::vector<double> L_;        // [R] rank load
   std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
+  std::vector<int> by_share_;    // [R][S] local slots of each rank by share, ascending
   std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
   struct Redundant {
     double base;   // load of the slot's rank without it
