@@ -83,16 +83,17 @@ TEST(SwiftSearch, GoalPrefersTheCheapMoveThatHalvesTheExcess) {
   steepest.max_steps = goal.max_steps = 1;
   goal.goal_ratio = 0.5;
   swift::Trajectory a, b;
-  // Steepest descent: swap expert 2 (slot 1) with rank 2's replica of 5 (slot 6): rank 0 at
-  // 7 + 3 + 9 = 19, rank 2 at 11 + 5 + 2.5 = 18.5; 2 transfers.
+  // Steepest descent: swap expert 2 (slot 1) with rank 2's replica of 6 (slot 8): rank 0 at
+  // 7 + 2.5 + 9 = 18.5, rank 2 at 3 + 5 + 11 = 19; 2 transfers. (Swapping it with rank 2's
+  // replica of 5 ties at 19; partners are tried by share, lowest first.)
   search.run(layer, load, steepest, a);
   ASSERT_EQ(a.steps(), 1);
   EXPECT_EQ(a.transfers[1], 2);
   EXPECT_NEAR(a.imbalance[1], 19.0 / (55.0 / 3), 1e-12);
   ASSERT_EQ(a.writes.size(), 2u);
   EXPECT_EQ(a.writes[0].slot, 1);
-  EXPECT_EQ(a.writes[0].expert, 5);
-  EXPECT_EQ(a.writes[1].slot, 6);
+  EXPECT_EQ(a.writes[0].expert, 6);
+  EXPECT_EQ(a.writes[1].slot, 8);
   EXPECT_EQ(a.writes[1].expert, 2);
   // With the goal mean + 0.5 (27 - mean) = 22.67: re-pointing slot 6 to expert 2 (its second
   // replica) leaves rank 0 at 7 + 5.5 + 9 = 21.5 and rank 1 at 2.5 + 6 + 12 = 20.5, within the

@@ -2,7 +2,8 @@
 // moves on the busiest rank m. Every function evaluates moves exactly and prunes with the
 // bounds of LayerSearch::bound_for: a move that cannot beat the best one found so far is
 // dropped as early as its partial value shows it. Enumeration order (ranks lightest first,
-// slots in order, experts by id) and consider()'s ties make the result deterministic.
+// slots in order, a swap's partners by share, experts by id) and consider()'s ties make the result
+// deterministic.
 #include <algorithm>
 
 #include "swiftbalancer/policy/swift_search.h"
