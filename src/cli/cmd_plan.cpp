@@ -312,7 +312,7 @@ CommandRunner add_plan_command(CLI::App& app) {
       ->check(finite_non_negative());
   cmd->add_option("--target", args->target,
                   "swift: improve a layer until its imbalance is at most this (0: the policy's "
-                  "default, 1.01)")
+                  "default, 1.002)")
       ->capture_default_str()
       ->check(finite_non_negative());
   cmd->add_option("--transfers-out", args->transfers_path,

@@ -89,6 +89,26 @@ TEST_P(SwiftAnchor, BudgetOf1500ReachesImbalance105) {
   EXPECT_LE(sw.imbalance, 1.05);
 }
 
+// The frontier of issue 13 on the headline row (figures in docs/swift-policy.md).
+TEST_P(SwiftAnchor, BudgetOf1000ReachesImbalance104) {
+  const Outcome sw = run("swift", 1000);
+  EXPECT_LE(sw.transfers, 1000);
+  EXPECT_LE(sw.imbalance, 1.04);  // measured 1.038 (1.075 before the goal-steered search)
+}
+
+TEST_P(SwiftAnchor, BudgetOf2000ReachesImbalance101) {
+  const Outcome sw = run("swift", 2000);
+  EXPECT_LE(sw.transfers, 2000);
+  EXPECT_LE(sw.imbalance, 1.01);  // measured 1.007 (1.016 before)
+}
+
+TEST_P(SwiftAnchor, UnlimitedMatchesFlashLbWithAFifthOfItsTransfers) {
+  // FlashLB (vllm-ascend policy 3): 1.005 with 13442 transfers (ANCHORS.md).
+  const Outcome sw = run("swift", -1);
+  EXPECT_LE(sw.imbalance, 1.005);
+  EXPECT_LE(sw.transfers, 13442 / 5);
+}
+
 TEST_P(SwiftAnchor, VllmAscendBaselineReproducesTheReference) {
   // The Python reference measured 1.116 with 4006 transfers (ANCHORS.md).
   const Outcome va = run("vllm-ascend-swap", -1);
@@ -102,6 +122,39 @@ TEST_P(SwiftAnchor, StaleImbalanceMatchesTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(Headline, SwiftAnchor,
                          ::testing::Values(Row{32, 9, 4, "prefill_in1024", "decode_in1000out1000"}),
+                         [](const ::testing::TestParamInfo<Row>& info) {
+                           return ::testing::PrintToString(info.param);
+                         });
+
+// 16 x 17: FlashLB reaches 1.002 with 12893 transfers (ANCHORS.md).
+class SwiftWide : public SwiftTrace {};
+
+TEST_P(SwiftWide, UnlimitedMatchesFlashLbWithAFifthOfItsTransfers) {
+  const Outcome sw = run("swift", -1);
+  EXPECT_LE(sw.imbalance, 1.002);
+  EXPECT_LE(sw.transfers, 12893 / 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(FlashLb, SwiftWide,
+                         ::testing::Values(Row{16, 17, 2, "prefill_in4096", "decode_in500out1500"}),
+                         [](const ::testing::TestParamInfo<Row>& info) {
+                           return ::testing::PrintToString(info.param);
+                         });
+
+// 32 x 8: no spare slot, so swaps only. Swift reaches the swap baseline's balance with 70% of
+// its transfers (measured 1.079 with 1800 of its 2616; the issue's goal of half is not met).
+class SwiftSwapsOnly : public SwiftTrace {};
+
+TEST_P(SwiftSwapsOnly, ReachesVllmAscendBalanceWith70PercentOfItsTransfers) {
+  const Outcome va = run("vllm-ascend-swap", -1);
+  const std::int64_t budget = va.transfers * 7 / 10;
+  const Outcome sw = run("swift", budget);
+  EXPECT_LE(sw.transfers, budget);
+  EXPECT_LE(sw.imbalance, va.imbalance);
+}
+
+INSTANTIATE_TEST_SUITE_P(NoSpareSlots, SwiftSwapsOnly,
+                         ::testing::Values(Row{32, 8, 4, "prefill_in1024", "decode_in1000out1000"}),
                          [](const ::testing::TestParamInfo<Row>& info) {
                            return ::testing::PrintToString(info.param);
                          });

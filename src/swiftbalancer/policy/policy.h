@@ -28,7 +28,7 @@ struct PolicyOptions {
   // Only for policies that start from the current placement.
   double threshold = 1.0;
   // Swift only: a layer is improved until its imbalance is at most this (the last fraction of
-  // a percent costs many transfers); 0 means the policy's default, 1.01.
+  // a percent costs many transfers); 0 means the policy's default, 1.002.
   double target = 0.0;
 };
 

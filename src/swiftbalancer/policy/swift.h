@@ -1,11 +1,12 @@
 // The swift policy ("swift" in the registry): starts from the placement in service and changes
-// only what pays. Per layer a steepest-descent search on the busiest rank (swaps, re-pointed
-// redundant slots; swift_search.h) records a trajectory; a whole-model budget
-// (PolicyOptions::max_transfers) is spent on the trajectory segments that buy the most
-// imbalance per transfer. PolicyOptions::threshold: layers within it are untouched;
-// PolicyOptions::target: a layer is improved until within it (default 1.01). Without a current
-// placement it polishes deepseek-global's. Stateless: rebalance() is const and thread-safe.
-// Algorithm, guarantees and complexity: docs/swift-policy.md.
+// only what pays. Per layer a search on the busiest rank (swaps, re-pointed redundant slots;
+// the cheapest move that halves its excess first; swift_search.h) records a trajectory; a
+// whole-model budget (PolicyOptions::max_transfers) is spent on the trajectory segments that
+// buy the most imbalance per transfer (swift_budget.h); without a budget a layer keeps the
+// steps that buy at least 3e-4 imbalance per transfer. PolicyOptions::threshold: layers within
+// it are untouched; PolicyOptions::target: a layer is searched until within it (default 1.002).
+// Without a current placement it polishes deepseek-global's. Stateless: rebalance() is const
+// and thread-safe. Algorithm, guarantees and complexity: docs/swift-policy.md.
 #pragma once
 
 #include <memory>

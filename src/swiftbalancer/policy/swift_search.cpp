@@ -1,7 +1,7 @@
 #include "swiftbalancer/policy/swift_search.h"
 
 #include <algorithm>
-#include <cmath>
+#include <iterator>
 
 namespace swiftbalancer::swift {
 
@@ -21,9 +21,11 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   order_.resize(R_);
   redundant_.reserve(slot_.size());
   sshare_.resize(slot_.size());
+  by_share_.resize(slot_.size());
   shares_m_.assign(R_, 0);
   cold_.resize(E_);
   cold_value_.resize(E_);
+  arrivals_.assign(R_, 0);
 }
 
 void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double> load) {
@@ -36,6 +38,7 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
   std::copy(start.begin(), start.end(), slot_.begin());
   std::copy(start.begin(), start.end(), start_.begin());
   std::fill(cnt_.begin(), cnt_.end(), 0);
+  std::fill(arrivals_.begin(), arrivals_.end(), 0);
   std::copy(load.begin(), load.end(), w_.begin());
   for (int p = 0; p < R_ * S_; ++p) {
     const int r = p / S_;
@@ -52,6 +55,7 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
       multi_.push_back(e);
     }
   }
+  for (int p = 0; p < R_ * S_; ++p) by_share_[p] = p % S_;
   double total = 0.0;
   for (int r = 0; r < R_; ++r) {
     recompute_rank(r);
@@ -79,6 +83,18 @@ void LayerSearch::recompute_rank(int r) {
     s += sshare_[p];
   }
   L_[r] = s;
+  // Insertion sort of the rank's slots by share (ties: slot order); S is small.
+  int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
+  const double* sh = &sshare_[static_cast<std::size_t>(r) * S_];
+  for (int i = 1; i < S_; ++i) {
+    const int k = ord[i];
+    int j = i - 1;
+    while (j >= 0 && (sh[ord[j]] > sh[k] || (sh[ord[j]] == sh[k] && ord[j] > k))) {
+      ord[j + 1] = ord[j];
+      --j;
+    }
+    ord[j + 1] = k;
+  }
 }
 
 void LayerSearch::sort_ranks() {
@@ -94,229 +110,34 @@ void LayerSearch::sort_ranks() {
   }
 }
 
-void LayerSearch::consider(Candidate& best, const Candidate& c) const {
-  // Key: the largest load over the ranks the move touches (lower is better), then transfers.
-  // Every candidate has aff_max < M - eps, so any accepted move lowers the busiest rank
-  // below its old load and raises no rank to it.
+void LayerSearch::consider(Candidate& best, const Candidate& c) {
+  // Every candidate has aff_max < M - eps, so any accepted move lowers the busiest rank below
+  // its old load and raises no rank to it. Within the goal: fewest transfers, then the lowest
+  // aff_max; a move within the goal beats one outside it; outside: lowest aff_max, then
+  // fewest transfers. Near-equal values (tol) count as equal; remaining ties keep the first.
+  const double tol = 1e-12 * mean_;
+  bool take;
   if (best.kind == 0) {
-    if (c.aff_max < best.aff_max) best = c;
-    return;
+    take = c.aff_max < best.aff_max;
+  } else {
+    const bool c_ok = c.aff_max <= goal_, b_ok = best.aff_max <= goal_;
+    if (c_ok != b_ok)
+      take = c_ok;
+    else if (c_ok)
+      take = c.dt < best.dt || (c.dt == best.dt && c.aff_max < best.aff_max - tol);
+    else
+      take = c.aff_max < best.aff_max - tol || (c.aff_max <= best.aff_max + tol && c.dt < best.dt);
   }
-  const double tol = 1e-12 * mean_;
-  if (c.aff_max < best.aff_max - tol || (c.aff_max <= best.aff_max + tol && c.dt < best.dt))
-    best = c;
-}
-
-void LayerSearch::find_swaps(int m, Candidate& best) {
-  const double M = L_[m];
-  for (int idx = R_ - 1; idx >= 0; --idx) {
-    const int r = order_[idx];
-    if (r == m) continue;
-    const double Lr = L_[r];
-    // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
-    if ((M + Lr) * 0.5 >= bound(best)) break;
-    const double* sr = &sshare_[static_cast<std::size_t>(r) * S_];
-    for (int i = 0; i < S_; ++i) {
-      const ExpertId a = slot_[m * S_ + i];
-      const double sa = sshare_[m * S_ + i];
-      // aff < bound needs M - bound < d = sa - sb < bound - Lr.
-      const double lim = bound(best);
-      if (sa <= M - lim) continue;
-      if (pos(r, a) >= 0) continue;
-      for (int j = 0; j < S_; ++j) {
-        const double d = sa - sr[j];
-        if (d <= M - lim || d >= lim - Lr) continue;
-        const double aff = std::max(M - d, Lr + d);
-        if (aff >= bound(best)) continue;
-        const ExpertId b = slot_[r * S_ + j];
-        if (pos(m, b) >= 0) continue;
-        Candidate c;
-        c.kind = 1;
-        c.p1 = m * S_ + i;
-        c.e1 = b;
-        c.p2 = r * S_ + j;
-        c.e2 = a;
-        c.aff_max = aff;
-        c.dt = !orig(m, b) + !orig(r, a) - !orig(m, a) - !orig(r, b);
-        consider(best, c);
-      }
-    }
-  }
-}
-
-void LayerSearch::find_replicate(int m, Candidate& best) {
-  const double M = L_[m];
-  const double tol = 1e-12 * mean_;
-  // The smallest share a new replica of one of m's experts would have: no candidate can
-  // leave its rank lower than (its load without the re-pointed slot) + this.
-  // m itself ends at >= M - dy (dy: the drop of y's share): if no y drops m below the bound,
-  // no replicate move can win and the redundant slots need not be gathered.
-  double ny_min = -1.0, dy_max = 0.0;
-  for (int i = 0; i < S_; ++i) {
-    const ExpertId y = slot_[m * S_ + i];
-    if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
-    const double ny = w_[y] / (cnt_[y] + 1);
-    if (ny_min < 0.0 || ny < ny_min) ny_min = ny;
-    dy_max = std::max(dy_max, sshare_[m * S_ + i] - ny);
-  }
-  if (ny_min < 0.0 || M - dy_max >= bound(best)) return;
-  // Ranks holding one of m's experts (they drop when it gains a replica).
-  ++mark_;
-  for (int i = 0; i < S_; ++i) {
-    const ExpertId y = slot_[m * S_ + i];
-    const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
-    for (int k = 0; k < cnt_[y]; ++k) shares_m_[hy[k]] = mark_;
-  }
-  // Redundant slots (replicas of experts with >= 2) off m that could still beat the bound,
-  // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
-  // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
-  redundant_.clear();
-  const double lim = bound(best);
-  for (ExpertId x : multi_) {
-    const double sx = w_[x] / cnt_[x];
-    const double dx = w_[x] / (cnt_[x] - 1) - sx;
-    const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
-    // The two heaviest holders off m, and how many holders share one of m's experts: the rise
-    // of "the other holders" of a slot is then O(1).
-    double top1 = -1.0, top2 = -1.0;
-    int top1_rank = -1, sharing = 0;
-    for (int k = 0; k < cnt_[x]; ++k) {
-      const int h = hx[k];
-      if (h == m) continue;
-      if (L_[h] > top1) {
-        top2 = top1;
-        top1 = L_[h];
-        top1_rank = h;
-      } else if (L_[h] > top2) {
-        top2 = L_[h];
-      }
-      sharing += shares_m_[h] == mark_;
-    }
-    for (int k = 0; k < cnt_[x]; ++k) {
-      const int r = hx[k];
-      if (r == m) continue;
-      Redundant d;
-      d.base = L_[r] - sx;
-      if (d.base + ny_min >= lim) continue;
-      const double other = r == top1_rank ? top2 : top1;
-      d.dx = dx;
-      d.xrise = other < 0.0 ? -1.0 : other + dx;
-      // Past the bound, x's side can only come back under it where a holder of x also holds
-      // one of m's experts (it then drops by that expert's dy too): keep only such slots,
-      // marked for the exact evaluation.
-      d.exact = false;
-      if (d.xrise >= lim) {
-        d.exact = sharing - (shares_m_[r] == mark_) > 0;
-        if (!d.exact) continue;
-      }
-      d.dx_m = pos(m, x) >= 0 ? dx : 0.0;
-      d.slot = r * S_ + pos(r, x);
-      redundant_.push_back(d);
-    }
-  }
-  if (redundant_.empty()) return;
-  std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {
-    return a.base < b.base || (a.base == b.base && a.slot < b.slot);
-  });
-  for (int i = 0; i < S_; ++i) {
-    const ExpertId y = slot_[m * S_ + i];
-    if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
-    const double ny = w_[y] / (cnt_[y] + 1);
-    const double dy = sshare_[m * S_ + i] - ny;
-    if (M - dy >= bound(best)) continue;
-    if (best.kind != 0 && best.dt <= -1 && M - dy >= best.aff_max - tol) continue;
-    const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
-    const double floor_y = M - dy;  // m's new load unless it holds x
-    for (const Redundant& d : redundant_) {
-      const double Lr = d.base + ny;
-      if (Lr >= bound(best)) break;
-      // Ranks that rise: r, m (drops by dy, rises by dx if it holds x), and x's other holders
-      // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless
-      // a rank holds both x and y, which the exact pass below handles.
-      const double Lm = floor_y + d.dx_m;
-      const double lower = std::max(Lr, Lm);
-      if (lower >= bound(best)) continue;
-      double aff = d.exact ? lower : std::max(lower, d.xrise);
-      if (aff >= bound(best)) continue;
-      const int r = d.slot / S_;
-      if (pos(r, y) >= 0) continue;
-      const ExpertId x = slot_[d.slot];
-      const int dt = !orig(r, y) - !orig(r, x);
-      if (best.kind != 0 && dt >= best.dt && lower >= best.aff_max - tol) continue;
-      bool exact = d.exact;
-      if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
-        for (int k = 0; k < cnt_[y]; ++k) exact |= hy[k] != m && pos(hy[k], x) >= 0;
-      if (exact) {
-        aff = lower;
-        const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
-        for (int k = 0; k < cnt_[x]; ++k) {
-          const int h = hx[k];
-          if (h != r && h != m) aff = std::max(aff, L_[h] + d.dx - (pos(h, y) >= 0 ? dy : 0.0));
-        }
-        if (aff >= bound(best)) continue;
-      }
-      Candidate c;
-      c.kind = 2;
-      c.p1 = d.slot;
-      c.e1 = y;
-      c.aff_max = aff;
-      c.dt = dt;
-      consider(best, c);
-    }
-  }
-}
-
-void LayerSearch::find_shed(int m, Candidate& best) {
-  const double M = L_[m];
-  for (int i = 0; i < S_; ++i) {
-    const int p = m * S_ + i;
-    const ExpertId x = slot_[p];
-    if (cnt_[x] < 2) continue;
-    const double sx = sshare_[p];
-    const double base = M - sx;
-    if (base >= bound(best)) continue;
-    const double dx = w_[x] / (cnt_[x] - 1) - sx;
-    const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
-    // Exact value of re-pointing p to y; returns false when y is not allowed.
-    auto eval = [&](ExpertId y, bool& overlap) {
-      overlap = false;
-      if (y == x || pos(m, y) >= 0) return false;
-      const double ny = cold_value_[y];
-      if (base + ny >= bound(best)) return true;
-      const double dy = w_[y] / cnt_[y] - ny;
-      double aff = base + ny;
-      for (int k = 0; k < cnt_[x] && aff < bound(best); ++k) {
-        const int h = hx[k];
-        if (h == m) continue;
-        const bool h_has_y = pos(h, y) >= 0;
-        overlap |= h_has_y;
-        aff = std::max(aff, L_[h] + dx - (h_has_y ? dy : 0.0));
-      }
-      if (aff >= bound(best)) return true;
-      Candidate c;
-      c.kind = 2;
-      c.p1 = p;
-      c.e1 = y;
-      c.aff_max = aff;
-      c.dt = !orig(m, y) - !orig(m, x);
-      consider(best, c);
-      return true;
-    };
-    // m's new load rises with y's w / (c + 1), and apart from that the value depends on y
-    // only where a holder of x also holds y. So the candidates that can win are: the coldest
-    // allowed y that no holder of x holds, every y on a holder of x, and every y that m held
-    // at the start (equal value, fewer transfers).
-    bool overlap = false;
-    for (ExpertId y : cold_) {
-      if (base + cold_value_[y] >= bound(best)) break;
-      if (eval(y, overlap) && !overlap) break;
-    }
-    for (int k = 0; k < cnt_[x]; ++k) {
-      const int h = hx[k];
-      if (h == m) continue;
-      for (int j = h * S_; j < (h + 1) * S_; ++j) eval(slot_[j], overlap);
-    }
-    for (int j = m * S_; j < (m + 1) * S_; ++j) eval(start_[j], overlap);
+  if (!take) return;
+  best = c;
+  // The inverse of the rule above: the aff_max a candidate with a given dt must stay below.
+  for (int dt = kMinDt; dt <= kMaxDt; ++dt) {
+    double b;
+    if (best.aff_max <= goal_)
+      b = dt < best.dt ? goal_ + tol : (dt == best.dt ? best.aff_max - tol : -1.0);
+    else
+      b = dt < best.dt ? best.aff_max + tol : best.aff_max - tol;
+    bounds_[dt - kMinDt] = b;
   }
 }
 
@@ -340,6 +161,7 @@ void LayerSearch::set_slot(int p, ExpertId e) {
   const int r = p / S_;
   const ExpertId x = slot_[p];
   pos_[static_cast<std::size_t>(r) * E_ + x] = -1;
+  arrivals_[r] += orig(r, x) - orig(r, e);
   int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k)
     if (hx[k] == r) {
@@ -416,11 +238,15 @@ void LayerSearch::run(std::span<const ExpertId> start, std::span<const double> l
     const int m = order_[0];
     const double M = L_[m];
     if (M <= limits.target * mean_) break;
+    goal_ = limits.goal_ratio > 0.0 ? mean_ + limits.goal_ratio * (M - mean_) : -1.0;
     Candidate best;
     best.aff_max = M - eps_;
-    find_swaps(m, best);
+    std::fill(std::begin(bounds_), std::end(bounds_), best.aff_max);
+    // Re-points first: they are the cheap moves, and a good one found early tightens the
+    // bounds of the (more numerous) swaps.
     find_replicate(m, best);
     find_shed(m, best);
+    find_swaps(m, best);
     if (best.kind == 0) break;
     if (limits.max_transfers >= 0 && transfers_ + best.dt > limits.max_transfers) break;
     apply(best, out);

@@ -1,18 +1,23 @@
 // Per-layer local search of the swift policy. Owner: policy component (swift).
 //
-// LayerSearch improves one layer's placement by single moves, each chosen to lower the layer's
-// maximum rank load as much as possible (steepest descent on the max, exact evaluation):
-//   - swap:      expert a on the busiest rank m <-> expert b on another rank r (2 transfers);
+// LayerSearch improves one layer's placement by single moves on the busiest rank m:
+//   - swap:      expert a on m <-> expert b on another rank r (2 transfers);
 //   - replicate: give a hot expert y of m one more replica by re-pointing a redundant slot
 //                (a replica of an expert x with >= 2 replicas) on another rank (1 transfer);
 //   - shed:      re-point a redundant slot on m itself to another expert y (1 transfer).
-// A move is taken only when the layer's new maximum is strictly lower, so every prefix of the
-// trajectory is a valid placement no worse than the start. It records the trajectory (writes
-// and, after each step, the cumulative transfers against the start and the imbalance) so that
-// the caller can cut it at any step (the whole-model budget allocation does).
+// A move's value is the highest load, after it, among m and the ranks it raises. A move is
+// admissible only when that value is below m's load, so the layer's maximum never rises.
+// Choice (SearchLimits::goal_ratio = b > 0): a move that leaves every rank it touches at or
+// below the goal mean + b (M - mean) is good enough, and among those the fewest transfers win
+// (then the lowest value): cheap moves are preferred while they cut a fair share of the
+// excess. Without such a move, or with b = 0, the lowest value wins (then fewest transfers).
+// The trajectory records each step's writes, and after each step the cumulative transfers
+// against the start and the imbalance, so that the caller can cut it at any step (the
+// whole-model budget allocation does; swift_budget.h).
 //
 // Not thread-safe: one LayerSearch per thread. Buffers are sized once per topology and reused
 // for every layer; the search loop itself allocates nothing (the trajectory vectors grow).
+// Move enumeration is in swift_moves.cpp, state and bookkeeping in swift_search.cpp.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +53,8 @@ struct SearchLimits {
   std::int32_t max_transfers = -1;
   // Stop once the layer's imbalance is at most this (1.0: never stop early).
   double target = 1.0;
+  // Goal as a fraction of the busiest rank's excess over the mean (0: plain steepest descent).
+  double goal_ratio = 0.0;
 };
 
 class LayerSearch {
@@ -63,8 +70,8 @@ class LayerSearch {
     int kind = 0;  // 0 none, 1 swap, 2 re-point
     int p1 = -1, p2 = -1;
     ExpertId e1 = -1, e2 = -1;
-    double aff_max = 0.0;
-    int dt = 0;
+    double aff_max = 0.0;  // highest load among the ranks the move touches, after it
+    int dt = 0;            // change of the transfers against the start
   };
 
   void reset(std::span<const ExpertId> start, std::span<const double> load);
@@ -73,17 +80,31 @@ class LayerSearch {
   bool orig(int r, ExpertId e) const { return orig_[static_cast<std::size_t>(r) * E_ + e] != 0; }
   void recompute_rank(int r);
   void sort_ranks();
-  void consider(Candidate& best, const Candidate& c) const;
-  // A candidate must touch no rank at or above this to be worth evaluating further.
-  double bound(const Candidate& best) const {
-    return best.kind == 0 ? best.aff_max : best.aff_max + 1e-12 * mean_;
-  }
+  // Takes c if it beats best, and then refreshes the bounds.
+  void consider(Candidate& best, const Candidate& c);
+  // A candidate that changes the transfers by `dt` must have aff_max below this to beat the
+  // best one so far (the bounds follow from consider()'s rule; `best` names what they bound).
+  double bound_for(const Candidate& /*best*/, int dt) const { return bounds_[dt - kMinDt]; }
+  // The loosest of those bounds (any dt).
+  double bound(const Candidate& best) const { return bound_for(best, kMinDt); }
   void update_cold(ExpertId e);
+  void apply(const Candidate& c, Trajectory& out);
+  void set_slot(int p, ExpertId e);  // bookkeeping of pos_, holders, counts (no loads)
+
+  // Move enumeration (swift_moves.cpp). Each offers its admissible moves to consider().
   void find_swaps(int m, Candidate& best);
   void find_replicate(int m, Candidate& best);
   void find_shed(int m, Candidate& best);
-  void apply(const Candidate& c, Trajectory& out);
-  void set_slot(int p, ExpertId e);  // bookkeeping of pos_, holders, counts (no loads)
+  // find_replicate in steps: the smallest new share of one of m's experts (-1: none can gain
+  // a replica) and the largest drop of m; the ranks sharing an expert with m; the redundant
+  // slots worth trying; the moves that give m's i-th expert the replica.
+  bool replicate_can_win(int m, const Candidate& best, double& ny_min) const;
+  void mark_holders_of_m(int m);
+  void gather_redundant(int m, double ny_min, double lim);
+  void try_replicas_of(int m, int i, Candidate& best);
+  double exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower, double dx,
+                               double dy) const;
+  void shed_slot(int m, int i, Candidate& best);
 
   Topology topo_;
   int R_, S_, E_;
@@ -96,6 +117,7 @@ class LayerSearch {
   std::vector<double> w_;        // [E] load
   std::vector<double> L_;        // [R] rank load
   std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
+  std::vector<int> by_share_;    // [R][S] local slots of each rank by share, ascending
   std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
   struct Redundant {
     double base;   // load of the slot's rank without it
@@ -112,9 +134,13 @@ class LayerSearch {
   std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
   int mark_ = 0;
   std::vector<double> cold_value_;  // [E] w / (count + 1)
+  std::vector<int> arrivals_;       // [R] slots holding an expert the rank did not hold at start
   int transfers_ = 0;
   double mean_ = 0.0;
   double eps_ = 0.0;
+  double goal_ = -1.0;                           // this step's goal load, or -1 (no goal)
+  static constexpr int kMinDt = -2, kMaxDt = 2;  // a move changes the transfers by -2 .. 2
+  double bounds_[kMaxDt - kMinDt + 1] = {};      // bound_for(dt), by dt - kMinDt
 };
 
 }  // namespace swiftbalancer::swift

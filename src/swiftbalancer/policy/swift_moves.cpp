@@ -1,0 +1,262 @@
+// Move enumeration of the swift per-layer search (swift_search.h): swaps, replicate and shed
+// moves on the busiest rank m. Every function evaluates moves exactly and prunes with the
+// bounds of LayerSearch::bound_for: a move that cannot beat the best one found so far is
+// dropped as early as its partial value shows it. Enumeration order (ranks lightest first,
+// slots in order, a swap's partners by share, experts by id) and consider()'s ties make the result
+// deterministic.
+#include <algorithm>
+
+#include "swiftbalancer/policy/swift_search.h"
+
+namespace swiftbalancer::swift {
+
+void LayerSearch::find_swaps(int m, Candidate& best) {
+  // A swap of a (on m) and b (on r) changes the transfers by dt = f(b) + g(a) with
+  // f(b) = !orig(m, b) - !orig(r, b) and g(a) = !orig(r, a) - !orig(m, a); both are 1 unless
+  // the expert already moved, so most swaps cost 2 and only the bound of dt = 2 applies.
+  const double M = L_[m];
+  for (int idx = R_ - 1; idx >= 0; --idx) {
+    const int r = order_[idx];
+    if (r == m) continue;
+    const double Lr = L_[r];
+    // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
+    if ((M + Lr) * 0.5 >= bound(best)) break;
+    int f_min = 1;
+    if (arrivals_[r] > 0 || arrivals_[m] > 0)
+      for (int j = r * S_; j < (r + 1) * S_; ++j)
+        f_min = std::min(f_min, !orig(m, slot_[j]) - !orig(r, slot_[j]));
+    // g(a) < 1 needs a moved onto m, or off r (g = -1 only for an arrival on m from r).
+    const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
+    if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
+    const double* sr = &sshare_[static_cast<std::size_t>(r) * S_];
+    const int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
+    for (int i = 0; i < S_; ++i) {
+      const ExpertId a = slot_[m * S_ + i];
+      if (pos(r, a) >= 0) continue;
+      const double sa = sshare_[m * S_ + i];
+      const int g = !orig(r, a) - !orig(m, a);
+      // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
+      // a window of r's slots by share (lim only falls while it is scanned).
+      double lim = bound_for(best, g + f_min);
+      if (sa <= M - lim) continue;
+      int q = 0;
+      while (q < S_ && sr[ord[q]] <= sa - lim + Lr) ++q;
+      for (; q < S_; ++q) {
+        const int j = ord[q];
+        lim = bound_for(best, g + f_min);
+        const double d = sa - sr[j];
+        if (d <= M - lim) break;
+        if (d >= lim - Lr) continue;
+        const ExpertId b = slot_[r * S_ + j];
+        if (pos(m, b) >= 0) continue;
+        const int dt = g + !orig(m, b) - !orig(r, b);
+        const double aff = std::max(M - d, Lr + d);
+        if (aff >= bound_for(best, dt)) continue;
+        Candidate c;
+        c.kind = 1;
+        c.p1 = m * S_ + i;
+        c.e1 = b;
+        c.p2 = r * S_ + j;
+        c.e2 = a;
+        c.aff_max = aff;
+        c.dt = dt;
+        consider(best, c);
+      }
+    }
+  }
+}
+
+bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min) const {
+  // ny: the share a new replica of one of m's experts y would have; m drops by at most dy_max.
+  // No candidate leaves its target rank below (its load without the re-pointed slot) + ny_min,
+  // nor m below M - dy_max.
+  ny_min = -1.0;
+  double dy_max = 0.0;
+  for (int i = 0; i < S_; ++i) {
+    const ExpertId y = slot_[m * S_ + i];
+    if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
+    const double ny = w_[y] / (cnt_[y] + 1);
+    if (ny_min < 0.0 || ny < ny_min) ny_min = ny;
+    dy_max = std::max(dy_max, sshare_[m * S_ + i] - ny);
+  }
+  return ny_min >= 0.0 && L_[m] - dy_max < bound(best);
+}
+
+void LayerSearch::mark_holders_of_m(int m) {
+  // shares_m_[h] == mark_: rank h holds one of m's experts (it drops when that one gains a
+  // replica).
+  ++mark_;
+  for (int i = 0; i < S_; ++i) {
+    const ExpertId y = slot_[m * S_ + i];
+    const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
+    for (int k = 0; k < cnt_[y]; ++k) shares_m_[hy[k]] = mark_;
+  }
+}
+
+void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
+  // Redundant slots (replicas of experts with >= 2) off m that could still beat `lim`, sorted
+  // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
+  // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
+  redundant_.clear();
+  for (ExpertId x : multi_) {
+    const double sx = w_[x] / cnt_[x];
+    const double dx = w_[x] / (cnt_[x] - 1) - sx;
+    const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+    // The two heaviest holders off m, and how many holders share one of m's experts: the rise
+    // of "the other holders" of a slot is then O(1).
+    double top1 = -1.0, top2 = -1.0;
+    int top1_rank = -1, sharing = 0;
+    for (int k = 0; k < cnt_[x]; ++k) {
+      const int h = hx[k];
+      if (h == m) continue;
+      if (L_[h] > top1) {
+        top2 = top1;
+        top1 = L_[h];
+        top1_rank = h;
+      } else if (L_[h] > top2) {
+        top2 = L_[h];
+      }
+      sharing += shares_m_[h] == mark_;
+    }
+    for (int k = 0; k < cnt_[x]; ++k) {
+      const int r = hx[k];
+      if (r == m) continue;
+      Redundant d;
+      d.base = L_[r] - sx;
+      if (d.base + ny_min >= lim) continue;
+      const double other = r == top1_rank ? top2 : top1;
+      d.dx = dx;
+      d.xrise = other < 0.0 ? -1.0 : other + dx;
+      // Past the bound, x's side can only come back under it where a holder of x also holds
+      // one of m's experts (it then drops by that expert's dy too): keep only such slots,
+      // marked for the exact evaluation.
+      d.exact = false;
+      if (d.xrise >= lim) {
+        d.exact = sharing - (shares_m_[r] == mark_) > 0;
+        if (!d.exact) continue;
+      }
+      d.dx_m = pos(m, x) >= 0 ? dx : 0.0;
+      d.slot = r * S_ + pos(r, x);
+      redundant_.push_back(d);
+    }
+  }
+  std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {
+    return a.base < b.base || (a.base == b.base && a.slot < b.slot);
+  });
+}
+
+double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower,
+                                          double dx, double dy) const {
+  // x's other holders rise by dx, and drop by dy where they also hold y.
+  double aff = lower;
+  const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+  for (int k = 0; k < cnt_[x]; ++k) {
+    const int h = hx[k];
+    if (h != r && h != m) aff = std::max(aff, L_[h] + dx - (pos(h, y) >= 0 ? dy : 0.0));
+  }
+  return aff;
+}
+
+void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
+  const ExpertId y = slot_[m * S_ + i];
+  if (w_[y] <= 0.0 || cnt_[y] >= R_) return;
+  const double ny = w_[y] / (cnt_[y] + 1);
+  const double dy = sshare_[m * S_ + i] - ny;
+  const double floor_y = L_[m] - dy;  // m's new load unless it holds x
+  if (floor_y >= bound(best)) return;
+  const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
+  for (const Redundant& d : redundant_) {
+    const double Lr = d.base + ny;
+    if (Lr >= bound(best)) break;
+    // Ranks that rise: r, m (drops by dy, rises by dx if it holds x), and x's other holders
+    // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
+    // rank holds both x and y, which exact_replicate_value handles.
+    const double lower = std::max(Lr, floor_y + d.dx_m);
+    const int r = d.slot / S_;
+    if (pos(r, y) >= 0) continue;
+    const ExpertId x = slot_[d.slot];
+    const int dt = !orig(r, y) - !orig(r, x);
+    const double lim = bound_for(best, dt);
+    if (lower >= lim) continue;
+    bool exact = d.exact;
+    if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
+      for (int k = 0; k < cnt_[y]; ++k) exact |= hy[k] != m && pos(hy[k], x) >= 0;
+    const double aff =
+        exact ? exact_replicate_value(m, r, x, y, lower, d.dx, dy) : std::max(lower, d.xrise);
+    if (aff >= lim) continue;
+    Candidate c;
+    c.kind = 2;
+    c.p1 = d.slot;
+    c.e1 = y;
+    c.aff_max = aff;
+    c.dt = dt;
+    consider(best, c);
+  }
+}
+
+void LayerSearch::find_replicate(int m, Candidate& best) {
+  double ny_min;
+  if (!replicate_can_win(m, best, ny_min)) return;
+  mark_holders_of_m(m);
+  gather_redundant(m, ny_min, bound(best));
+  for (int i = 0; i < S_ && !redundant_.empty(); ++i) try_replicas_of(m, i, best);
+}
+
+void LayerSearch::shed_slot(int m, int i, Candidate& best) {
+  const int p = m * S_ + i;
+  const ExpertId x = slot_[p];
+  if (cnt_[x] < 2) return;
+  const double base = L_[m] - sshare_[p];
+  if (base >= bound(best)) return;
+  const double dx = w_[x] / (cnt_[x] - 1) - sshare_[p];
+  const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+  // Exact value of re-pointing p to y; returns false when y is not allowed. `overlap`: a
+  // holder of x also holds y.
+  auto eval = [&](ExpertId y, bool& overlap) {
+    overlap = false;
+    if (y == x || pos(m, y) >= 0) return false;
+    const int dt = !orig(m, y) - !orig(m, x);
+    const double lim = bound_for(best, dt);
+    const double ny = cold_value_[y];
+    if (base + ny >= lim) return true;
+    const double dy = w_[y] / cnt_[y] - ny;
+    double aff = base + ny;
+    for (int k = 0; k < cnt_[x] && aff < lim; ++k) {
+      const int h = hx[k];
+      if (h == m) continue;
+      const bool h_has_y = pos(h, y) >= 0;
+      overlap |= h_has_y;
+      aff = std::max(aff, L_[h] + dx - (h_has_y ? dy : 0.0));
+    }
+    if (aff >= lim) return true;
+    Candidate c;
+    c.kind = 2;
+    c.p1 = p;
+    c.e1 = y;
+    c.aff_max = aff;
+    c.dt = dt;
+    consider(best, c);
+    return true;
+  };
+  // m's new load rises with y's w / (c + 1), and apart from that the value depends on y only
+  // where a holder of x also holds y. So the candidates that can win are: the coldest allowed
+  // y that no holder of x holds, every y on a holder of x, and every y that m held at the
+  // start (equal value, fewer transfers).
+  bool overlap = false;
+  for (ExpertId y : cold_) {
+    if (base + cold_value_[y] >= bound(best)) break;
+    if (eval(y, overlap) && !overlap) break;
+  }
+  for (int k = 0; k < cnt_[x]; ++k) {
+    const int h = hx[k];
+    if (h == m) continue;
+    for (int j = h * S_; j < (h + 1) * S_; ++j) eval(slot_[j], overlap);
+  }
+  for (int j = m * S_; j < (m + 1) * S_; ++j) eval(start_[j], overlap);
+}
+
+void LayerSearch::find_shed(int m, Candidate& best) {
+  for (int i = 0; i < S_; ++i) shed_slot(m, i, best);
+}
+
+}  // namespace swiftbalancer::swift
