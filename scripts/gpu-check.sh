@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU check (issue 10): configure with the CUDA device path on, build the device tests and
+# the device benchmark, run both. Needs the CUDA toolkit and NCCL (/usr/local/cuda) and, for
+# figures, one GPU; without a GPU the tests skip and the benchmark says "no CUDA device".
+# Budget: 8 minutes on one H200 (the build is most of it; the tests and benchmark take seconds).
+# Usage: scripts/gpu-check.sh [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build-gpu}"
+JOBS="${JOBS:-$(nproc)}"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_CUDA=ON \
+  -DSWIFTBALANCER_PYTHON=OFF "$@"
+cmake --build "$BUILD_DIR" -j "$JOBS" --target device_tests device_bench
+echo "== device tests"
+timeout 300 "$BUILD_DIR/tests/device_tests"
+echo "== device benchmark"
+timeout 120 "$BUILD_DIR/bench/device_bench"

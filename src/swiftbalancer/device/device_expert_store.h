@@ -1,0 +1,105 @@
+// DeviceExpertStore: expert weights in device memory that the engine owns; the balancer's copies
+// run as cudaMemcpyAsync on a dedicated side stream, ordered against the engine's stream with
+// events, and never synchronise the device on the serving thread.
+//
+// Ordering (one device, the engine's forward on `engine_stream`):
+//   - stage() reads a slot: queued on the side stream, behind earlier installs into that slot
+//     (same stream); the forward only reads slots, so stages need no wait on the engine.
+//   - install() writes a slot: the first install after a fence or a stage makes the side stream
+//     wait for everything the engine queued so far (the forward just enqueued, its last use of
+//     the layer), through an event recorded on the engine stream, or through the event the
+//     engine handed with install_after() (a finer point, e.g. right after the layer's MLP).
+//   - fence() records an event on the side stream (a ring of events); when installs were queued
+//     since the previous fence, the engine stream waits on it, so the next forward reads the new
+//     weights (weights first, then the table: the balancer commits the table after the fence).
+//   - fence_done() is cudaEventQuery; wait_fence() polls it until the deadline.
+// A transport that moves this store's memory should run on side_stream() (NcclTransport,
+// SingleGpuWorld take it), so that sends read slots after earlier installs by stream order.
+//
+// A CUDA call that fails inside stage/install does not throw (the mover calls them on the
+// serving path): the error is kept, every later fence reports it (wait_fence fails, fence_done
+// stays false), so the layers in flight fail and serving goes on with the placement in service.
+//
+// Staging: cudaMalloc of the store's device, called by the decision worker (off the serving
+// thread); freed with cudaFree when the pool drops it (only when no transfer can touch it).
+//
+// Ownership: slot memory is the engine's and must outlive the store; the store owns its side
+// stream and events. Thread-safety: as ExpertStore (serving thread; allocate_staging and
+// wait_fence also from the worker). Call from a thread whose current device is the store's.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstddef>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "swiftbalancer/runtime/expert_store.h"
+
+namespace swiftbalancer::device {
+
+class DeviceExpertStore final : public ExpertStore {
+ public:
+  // On the current device. Throws InputError on non-positive sizes, DeviceError when the device
+  // refuses a stream or event.
+  DeviceExpertStore(int layers, int slots, cudaStream_t engine_stream);
+  ~DeviceExpertStore() override;  // waits for the side stream's queued copies
+  DeviceExpertStore(const DeviceExpertStore&) = delete;
+  DeviceExpertStore& operator=(const DeviceExpertStore&) = delete;
+
+  // The device tensors of the expert in (layer, local slot). Throws InputError when out of
+  // range, empty, not device memory of this store's device, or after ready().
+  void register_expert(int layer, int slot, std::vector<std::span<std::byte>> tensors);
+  // The next install waits on `event` (recorded by the engine after its last use of the layers
+  // being installed) instead of on all the engine's queued work. Used once.
+  void install_after(cudaEvent_t event) { install_after_ = event; }
+
+  cudaStream_t side_stream() const { return side_; }
+  int device() const { return device_; }
+
+  MemoryKind memory_kind() const override { return MemoryKind::kDevice; }
+  int layers() const override { return layers_; }
+  int slots() const override { return slots_; }
+  Status ready() override;
+  std::span<const std::size_t> tensor_sizes(int layer) const override;
+  std::span<std::byte> tensor(int layer, int slot, int t) override;
+  std::unique_ptr<StagingBuffer> allocate_staging(std::size_t bytes) override;
+  void stage(int layer, int slot, std::span<std::byte> dst) override;
+  void install(std::span<const std::byte> src, int layer, int slot) override;
+  std::uint64_t fence() override;
+  bool fence_done(std::uint64_t fence) override;
+  Status wait_fence(std::uint64_t fence, Clock::time_point deadline) override;
+
+ private:
+  enum class LastCopy { kNone, kStage, kInstall };
+  static constexpr std::size_t kRing = 64;
+  std::vector<std::span<std::byte>>& at(int layer, int slot) {
+    return slots_of_[static_cast<std::size_t>(layer) * static_cast<std::size_t>(slots_) +
+                     static_cast<std::size_t>(slot)];
+  }
+  void copy(void* dst, const void* src, std::size_t bytes);
+  void keep_error(cudaError_t err, const char* what);
+  void release();
+
+  int layers_, slots_, device_ = 0;
+  cudaStream_t engine_;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t engine_mark_ = nullptr;
+  cudaEvent_t install_after_ = nullptr;
+  std::vector<std::vector<std::span<std::byte>>> slots_of_;  // [layer * slots + slot][tensor]
+  std::vector<std::vector<std::size_t>> sizes_;              // [layer][tensor], set by ready()
+  bool ready_ = false;
+  bool joined_once_ = false;  // the first copy waits for the engine (weights it initialised)
+  LastCopy last_ = LastCopy::kNone;
+  bool installs_since_fence_ = false;
+
+  std::mutex mu_;  // fence bookkeeping and the kept error (the worker waits on fences too)
+  std::array<cudaEvent_t, kRing> ring_{};
+  std::uint64_t fences_ = 0;     // fences taken; fence f's event is ring_[f % kRing]
+  std::uint64_t done_upto_ = 0;  // every fence <= this is done (one stream: in order)
+  Status error_;
+};
+
+}  // namespace swiftbalancer::device
