@@ -73,7 +73,9 @@ void bind_options(py::module_& m) {
           "kind", [](const FaultInjection& f) { return std::string(fault_kind_name(f.kind)); },
           [](FaultInjection& f, const std::string& k) { f.kind = parse_fault_kind(k); })
       .def_readwrite("rank", &FaultInjection::rank)
-      .def_readwrite("cycle", &FaultInjection::cycle);
+      .def_readwrite("cycle", &FaultInjection::cycle)
+      .def_readwrite("random_rate", &FaultInjection::random_rate)
+      .def_readwrite("random_seed", &FaultInjection::random_seed);
 }
 
 }  // namespace

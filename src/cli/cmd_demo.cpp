@@ -155,6 +155,11 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
         static_cast<double>(r.peak_staging_bytes) / 1e6,
         static_cast<double>(r.staging_bound_bytes) / 1e6,
         static_cast<double>(c.parked_staging_bytes) / 1e6);
+  if (r.rss_end_kb > 0)
+    std::printf("  resident memory: %.1f MB after warm-up (step %zu), %.1f MB at the end\n",
+                static_cast<double>(r.rss_warm_kb) / 1024.0,
+                std::max<std::size_t>(1, r.steps.size() / 5),
+                static_cast<double>(r.rss_end_kb) / 1024.0);
   if (!c.last_error.empty() && !a.quiet) std::printf("  last error: %s\n", c.last_error.c_str());
 }
 
@@ -202,6 +207,8 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
         {"peak_staging_bytes", r.peak_staging_bytes},
         {"staging_bound_bytes", r.staging_bound_bytes},
         {"parked_staging_bytes", c.parked_staging_bytes},
+        {"rss_warm_kb", r.rss_warm_kb},
+        {"rss_end_kb", r.rss_end_kb},
         {"imbalance_first_interval", s.imbalance_initial},
         {"imbalance_after_first_rebalance", s.imbalance_after},
         {"imbalance_last_interval", s.imbalance_last},
@@ -456,6 +463,13 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "Decision cycle in which it misbehaves (-1: every one)")
       ->capture_default_str()
       ->check(CLI::Range(-1, 1 << 30));
+  cmd->add_option("--fault-rate", o.balancer.fault.random_rate,
+                  "Random faults instead (soak): each cycle, with this probability, a fault of a "
+                  "random kind on a random rank (seeded by --fault-seed)")
+      ->capture_default_str()
+      ->check(finite_range(0.0, 1.0));
+  cmd->add_option("--fault-seed", o.balancer.fault.random_seed, "Seed of the random faults")
+      ->capture_default_str();
   cmd->add_option("--transfer-timeout-ms", a.transfer_timeout_ms,
                   "Bound on a step's weight-transfer wait")
       ->capture_default_str()

@@ -1,5 +1,9 @@
 #include "swiftbalancer/demo/demo_engine.h"
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include <algorithm>
 #include <cstring>
 #include <exception>
@@ -34,6 +38,17 @@ std::span<const std::byte> CanonicalExperts::tensor(int layer, int expert, int t
 }
 
 namespace {
+
+// Resident set of this process in KiB (Linux /proc); 0 elsewhere.
+std::int64_t resident_kb() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lld %lld", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE) / 1024;
+}
 
 // Per-rank, per-step integers exchanged at the end.
 enum Field {
@@ -278,8 +293,12 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   std::vector<std::int64_t> rec(static_cast<std::size_t>(opt.steps) * F, 0);
   start_together(transport, opt.dispatch_timeout);
   const auto t_start = Clock::now();
-  for (int step = 1; step <= opt.steps; ++step)
+  const int warm_step = std::max(1, opt.steps / 5);
+  std::int64_t rss_warm_kb = 0;
+  for (int step = 1; step <= opt.steps; ++step) {
     engine.serve_step(step, rec.data() + static_cast<std::size_t>(step - 1) * F);
+    if (step == warm_step) rss_warm_kb = resident_kb();
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   // Every rank gets every rank's records.
@@ -290,10 +309,12 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   DemoResult out;
   out.mode = balancer_mode_name(opt.balancer.mode);
   out.counters = balancer.counters();
-  std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes};
+  std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes, rss_warm_kb, resident_kb()};
   if (const Status p = transport.all_reduce(peak, ReduceOp::kMax, opt.dispatch_timeout); !p.ok())
     throw std::runtime_error("report exchange failed: " + p.to_string());
   out.peak_staging_bytes = peak[0];
+  out.rss_warm_kb = peak[1];
+  out.rss_end_kb = peak[2];
   out.staging_bound_bytes = static_cast<std::int64_t>(opt.balancer.layers_per_step + 1) *
                             opt.slots_per_rank *
                             static_cast<std::int64_t>(canonical.expert_bytes());

@@ -75,6 +75,10 @@ struct DemoResult {
   // Staging: the largest peak of any rank, and its bound (layers_per_step + 1) x slots per rank
   // x expert bytes (docs/runtime.md).
   std::int64_t peak_staging_bytes = 0, staging_bound_bytes = 0;
+  // Resident memory of the process (largest over ranks' processes), after a warm-up of a fifth
+  // of the steps and at the end: a flat line says nothing accumulates (soak runs). 0 where
+  // /proc is not available.
+  std::int64_t rss_warm_kb = 0, rss_end_kb = 0;
   double seconds = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "swiftbalancer/runtime/balancer_config.h"
 
+#include "swiftbalancer/core/splitmix.h"
+
 namespace swiftbalancer {
 
 const char* balancer_mode_name(BalancerMode mode) {
@@ -43,6 +45,20 @@ FaultInjection::Kind parse_fault_kind(const std::string& name) {
                    "' (known: none, transfer-timeout, worker-exception, bad-placement)");
 }
 
+FaultInjection::Kind FaultInjection::in_cycle(std::int64_t c, int ranks, int* at_rank) const {
+  if (random_rate <= 0.0) {
+    *at_rank = rank;
+    return (cycle < 0 || cycle == c) ? kind : Kind::kNone;
+  }
+  std::uint64_t s = splitmix64_hash(random_seed ^ splitmix64_hash(static_cast<std::uint64_t>(c)));
+  const double u = static_cast<double>(splitmix64_next(s) >> 11) * 0x1.0p-53;
+  if (u >= random_rate) return Kind::kNone;
+  static constexpr Kind kinds[] = {Kind::kTransferTimeout, Kind::kWorkerException,
+                                   Kind::kBadPlacement};
+  *at_rank = static_cast<int>(splitmix64_next(s) % static_cast<std::uint64_t>(ranks));
+  return kinds[splitmix64_next(s) % 3];
+}
+
 void validate_config(const BalancerConfig& c) {
   if (c.interval_steps < 1) throw InputError("interval_steps must be at least 1");
   if (c.window_intervals < 1) throw InputError("window_intervals must be at least 1");
@@ -50,6 +66,8 @@ void validate_config(const BalancerConfig& c) {
     throw InputError("window_decay must be in [0, 1)");
   if (c.layers_per_step < 1) throw InputError("layers_per_step must be at least 1");
   if (c.decision_poll_steps < 1) throw InputError("decision_poll_steps must be at least 1");
+  if (!(c.fault.random_rate >= 0.0 && c.fault.random_rate <= 1.0))
+    throw InputError("fault.random_rate must be in [0, 1]");
   if (c.max_collective_failures < 1) throw InputError("max_collective_failures must be at least 1");
   if (c.tag_base < 0 || c.tag_base >= Transport::kMaxTag) throw InputError("tag_base out of range");
   if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||

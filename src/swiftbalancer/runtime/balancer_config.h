@@ -27,8 +27,18 @@ struct FaultInjection {
   //   kTransferTimeout: the rank withholds its sends of the first moved layer in which it sends
   //   (in that cycle or, when it sends nothing there, a later one);
   //   kWorkerException: its worker throws; kBadPlacement: its policy result is corrupted.
-  bool hits(Kind k, int r, std::int64_t c) const {
-    return kind == k && rank == r && (cycle < 0 || cycle == c);
+  // Random faults (soak runs): when random_rate > 0, kind, rank and cycle above are ignored and
+  // every decision cycle draws, from (random_seed, cycle) alone so that every rank draws the
+  // same, whether a fault happens (probability random_rate), of which kind and on which rank.
+  double random_rate = 0.0;
+  std::uint64_t random_seed = 1;
+
+  // The fault of decision cycle `c` in a world of `ranks` ranks: its kind (kNone for none) and,
+  // through `at_rank`, the rank it hits.
+  Kind in_cycle(std::int64_t c, int ranks, int* at_rank) const;
+  bool hits(Kind k, int r, std::int64_t c, int ranks) const {
+    int at = -1;
+    return k != Kind::kNone && in_cycle(c, ranks, &at) == k && at == r;
   }
 };
 FaultInjection::Kind parse_fault_kind(const std::string& name);  // "none", "transfer-timeout", ...

@@ -86,11 +86,12 @@ std::int64_t DecisionCycle::cycle_id() const {
 void DecisionCycle::decide(const Job& job, Result& out) const {
   const FaultInjection& f = cfg_.fault;
   try {
-    if (f.hits(FaultInjection::Kind::kWorkerException, rank_, job.cycle))
+    if (f.hits(FaultInjection::Kind::kWorkerException, rank_, job.cycle, topo_.ranks))
       throw std::runtime_error("injected worker exception");
     PolicyInput in{topo_, job.load, &job.current, cfg_.policy_options};
     Placement target = policy_->rebalance(in);
-    if (f.hits(FaultInjection::Kind::kBadPlacement, rank_, job.cycle) && target.num_slots() > 1)
+    if (f.hits(FaultInjection::Kind::kBadPlacement, rank_, job.cycle, topo_.ranks) &&
+        target.num_slots() > 1)
       target.at(0, 1) = target.at(0, 0);  // two replicas on rank 0, or an expert missing
     if (target.layers() != job.current.layers() || target.experts() != job.current.experts() ||
         target.num_slots() != topo_.num_slots())

@@ -35,7 +35,7 @@ void LayerMover::begin(std::unique_ptr<CyclePlan> plan) {
   plan_ = std::move(plan);
   next_ = 0;
   committed_ = failed_ = 0;
-  if (cfg_.fault.cycle < 0) withheld_once_ = false;
+  if (cfg_.fault.cycle < 0 || cfg_.fault.random_rate > 0) withheld_once_ = false;
 }
 
 int LayerMover::tag_for(int layer) const {
@@ -44,11 +44,15 @@ int LayerMover::tag_for(int layer) const {
 }
 
 // The transfer fault fires at the first layer, in its cycle or a later one, in which this rank
-// sends anything (once; once per cycle when the fault cycle is -1).
+// sends anything (once; once per cycle when the fault cycle is -1). A random fault fires in the
+// cycle it was drawn for only.
 bool LayerMover::withhold_sends(const LayerMove& m) {
   const FaultInjection& f = cfg_.fault;
-  const bool armed = f.kind == FaultInjection::Kind::kTransferTimeout && f.rank == rank_ &&
-                     (f.cycle < 0 || plan_->cycle >= f.cycle);
+  const bool armed =
+      f.random_rate > 0
+          ? f.hits(FaultInjection::Kind::kTransferTimeout, rank_, plan_->cycle, transport_.size())
+          : f.kind == FaultInjection::Kind::kTransferTimeout && f.rank == rank_ &&
+                (f.cycle < 0 || plan_->cycle >= f.cycle);
   if (!armed || withheld_once_ || m.sends.empty()) return false;
   withheld_once_ = true;
   reporter_.log("fault injection: withholding the sends of layer " + std::to_string(m.layer),
