@@ -299,6 +299,8 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
     engine.serve_step(step, rec.data() + static_cast<std::size_t>(step - 1) * F);
     if (step == warm_step) rss_warm_kb = resident_kb();
   }
+  // Before the report exchange below, whose buffers grow with the steps.
+  const std::int64_t rss_end_kb = resident_kb();
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   // Every rank gets every rank's records.
@@ -309,7 +311,7 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   DemoResult out;
   out.mode = balancer_mode_name(opt.balancer.mode);
   out.counters = balancer.counters();
-  std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes, rss_warm_kb, resident_kb()};
+  std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes, rss_warm_kb, rss_end_kb};
   if (const Status p = transport.all_reduce(peak, ReduceOp::kMax, opt.dispatch_timeout); !p.ok())
     throw std::runtime_error("report exchange failed: " + p.to_string());
   out.peak_staging_bytes = peak[0];
