@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/demo_metrics.h"
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/status.h"
@@ -42,6 +43,7 @@ struct DemoArgs {
   std::string report;
   bool quiet = false;
   bool verbose = false;
+  int metrics_port = -1;  // -1: no metrics endpoint
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -339,6 +341,8 @@ int run_demo(DemoArgs& a) {
   const FaultInjection::Kind fault = parse_fault_kind(a.fault);
   if (a.transport != "inprocess" && a.transport != "mpi")
     throw InputError("--transport must be inprocess or mpi");
+  if (a.metrics_port >= 0 && a.transport != "inprocess")
+    throw InputError("--metrics-port serves in-process ranks only (--transport inprocess)");
   check_inputs({{"--trace", a.trace}});
   check_outputs({{"--report", a.report}});
   DemoOptions& opt = a.opt;
@@ -357,6 +361,9 @@ int run_demo(DemoArgs& a) {
     t.canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
                                                      opt.workload.experts, opt.workload.seed);
   if (t.my_rank == 0) print_demo_header(a, opt);
+  // Serves the live balancers' counters until run_demo returns.
+  const auto metrics =
+      a.metrics_port >= 0 ? std::make_unique<DemoMetrics>(a.metrics_port, opt) : nullptr;
 
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
@@ -486,6 +493,10 @@ CommandRunner add_demo_command(CLI::App& app) {
   add_balancer_options(cmd, *a);
   cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
   cmd->add_option("--report", a->report, "Write a JSON report here");
+  cmd->add_option("--metrics-port", a->metrics_port,
+                  "Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running (0: "
+                  "pick a free port and print it)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_flag("--quiet", a->quiet, "No balancer log lines");
   cmd->add_flag("--verbose", a->verbose,
                 "Every balancer log line (agreements, commits), not only errors");

@@ -205,6 +205,24 @@ class RankEngine {
   std::vector<TokenDispatcher::Assignment> assign_;
 };
 
+// Tells opt.on_balancer about the rank's balancer for as long as it lives.
+class BalancerAnnouncement {
+ public:
+  BalancerAnnouncement(const DemoOptions& opt, int rank, const Balancer& b)
+      : hook_(opt.on_balancer), rank_(rank) {
+    if (hook_) hook_(rank_, &b);
+  }
+  ~BalancerAnnouncement() {
+    if (hook_) hook_(rank_, nullptr);
+  }
+  BalancerAnnouncement(const BalancerAnnouncement&) = delete;
+  BalancerAnnouncement& operator=(const BalancerAnnouncement&) = delete;
+
+ private:
+  const std::function<void(int, const Balancer*)>& hook_;
+  int rank_;
+};
+
 // Start the first step together: otherwise a rank that finished its setup early would count
 // the wait for the others' setup in its first step.
 void start_together(Transport& transport, Millis timeout) {
@@ -269,6 +287,7 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
 
   std::shared_ptr<const Policy> policy = make_policy(opt.policy);
   Balancer balancer(topo, transport.rank(), transport, policy, initial, opt.balancer);
+  const BalancerAnnouncement announced(opt, transport.rank(), balancer);  // gone before balancer
   // Registered with the balancer, which writes it on commit; moving the vector keeps its buffers.
   ExpertMemory mem = load_initial_experts(canonical, topo, initial, transport.rank(), balancer);
   RankEngine engine(opt, transport, canonical, topo, workload, balancer, mem);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,6 +36,10 @@ struct DemoOptions {
   // Emulated bandwidth of each rank's link for weight transfers, in Gbit/s per direction
   // (demo/emulated_link.h); 0: no emulation, transfers take what the transport takes.
   double link_gbps = 0;
+  // When set: called on the rank's thread with its balancer once constructed, and with nullptr
+  // before that balancer is destroyed (also when the run fails), so that another thread may read
+  // its counters() (thread-safe) in between, e.g. to serve metrics.
+  std::function<void(int rank, const Balancer* balancer)> on_balancer;
 };
 
 // All canonical expert weights, [layer][expert][tensor].
