@@ -79,7 +79,8 @@ TEST(DemoMetrics, ServesLiveCountersOfEveryRankWhileRunning) {
   std::string text;
   bool all_ranks_stepping = false;
   for (int attempt = 0; attempt < 400 && !all_ranks_stepping; ++attempt) {
-    text = "\n" + shell("curl -s --max-time 5 " + url + "/metrics");
+    text = shell("curl -s --max-time 5 " + url + "/metrics");
+    text.insert(text.begin(), '\n');  // every sample line then starts after a newline
     all_ranks_stepping = true;
     for (int r = 0; r < kRanks; ++r)
       if (sample(text, "swiftbalancer_steps_total{rank=\"" + std::to_string(r) + "\"}") <= 0)
