@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check (issue 10): configure with the CUDA device path on, build the device tests and
-# the device benchmark, run both. Needs the CUDA toolkit and NCCL (/usr/local/cuda) and, for
+# The GPU check (issue 10): configure with the CUDA device path on, build the device tests, the
+# device benchmark and the command, run both and `demo --device cuda` (async and sync, with and
+# without each injected fault; every run must end with 0 mismatched token outputs). Needs the CUDA toolkit and NCCL (/usr/local/cuda) and, for
 # figures, one GPU; without a GPU the tests skip and the benchmark says "no CUDA device".
 # Budget: 8 minutes on one H200 (the build is most of it; the tests and benchmark take seconds).
 # Usage: scripts/gpu-check.sh [extra cmake args...]
@@ -11,8 +12,14 @@ JOBS="${JOBS:-$(nproc)}"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_CUDA=ON \
   -DSWIFTBALANCER_PYTHON=OFF "$@"
-cmake --build "$BUILD_DIR" -j "$JOBS" --target device_tests device_bench
+cmake --build "$BUILD_DIR" -j "$JOBS" --target device_tests device_bench swiftbalancer_cli
 echo "== device tests"
 timeout 300 "$BUILD_DIR/tests/device_tests"
 echo "== device benchmark"
 timeout 120 "$BUILD_DIR/bench/device_bench"
+echo "== demo --device cuda"
+for fault in none transfer-timeout worker-exception bad-placement; do
+  echo "-- --inject-fault $fault"
+  timeout 120 "$BUILD_DIR/src/swiftbalancer" demo --device cuda --mode async,sync --steps 300 \
+    --quiet --inject-fault "$fault" --report "$BUILD_DIR/demo_cuda_$fault.json"
+done

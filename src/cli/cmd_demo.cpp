@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/demo_device.h"
+#include "cli/demo_metrics.h"
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/status.h"
@@ -42,6 +44,9 @@ struct DemoArgs {
   std::string report;
   bool quiet = false;
   bool verbose = false;
+  int metrics_port = -1;  // -1: no metrics endpoint
+  std::string device = "cpu";
+  bool link_given = false;  // --link-gbps on the command line (cuda drops the default emulation)
 };
 
 double percentile(std::vector<double> v, double q) {
@@ -57,6 +62,7 @@ struct Summary {
   double balancer_action_max_ms = 0;  // the slowest step in which the balancer gathered/committed
   double commit_max_ms = 0;           // the slowest step that committed layers (moved weights)
   int commit_max_step = 0;
+  std::int64_t commit_max_bytes = 0;  // expert bytes moved in that step, all ranks
   double balancer_p50_us = 0, balancer_p99_us = 0, balancer_max_us = 0;
   double wait_p99_us = 0, wait_max_us = 0;
   double copy_p99_us = 0, copy_max_us = 0, with_copy_p99_us = 0;
@@ -91,6 +97,7 @@ Summary summarize(const DemoResult& r, int interval) {
     if (d.layers_committed > 0 && d.wall_ms > s.commit_max_ms) {
       s.commit_max_ms = d.wall_ms;
       s.commit_max_step = i + 1;
+      s.commit_max_bytes = d.bytes_moved;
     }
   }
   s.imbalance_initial = init_n ? init_sum / init_n : 0;
@@ -108,6 +115,13 @@ Summary summarize(const DemoResult& r, int interval) {
   s.copy_max_us = percentile(copy, 1.0);
   s.with_copy_p99_us = percentile(with_copy, 0.99);
   return s;
+}
+
+// Achieved bandwidth of the slowest weight-moving step: its bytes over its time beyond the median
+// step (for sync, the stop-the-world copy); 0 when it took no extra time.
+double transfer_gbps(const Summary& s) {
+  const double extra_s = (s.commit_max_ms - s.step_median_ms) / 1e3;
+  return extra_s > 0 ? static_cast<double>(s.commit_max_bytes) / extra_s / 1e9 : 0.0;
 }
 
 void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
@@ -145,9 +159,12 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
       s.step_max_ms / s.step_median_ms, s.balancer_action_max_ms,
       s.balancer_action_max_ms / s.step_median_ms);
   if (s.commit_max_step > 0)
-    std::printf("  slowest step that moved weights: step %d, %.2f ms (%.2fx median, +%.2f ms)\n",
-                s.commit_max_step, s.commit_max_ms, s.commit_max_ms / s.step_median_ms,
-                s.commit_max_ms - s.step_median_ms);
+    std::printf(
+        "  slowest step that moved weights: step %d, %.2f ms (%.2fx median, +%.2f ms); %.3f MB "
+        "moved in it, %.3f GB/s over its extra time\n",
+        s.commit_max_step, s.commit_max_ms, s.commit_max_ms / s.step_median_ms,
+        s.commit_max_ms - s.step_median_ms, static_cast<double>(s.commit_max_bytes) / 1e6,
+        transfer_gbps(s));
   if (r.staging_bound_bytes > 0)
     std::printf(
         "  staging per rank: peak %.3f MB (bound (layers_per_step + 1) x slots x expert: %.3f MB), "
@@ -221,6 +238,8 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
         {"balancer_step_max_ms", s.balancer_action_max_ms},
         {"rebalance_step", s.commit_max_step},
         {"rebalance_step_ms", s.commit_max_ms},
+        {"rebalance_step_bytes", s.commit_max_bytes},
+        {"transfer_gbps", transfer_gbps(s)},
         {"rebalance_step_over_median", s.commit_max_ms / s.step_median_ms},
         {"rebalance_stall_ms", s.commit_max_step > 0 ? s.commit_max_ms - s.step_median_ms : 0.0},
         {"balancer_step_max_over_median", s.balancer_action_max_ms / s.step_median_ms},
@@ -311,6 +330,17 @@ void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
     std::printf(";");
   }
   std::printf("\n");
+  // The step-time cost of moving during the forward (async) against stop-the-world (sync).
+  const Summary *as = nullptr, *sy = nullptr;
+  for (const auto& [r, s] : done) {
+    if (r.mode == "async") as = &s;
+    if (r.mode == "sync") sy = &s;
+  }
+  if (as && sy && as->commit_max_step > 0 && sy->commit_max_step > 0)
+    std::printf("  async's rebalance step costs %+.2f ms = %.2f of sync's stall %+.2f ms\n",
+                as->commit_max_ms - as->step_median_ms,
+                (as->commit_max_ms - as->step_median_ms) / (sy->commit_max_ms - sy->step_median_ms),
+                sy->commit_max_ms - sy->step_median_ms);
 }
 
 nlohmann::json demo_report_json(const DemoArgs& a, const DemoOptions& opt, nlohmann::json runs) {
@@ -346,6 +376,9 @@ int run_demo(DemoArgs& a) {
   const FaultInjection::Kind fault = parse_fault_kind(a.fault);
   if (a.transport != "inprocess" && a.transport != "mpi")
     throw InputError("--transport must be inprocess or mpi");
+  if (a.metrics_port >= 0 && a.transport != "inprocess")
+    throw InputError("--metrics-port serves in-process ranks only (--transport inprocess)");
+  check_demo_device(a.device, a.transport);
   check_inputs({{"--trace", a.trace}});
   check_outputs({{"--report", a.report}});
   DemoOptions& opt = a.opt;
@@ -359,18 +392,24 @@ int run_demo(DemoArgs& a) {
   }
   if (!a.trace.empty()) use_trace(a.trace, opt);
   if (opt.steps < 1) throw InputError("--steps must be positive");
+  if (a.device == "cuda" && !a.link_given) opt.link_gbps = 0;  // real device copies
   configure_balancer(a, fault, opt);
   if (t.mpi)
     t.canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
                                                      opt.workload.experts, opt.workload.seed);
   if (t.my_rank == 0) print_demo_header(a, opt);
+  // Serves the live balancers' counters until run_demo returns.
+  const auto metrics =
+      a.metrics_port >= 0 ? std::make_unique<DemoMetrics>(a.metrics_port, opt) : nullptr;
 
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
   std::vector<std::pair<DemoResult, Summary>> done;
   for (const std::string& m : modes) {
     opt.balancer.mode = parse_balancer_mode(m);
-    DemoResult r = t.mpi ? run_demo_rank(opt, *t.transport, *t.canonical) : run_demo_inprocess(opt);
+    DemoResult r = t.mpi                ? run_demo_rank(opt, *t.transport, *t.canonical)
+                   : a.device == "cuda" ? run_demo_cuda_inprocess(opt)
+                                        : run_demo_inprocess(opt);
     const Summary s = summarize(r, opt.balancer.interval_steps);
     mismatches += r.mismatches;
     if (t.my_rank == 0) {
@@ -493,6 +532,10 @@ CommandRunner add_demo_command(CLI::App& app) {
   cmd->add_option("--transport", a->transport,
                   "inprocess (ranks are threads) or mpi (under mpirun)")
       ->capture_default_str();
+  cmd->add_option("--device", a->device,
+                  "cpu, or cuda: experts and their MLP on GPU 0, ranks as threads (no emulated "
+                  "link unless --link-gbps is given)")
+      ->capture_default_str();
   cmd->add_option("--steps", a->opt.steps, "Steps per mode")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000000));
@@ -500,10 +543,17 @@ CommandRunner add_demo_command(CLI::App& app) {
   add_balancer_options(cmd, *a);
   cmd->add_option("--trace", a->trace, "Real load file (json/csv/npy) as the base distribution");
   cmd->add_option("--report", a->report, "Write a JSON report here");
+  cmd->add_option("--metrics-port", a->metrics_port,
+                  "Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while running (0: "
+                  "pick a free port and print it)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_flag("--quiet", a->quiet, "No balancer log lines");
   cmd->add_flag("--verbose", a->verbose,
                 "Every balancer log line (agreements, commits), not only errors");
-  return [a]() -> int { return run_demo(*a); };
+  return [a, cmd]() -> int {
+    a->link_given = cmd->count("--link-gbps") > 0;
+    return run_demo(*a);
+  };
 }
 
 }  // namespace swiftbalancer::cli

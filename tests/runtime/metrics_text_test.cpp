@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace swiftbalancer {
 namespace {
@@ -49,6 +52,72 @@ TEST(MetricsText, ExposesEveryCounterWithBoundedLabels) {
   EXPECT_THROW(metrics_text(c, {{"bad-name", "x"}}), InputError);
   EXPECT_TRUE(has_line(metrics_text(c, {{"model", "a\"b"}}),
                        "swiftbalancer_steps_total{model=\"a\\\"b\"} 120"));
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+TEST(MetricsText, RanksShareEachFamilyOnce) {
+  BalancerCounters a, b;
+  a.steps = 7;
+  a.bytes_received = 100;
+  a.rebalance_seconds_buckets[0] = 2;
+  a.rebalance_seconds_sum = 0.25;
+  b.steps = 9;
+  b.transfer_failures = 1;
+  b.imbalance_after = 1.5;
+  const BalancerCounters both[] = {a, b};
+  const std::string t = metrics_text_ranks(both);
+  // Exact excerpt: one header, then one sample per rank in rank order.
+  EXPECT_NE(t.find("# HELP swiftbalancer_steps_total Serving steps seen by the balancer.\n"
+                   "# TYPE swiftbalancer_steps_total counter\n"
+                   "swiftbalancer_steps_total{rank=\"0\"} 7\n"
+                   "swiftbalancer_steps_total{rank=\"1\"} 9\n"
+                   "# HELP swiftbalancer_gathers_total"),
+            std::string::npos)
+      << t;
+  EXPECT_TRUE(has_line(t, "swiftbalancer_failures_total{rank=\"1\",kind=\"transfer\"} 1"));
+  EXPECT_TRUE(has_line(t, "swiftbalancer_bytes_total{rank=\"0\",direction=\"received\"} 100"));
+  EXPECT_TRUE(has_line(t, "swiftbalancer_imbalance{rank=\"1\",placement=\"after\"} 1.5"));
+  EXPECT_TRUE(
+      has_line(t, "swiftbalancer_rebalance_duration_seconds_bucket{rank=\"0\",le=\"+Inf\"} 2"));
+  EXPECT_TRUE(has_line(t, "swiftbalancer_rebalance_duration_seconds_count{rank=\"1\"} 0"));
+
+  // Invariants: every HELP/TYPE line once; the samples are exactly those of each rank's own
+  // exposition with its rank label; a family's samples follow its header.
+  const auto all = lines_of(t);
+  std::vector<std::string> headers, samples;
+  for (const auto& l : all) (l.rfind("# ", 0) == 0 ? headers : samples).push_back(l);
+  std::vector<std::string> sorted = headers;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << t;
+  std::vector<std::string> expected_headers, expected_samples;
+  for (int r = 0; r < 2; ++r)
+    for (const auto& l : lines_of(metrics_text(both[r], {{"rank", std::to_string(r)}}))) {
+      if (l.rfind("# ", 0) != 0)
+        expected_samples.push_back(l);
+      else if (r == 0)
+        expected_headers.push_back(l);
+    }
+  EXPECT_EQ(headers, expected_headers);
+  std::sort(samples.begin(), samples.end());
+  std::sort(expected_samples.begin(), expected_samples.end());
+  EXPECT_EQ(samples, expected_samples);
+  std::string family;
+  for (const auto& l : all) {
+    if (l.rfind("# TYPE swiftbalancer_", 0) == 0) family = l.substr(7, l.find(' ', 7) - 7);
+    if (l.rfind("# ", 0) != 0) {
+      EXPECT_EQ(l.rfind(family, 0), 0u) << l << " after " << family;
+    }
+  }
+  // One rank: the same text as that rank's own exposition.
+  EXPECT_EQ(metrics_text_ranks(std::span(both, 1)), metrics_text(a, {{"rank", "0"}}));
+  // No ranks: the headers alone.
+  EXPECT_EQ(lines_of(metrics_text_ranks({})), expected_headers);
 }
 
 }  // namespace

@@ -100,15 +100,17 @@ ExpertMemory load_initial_experts(const CanonicalExperts& canonical, const Topol
 // their slots, combine and verify against the canonical weights. Buffers are sized once.
 class RankEngine {
  public:
+  // Experts in `mem` (host), or in `experts` when it is not null.
   RankEngine(const DemoOptions& opt, Transport& transport, const CanonicalExperts& canonical,
              const Topology& topo, const Workload& workload, Balancer& balancer,
-             const ExpertMemory& mem)
+             const ExpertMemory& mem, RankExperts* experts)
       : opt_(opt),
         canonical_(canonical),
         topo_(topo),
         workload_(workload),
         balancer_(balancer),
         mem_(mem),
+        experts_elsewhere_(experts),
         rank_(transport.rank()),
         S_(opt.slots_per_rank),
         E_(opt.workload.experts),
@@ -174,6 +176,10 @@ class RankEngine {
     const auto rows = dispatcher_.received_rows();
     const auto slots = dispatcher_.received_slots();
     auto results = dispatcher_.results();
+    if (experts_elsewhere_ != nullptr) {
+      experts_elsewhere_->compute(l, rows, slots, results);
+      return;
+    }
     for (int i = 0; i < dispatcher_.received(); ++i) {
       const auto& w = mem_[l][static_cast<std::size_t>(slots[static_cast<std::size_t>(i)])];
       apply_mlp(opt_.mlp, w[0], w[1], w[2], rows.data() + static_cast<std::size_t>(i) * H_, 1,
@@ -211,6 +217,7 @@ class RankEngine {
   const Workload& workload_;
   Balancer& balancer_;
   const ExpertMemory& mem_;  // read here; written by the balancer on commit, between steps
+  RankExperts* experts_elsewhere_;
   const int rank_, S_, E_, K_, T_, H_;
   TokenDispatcher dispatcher_;
   std::vector<float> x_, y_, ref_row_, out_row_, ref_, scratch_;
@@ -218,6 +225,24 @@ class RankEngine {
   std::vector<float> gates_;
   std::vector<std::int64_t> replica_index_, counts_;
   std::vector<TokenDispatcher::Assignment> assign_;
+};
+
+// Tells opt.on_balancer about the rank's balancer for as long as it lives.
+class BalancerAnnouncement {
+ public:
+  BalancerAnnouncement(const DemoOptions& opt, int rank, const Balancer& b)
+      : hook_(opt.on_balancer), rank_(rank) {
+    if (hook_) hook_(rank_, &b);
+  }
+  ~BalancerAnnouncement() {
+    if (hook_) hook_(rank_, nullptr);
+  }
+  BalancerAnnouncement(const BalancerAnnouncement&) = delete;
+  BalancerAnnouncement& operator=(const BalancerAnnouncement&) = delete;
+
+ private:
+  const std::function<void(int, const Balancer*)>& hook_;
+  int rank_;
 };
 
 // Start the first step together: otherwise a rank that finished its setup early would count
@@ -264,15 +289,14 @@ DemoStep summarise_step(const std::vector<std::int64_t>& all, int R, int L, int 
 
 }  // namespace
 
-DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
-                         const CanonicalExperts& canonical) {
-  if (opt.link_gbps < 0) throw InputError("link bandwidth must not be negative");
-  std::optional<EmulatedLinkTransport> link;
-  if (opt.link_gbps > 0)
-    link.emplace(base_transport, EmulatedLinkTransport::gbps_to_bytes_per_second(opt.link_gbps));
-  Transport& transport = link ? static_cast<Transport&>(*link) : base_transport;
+namespace {
+
+// One rank's run: `transport` for tokens and the demo's collectives, `weights` (already behind
+// the emulated link, if any) for the balancer; experts in host memory unless `experts` is set.
+DemoResult serve_rank(const DemoOptions& opt, Transport& transport, Transport& weights,
+                      RankExperts* experts, const CanonicalExperts& canonical) {
   const int R = opt.ranks, L = opt.workload.layers;
-  if (transport.size() != R)
+  if (transport.size() != R || weights.size() != R)
     throw InputError("the transport has " + std::to_string(transport.size()) +
                      " ranks, --ranks is " + std::to_string(R));
   const Topology topo = Topology::make(R, opt.slots_per_rank);
@@ -283,10 +307,19 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   const Workload workload(ws);
 
   std::shared_ptr<const Policy> policy = make_policy(opt.policy);
-  Balancer balancer(topo, transport.rank(), transport, policy, initial, opt.balancer);
+  if (experts != nullptr) experts->load(canonical, topo, initial, transport.rank());
+  std::optional<Balancer> balancer;
+  if (experts != nullptr)
+    balancer.emplace(topo, transport.rank(), weights, policy, initial, experts->store(),
+                     opt.balancer);
+  else
+    balancer.emplace(topo, transport.rank(), weights, policy, initial, opt.balancer);
+  const BalancerAnnouncement announced(opt, transport.rank(), *balancer);  // gone before it
   // Registered with the balancer, which writes it on commit; moving the vector keeps its buffers.
-  ExpertMemory mem = load_initial_experts(canonical, topo, initial, transport.rank(), balancer);
-  RankEngine engine(opt, transport, canonical, topo, workload, balancer, mem);
+  ExpertMemory mem;
+  if (experts == nullptr)
+    mem = load_initial_experts(canonical, topo, initial, transport.rank(), *balancer);
+  RankEngine engine(opt, transport, canonical, topo, workload, *balancer, mem, experts);
 
   // Serve, one record of F integers per step.
   const int F = kFields + L;
@@ -310,7 +343,7 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
 
   DemoResult out;
   out.mode = balancer_mode_name(opt.balancer.mode);
-  out.counters = balancer.counters();
+  out.counters = balancer->counters();
   std::vector<std::int64_t> peak = {out.counters.peak_staging_bytes, rss_warm_kb, rss_end_kb};
   if (const Status p = transport.all_reduce(peak, ReduceOp::kMax, opt.dispatch_timeout); !p.ok())
     throw std::runtime_error("report exchange failed: " + p.to_string());
@@ -330,23 +363,40 @@ DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
   return out;
 }
 
-DemoResult run_demo_inprocess(const DemoOptions& opt) {
-  InProcessWorld world(opt.ranks);
-  const CanonicalExperts canonical(opt.mlp, opt.workload.layers, opt.workload.experts,
-                                   opt.workload.seed);
-  std::vector<std::unique_ptr<Transport>> ts;
-  ts.reserve(static_cast<std::size_t>(opt.ranks));
-  for (int r = 0; r < opt.ranks; ++r) ts.push_back(world.transport(r));
-  std::vector<DemoResult> results(static_cast<std::size_t>(opt.ranks));
+std::optional<EmulatedLinkTransport> emulated_link(const DemoOptions& opt, Transport& inner) {
+  if (opt.link_gbps < 0) throw InputError("link bandwidth must not be negative");
+  std::optional<EmulatedLinkTransport> link;
+  if (opt.link_gbps > 0)
+    link.emplace(inner, EmulatedLinkTransport::gbps_to_bytes_per_second(opt.link_gbps));
+  return link;
+}
+
+}  // namespace
+
+DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
+                         const CanonicalExperts& canonical) {
+  std::optional<EmulatedLinkTransport> link = emulated_link(opt, base_transport);
+  Transport& transport = link ? static_cast<Transport&>(*link) : base_transport;
+  return serve_rank(opt, transport, transport, nullptr, canonical);
+}
+
+DemoResult run_demo_rank(const DemoOptions& opt, Transport& tokens, Transport& weights,
+                         RankExperts& experts, const CanonicalExperts& canonical) {
+  std::optional<EmulatedLinkTransport> link = emulated_link(opt, weights);
+  return serve_rank(opt, tokens, link ? static_cast<Transport&>(*link) : weights, &experts,
+                    canonical);
+}
+
+DemoResult run_ranks_as_threads(int ranks, const std::function<DemoResult(int)>& rank_main) {
+  std::vector<DemoResult> results(static_cast<std::size_t>(ranks));
   std::mutex mu;
   std::exception_ptr first;
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(opt.ranks));
-  for (int r = 0; r < opt.ranks; ++r)
+  threads.reserve(static_cast<std::size_t>(ranks));
+  for (int r = 0; r < ranks; ++r)
     threads.emplace_back([&, r] {
       try {
-        results[static_cast<std::size_t>(r)] =
-            run_demo_rank(opt, *ts[static_cast<std::size_t>(r)], canonical);
+        results[static_cast<std::size_t>(r)] = rank_main(r);
       } catch (...) {
         std::lock_guard lock(mu);
         if (!first) first = std::current_exception();
@@ -355,6 +405,18 @@ DemoResult run_demo_inprocess(const DemoOptions& opt) {
   for (auto& t : threads) t.join();
   if (first) std::rethrow_exception(first);
   return results[0];
+}
+
+DemoResult run_demo_inprocess(const DemoOptions& opt) {
+  InProcessWorld world(opt.ranks);
+  const CanonicalExperts canonical(opt.mlp, opt.workload.layers, opt.workload.experts,
+                                   opt.workload.seed);
+  std::vector<std::unique_ptr<Transport>> ts;
+  ts.reserve(static_cast<std::size_t>(opt.ranks));
+  for (int r = 0; r < opt.ranks; ++r) ts.push_back(world.transport(r));
+  return run_ranks_as_threads(opt.ranks, [&](int r) {
+    return run_demo_rank(opt, *ts[static_cast<std::size_t>(r)], canonical);
+  });
 }
 
 }  // namespace swiftbalancer

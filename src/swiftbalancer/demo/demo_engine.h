@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -35,6 +36,10 @@ struct DemoOptions {
   // Emulated bandwidth of each rank's link for weight transfers, in Gbit/s per direction
   // (demo/emulated_link.h); 0: no emulation, transfers take what the transport takes.
   double link_gbps = 0;
+  // When set: called on the rank's thread with its balancer once constructed, and with nullptr
+  // before that balancer is destroyed (also when the run fails), so that another thread may read
+  // its counters() (thread-safe) in between, e.g. to serve metrics.
+  std::function<void(int rank, const Balancer* balancer)> on_balancer;
 };
 
 // All canonical expert weights, [layer][expert][tensor].
@@ -82,9 +87,36 @@ struct DemoResult {
   double seconds = 0;
 };
 
+// Where one rank's expert weights live and where their MLP runs, when not in host memory on the
+// serving thread (the CPU demo's own path): e.g. device memory and a GPU kernel (demo/cuda/).
+// compute() must give apply_mlp's results bit for bit: the demo checks every output exactly.
+// Used by the rank's serving thread only.
+class RankExperts {
+ public:
+  virtual ~RankExperts() = default;
+  // Puts the canonical weights of the expert `initial` places in each of the rank's local slots
+  // and registers the slots with store(). Called once, before the balancer is built.
+  virtual void load(const CanonicalExperts& canonical, const Topology& topo,
+                    const Placement& initial, int rank) = 0;
+  // The store the balancer moves weights in; it must outlive the run.
+  virtual ExpertStore& store() = 0;
+  // Row i of `rows` ([n][hidden], n = slots.size()) through the expert in local slot slots[i]
+  // of `layer`, into row i of `out`. Throws when the computation cannot be done.
+  virtual void compute(int layer, std::span<const float> rows, std::span<const std::int32_t> slots,
+                       std::span<float> out) = 0;
+};
+
 DemoResult run_demo_rank(const DemoOptions& opt, Transport& transport,
                          const CanonicalExperts& canonical);
+// The same with the rank's experts in `experts`: `tokens` carries the token exchange and the
+// demo's own collectives, `weights` the balancer's (it must move experts.store()'s memory kind;
+// the emulated link, when set, wraps it).
+DemoResult run_demo_rank(const DemoOptions& opt, Transport& tokens, Transport& weights,
+                         RankExperts& experts, const CanonicalExperts& canonical);
 // All ranks as threads of this process (in-process transport).
 DemoResult run_demo_inprocess(const DemoOptions& opt);
+// Runs rank_main(r) for r in [0, ranks) on one thread each; rethrows the first exception after
+// all joined; else rank 0's result (every rank returns the same one).
+DemoResult run_ranks_as_threads(int ranks, const std::function<DemoResult(int rank)>& rank_main);
 
 }  // namespace swiftbalancer

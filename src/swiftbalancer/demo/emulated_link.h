@@ -38,6 +38,8 @@ class EmulatedLinkTransport final : public Transport {
   int size() const override { return inner_.size(); }
   std::string name() const override;
   bool broken() const override { return inner_.broken(); }
+  // Only delays completions, so it moves whatever memory the wrapped transport moves.
+  bool can_move(MemoryKind kind) const override { return inner_.can_move(kind); }
   Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
                     Millis timeout) override {
     return inner_.all_gather(mine, out, timeout);

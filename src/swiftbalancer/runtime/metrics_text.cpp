@@ -1,6 +1,7 @@
 #include "swiftbalancer/runtime/metrics_text.h"
 
 #include <charconv>
+#include <span>
 #include <string_view>
 
 #include "swiftbalancer/core/status.h"
@@ -38,88 +39,128 @@ std::string number(double v) {
   return std::string(buf, r.ptr);
 }
 
+// One source of samples: a set of counters and the labels that tell it apart.
+struct Source {
+  std::string labels;  // rendered, e.g. rank="0"
+  const BalancerCounters* counters;
+};
+
+// Writes each family once: its HELP and TYPE lines, then its samples for every source in order.
 class Writer {
  public:
-  explicit Writer(std::string base_labels) : base_(std::move(base_labels)) {}
+  explicit Writer(std::span<const Source> sources) : sources_(sources) {}
 
-  void header(const char* name, const char* type, const char* help) {
+  template <typename Samples>
+  void family(const char* name, const char* type, const char* help, Samples samples) {
     out_ += std::string("# HELP swiftbalancer_") + name + " " + help + "\n";
     out_ += std::string("# TYPE swiftbalancer_") + name + " " + type + "\n";
+    for (const Source& s : sources_) {
+      labels_ = &s.labels;
+      samples(*s.counters);
+    }
   }
   void sample(std::string_view name, const std::string& extra, const std::string& value) {
     out_ += "swiftbalancer_";
     out_ += name;
-    std::string labels = base_;
+    std::string labels = *labels_;
     if (!extra.empty()) labels += (labels.empty() ? "" : ",") + extra;
     if (!labels.empty()) out_ += "{" + labels + "}";
     out_ += " " + value + "\n";
   }
-  void counter(const char* name, const char* help, std::int64_t v) {
-    header(name, "counter", help);
-    sample(name, "", std::to_string(v));
+  void counter(const char* name, const char* help, std::int64_t BalancerCounters::*field) {
+    family(name, "counter", help,
+           [&](const BalancerCounters& c) { sample(name, "", std::to_string(c.*field)); });
   }
-  void gauge(const char* name, const char* help, double v) {
-    header(name, "gauge", help);
-    sample(name, "", number(v));
+  template <typename Field>
+  void gauge(const char* name, const char* help, Field BalancerCounters::*field) {
+    family(name, "gauge", help, [&](const BalancerCounters& c) {
+      sample(name, "", number(static_cast<double>(c.*field)));
+    });
   }
   std::string take() { return std::move(out_); }
 
  private:
-  std::string base_;
+  std::span<const Source> sources_;
+  const std::string* labels_ = nullptr;
   std::string out_;
 };
 
-}  // namespace
-
-std::string metrics_text(const BalancerCounters& c,
-                         const std::vector<std::pair<std::string, std::string>>& labels) {
+std::string render_labels(const std::vector<std::pair<std::string, std::string>>& labels) {
   std::string base;
   for (const auto& [k, v] : labels) {
     if (!valid_label_name(k)) throw InputError("metrics: invalid label name '" + k + "'");
     base += (base.empty() ? "" : ",") + k + "=\"" + escape(v) + "\"";
   }
-  Writer w(base);
-  w.counter("steps_total", "Serving steps seen by the balancer.", c.steps);
-  w.counter("gathers_total", "Load all-gathers.", c.gathers);
-  w.counter("rebalances_total", "Cycles that committed at least one layer.", c.rebalances);
-  w.counter("errors_total", "Failures reported (all kinds).", c.errors);
-  w.header("cycles_total", "counter", "Decision cycles by outcome.");
-  w.sample("cycles_total", "outcome=\"started\"", std::to_string(c.cycles_started));
-  w.sample("cycles_total", "outcome=\"agreed\"", std::to_string(c.cycles_agreed));
-  w.sample("cycles_total", "outcome=\"dropped\"", std::to_string(c.cycles_dropped));
-  w.header("layers_total", "counter", "Layer moves by outcome.");
-  w.sample("layers_total", "outcome=\"committed\"", std::to_string(c.layers_committed));
-  w.sample("layers_total", "outcome=\"failed\"", std::to_string(c.layers_failed));
-  w.header("failures_total", "counter", "Failures by kind.");
-  w.sample("failures_total", "kind=\"transfer\"", std::to_string(c.transfer_failures));
-  w.sample("failures_total", "kind=\"worker\"", std::to_string(c.worker_failures));
-  w.sample("failures_total", "kind=\"invalid_placement\"", std::to_string(c.invalid_placements));
-  w.sample("failures_total", "kind=\"collective\"", std::to_string(c.collective_failures));
-  w.header("bytes_total", "counter", "Expert bytes moved by this rank.");
-  w.sample("bytes_total", "direction=\"sent\"", std::to_string(c.bytes_sent));
-  w.sample("bytes_total", "direction=\"received\"", std::to_string(c.bytes_received));
-  w.gauge("staging_peak_bytes", "Most staging memory held at once.",
-          static_cast<double>(c.peak_staging_bytes));
+  return base;
+}
+
+std::string exposition(std::span<const Source> sources) {
+  using C = BalancerCounters;
+  Writer w(sources);
+  auto n = [](std::int64_t v) { return std::to_string(v); };
+  w.counter("steps_total", "Serving steps seen by the balancer.", &C::steps);
+  w.counter("gathers_total", "Load all-gathers.", &C::gathers);
+  w.counter("rebalances_total", "Cycles that committed at least one layer.", &C::rebalances);
+  w.counter("errors_total", "Failures reported (all kinds).", &C::errors);
+  w.family("cycles_total", "counter", "Decision cycles by outcome.", [&](const C& c) {
+    w.sample("cycles_total", "outcome=\"started\"", n(c.cycles_started));
+    w.sample("cycles_total", "outcome=\"agreed\"", n(c.cycles_agreed));
+    w.sample("cycles_total", "outcome=\"dropped\"", n(c.cycles_dropped));
+  });
+  w.family("layers_total", "counter", "Layer moves by outcome.", [&](const C& c) {
+    w.sample("layers_total", "outcome=\"committed\"", n(c.layers_committed));
+    w.sample("layers_total", "outcome=\"failed\"", n(c.layers_failed));
+  });
+  w.family("failures_total", "counter", "Failures by kind.", [&](const C& c) {
+    w.sample("failures_total", "kind=\"transfer\"", n(c.transfer_failures));
+    w.sample("failures_total", "kind=\"worker\"", n(c.worker_failures));
+    w.sample("failures_total", "kind=\"invalid_placement\"", n(c.invalid_placements));
+    w.sample("failures_total", "kind=\"collective\"", n(c.collective_failures));
+  });
+  w.family("bytes_total", "counter", "Expert bytes moved by this rank.", [&](const C& c) {
+    w.sample("bytes_total", "direction=\"sent\"", n(c.bytes_sent));
+    w.sample("bytes_total", "direction=\"received\"", n(c.bytes_received));
+  });
+  w.gauge("staging_peak_bytes", "Most staging memory held at once.", &C::peak_staging_bytes);
   w.gauge("staging_parked_bytes", "Staging kept after transfers that could not be cancelled.",
-          static_cast<double>(c.parked_staging_bytes));
+          &C::parked_staging_bytes);
   w.gauge("balancing_stopped", "1 once the balancer fell back to recording only.",
-          static_cast<double>(c.balancing_stopped));
-  w.header("rebalance_duration_seconds", "histogram",
-           "From the gather that started a rebalance to its last layer.");
-  std::int64_t cumulative = 0;
-  const auto& bounds = BalancerCounters::kRebalanceSecondsBounds;
-  for (std::size_t b = 0; b <= bounds.size(); ++b) {
-    cumulative += c.rebalance_seconds_buckets[b];
-    const std::string le = b < bounds.size() ? number(bounds[b]) : "+Inf";
-    w.sample("rebalance_duration_seconds_bucket", "le=\"" + le + "\"", std::to_string(cumulative));
-  }
-  w.sample("rebalance_duration_seconds_sum", "", number(c.rebalance_seconds_sum));
-  w.sample("rebalance_duration_seconds_count", "", std::to_string(cumulative));
-  w.header("imbalance", "gauge",
-           "Mean over layers of max/mean rank load of the last rebalance's window.");
-  w.sample("imbalance", "placement=\"before\"", number(c.imbalance_before));
-  w.sample("imbalance", "placement=\"after\"", number(c.imbalance_after));
+          &C::balancing_stopped);
+  w.family("rebalance_duration_seconds", "histogram",
+           "From the gather that started a rebalance to its last layer.", [&](const C& c) {
+             std::int64_t cumulative = 0;
+             const auto& bounds = C::kRebalanceSecondsBounds;
+             for (std::size_t b = 0; b <= bounds.size(); ++b) {
+               cumulative += c.rebalance_seconds_buckets[b];
+               const std::string le = b < bounds.size() ? number(bounds[b]) : "+Inf";
+               w.sample("rebalance_duration_seconds_bucket", "le=\"" + le + "\"", n(cumulative));
+             }
+             w.sample("rebalance_duration_seconds_sum", "", number(c.rebalance_seconds_sum));
+             w.sample("rebalance_duration_seconds_count", "", n(cumulative));
+           });
+  w.family("imbalance", "gauge",
+           "Mean over layers of max/mean rank load of the last rebalance's window.",
+           [&](const C& c) {
+             w.sample("imbalance", "placement=\"before\"", number(c.imbalance_before));
+             w.sample("imbalance", "placement=\"after\"", number(c.imbalance_after));
+           });
   return w.take();
+}
+
+}  // namespace
+
+std::string metrics_text(const BalancerCounters& c,
+                         const std::vector<std::pair<std::string, std::string>>& labels) {
+  const Source one[] = {{render_labels(labels), &c}};
+  return exposition(one);
+}
+
+std::string metrics_text_ranks(std::span<const BalancerCounters> ranks) {
+  std::vector<Source> sources;
+  sources.reserve(ranks.size());
+  for (std::size_t r = 0; r < ranks.size(); ++r)
+    sources.push_back({"rank=\"" + std::to_string(r) + "\"", &ranks[r]});
+  return exposition(sources);
 }
 
 }  // namespace swiftbalancer

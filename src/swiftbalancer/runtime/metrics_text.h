@@ -13,6 +13,7 @@
 // Pure; thread-safe.
 #pragma once
 
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,5 +26,10 @@ namespace swiftbalancer {
 // escaped; names must be valid Prometheus label names (InputError otherwise).
 std::string metrics_text(const BalancerCounters& counters,
                          const std::vector<std::pair<std::string, std::string>>& labels = {});
+
+// Several ranks in one exposition (what one endpoint serving in-process ranks shows): each
+// family's HELP and TYPE once, then its samples for rank 0, 1, ... labelled rank="<index>".
+// For one rank it equals metrics_text(ranks[0], {{"rank", "0"}}).
+std::string metrics_text_ranks(std::span<const BalancerCounters> ranks);
 
 }  // namespace swiftbalancer
