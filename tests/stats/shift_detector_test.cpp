@@ -86,6 +86,16 @@ TEST(ShiftDetector, MinimumGapAndCannotFireWhileBusy) {
   EXPECT_DOUBLE_EQ(d.reference(), 2.0);
 }
 
+TEST(ShiftDetector, AShiftDuringACycleIsDeferredToItsEnd) {
+  ShiftDetector d({1.3, 1.1, 0});
+  EXPECT_FALSE(d.observe(1, 1.0));
+  EXPECT_FALSE(d.take_deferred(2));                     // nothing seen
+  EXPECT_FALSE(d.observe(3, 2.0, /*can_fire=*/false));  // busy
+  EXPECT_TRUE(d.take_deferred(10));                     // the cycle ended: fire now, once
+  EXPECT_FALSE(d.take_deferred(11));
+  EXPECT_EQ(d.fired(), 1);
+}
+
 TEST(ShiftDetector, RejectsBadConfig) {
   EXPECT_THROW(ShiftDetector({1.0, 1.0, 0}), InputError);
   EXPECT_THROW(ShiftDetector({1.3, 1.4, 0}), InputError);

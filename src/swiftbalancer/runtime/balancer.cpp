@@ -290,6 +290,14 @@ bool Balancer::check_shift(StepStats& stats) {
 void Balancer::cycle_ended() {
   Parts& p = *parts_;
   if (!p.shift) return;
+  if (p.shift->take_deferred(step_)) {
+    // A check during the cycle saw the load shift: that cycle decided on the old load.
+    p.reporter.add(&BalancerCounters::shift_triggers);
+    p.reporter.log("shift seen during the cycle that ended at step " + std::to_string(step_) +
+                   "; early gather in " + std::to_string(cfg_.shift_check_steps) + " steps");
+    p.accounting.drop_interval(state_->placement());
+    p.next_gather = step_ + cfg_.shift_check_steps;
+  }
   p.shift->reset_reference();
   p.accounting.take_layer_totals();
   p.next_check = step_ + cfg_.shift_check_steps;

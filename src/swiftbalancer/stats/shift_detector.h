@@ -56,10 +56,13 @@ class ShiftDetector {
 
   // The next observed level becomes the reference; re-arms.
   void reset_reference();
-  // One check at `step`. can_fire false: a cycle is already running, so only the reference and
-  // the arming are updated (an exceeded level stays armed for the next check). Returns true
-  // when it fires.
+  // One check at `step`. can_fire false: a cycle is already running; a level that would have
+  // fired is remembered instead (take_deferred), so that a shift during a cycle is not lost
+  // when that cycle's end resets the reference. Returns true when it fires.
   bool observe(std::int64_t step, double level, bool can_fire = true);
+  // At a cycle's end: true (once, and counted as a firing) when a check during the cycle
+  // exceeded the level; the caller then gathers early instead of taking a new reference.
+  bool take_deferred(std::int64_t step);
 
   double reference() const { return reference_; }  // 0 while waiting for one
   bool armed() const { return armed_; }
@@ -70,6 +73,7 @@ class ShiftDetector {
   double reference_ = 0.0;
   bool armed_ = true;
   bool has_fired_ = false;
+  bool deferred_ = false;
   std::int64_t last_fire_ = 0;
   std::int64_t fired_ = 0;
 };
