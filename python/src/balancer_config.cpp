@@ -113,6 +113,11 @@ void bind_balancer_config(py::module_& m) {
   c.def_property("log", &get_log, &set_log);
   names.push_back("log");
   FIELD(fault);
+  FIELD(shift_check_steps);
+  FIELD(shift_trigger_ratio);
+  FIELD(shift_rearm_ratio);
+  FIELD(shift_min_gap_steps);
+  FIELD(shift_skip_below);
 #undef FIELD
 #undef MILLIS
   c.attr("field_names") = py::tuple(py::cast(names));

@@ -493,6 +493,18 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "Layers committed per step (async)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--shift-check", o.balancer.shift_check_steps,
+                  "Shift detection: steps between checks (0: off, the fixed interval only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000));
+  cmd->add_option("--shift-trigger", o.balancer.shift_trigger_ratio,
+                  "Shift detection: gather early above this x the level the last cycle reached")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100.0));
+  cmd->add_option("--shift-gap", o.balancer.shift_min_gap_steps,
+                  "Shift detection: at least this many steps between early gathers")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--inject-fault", a.fault,
                   "none, transfer-timeout, worker-exception or bad-placement")
       ->capture_default_str();

@@ -6,11 +6,11 @@
 #include <memory>
 #include <string>
 
+#include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/io/atomic_file.h"
-#include "cli/cli_options.h"
 #include "swiftbalancer/replay/replay.h"
 #include "swiftbalancer/replay/svg.h"
 
@@ -126,8 +126,9 @@ void add_policy_options(CLI::App* sub, ReplayOpts& o) {
       ->capture_default_str()
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
   sub->add_option("--policy", o.policies,
-                  "Comma list of POLICY[:MODE]; modes async (default), sync, static; 'off' is "
-                  "contiguous, 'static' is deepseek-global:static")
+                  "Comma list of POLICY[:MODE]; modes async (default), shift (async with shift "
+                  "detection), sync, static; 'off' is contiguous, 'static' is "
+                  "deepseek-global:static")
       ->capture_default_str();
   sub->add_option("--start", o.start,
                   "Where sync/async policies start: 'static' (deepseek-global on the first "
@@ -196,6 +197,29 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
       ->check(CLI::Range(1, std::numeric_limits<int>::max()));
   sub->add_option("--recover-tol", o.cfg.recover_tol,
                   "Recovery: back within (1 + tol) x the imbalance before the switch")
+      ->capture_default_str()
+      ->check(finite_non_negative());
+  sub->add_option("--shift-check", o.cfg.shift_check_steps,
+                  "POLICY:shift: steps between shift checks (an all-gather of one int64 per layer)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  sub->add_option("--shift-trigger", o.cfg.shift.trigger_ratio,
+                  "POLICY:shift: gather early above this x the level the last rebalance reached")
+      ->capture_default_str()
+      ->check(finite_positive());
+  sub->add_option("--shift-rearm", o.cfg.shift.rearm_ratio,
+                  "POLICY:shift: re-armed below this x that level (hysteresis)")
+      ->capture_default_str()
+      ->check(finite_positive());
+  sub->add_option("--shift-gap", o.cfg.shift.min_gap_steps,
+                  "POLICY:shift: at least this many steps between early gathers")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  sub->add_option("--shift-skip", o.cfg.shift_skip_below,
+                  "POLICY:shift: layers whose check imbalance is under this are not moved (0: all)")
+      ->capture_default_str()
+      ->check(finite_non_negative());
+  sub->add_option("--check-us", o.cfg.cost.check_us, "Cost model: us per shift check")
       ->capture_default_str()
       ->check(finite_non_negative());
 }

@@ -52,18 +52,21 @@ std::vector<PolicySpec> parse_policy_list(const std::string& list) {
       spec.policy = name;
       if (mode.empty() || mode == "async") {
         spec.mode = Mode::kAsync;
+      } else if (mode == "shift") {
+        spec.mode = Mode::kAsync;  // async with shift detection
+        spec.shift = true;
       } else if (mode == "sync") {
         spec.mode = Mode::kSync;
       } else if (mode == "static") {
         spec.mode = Mode::kStatic;
       } else {
         throw InputError("unknown mode '" + mode + "' in '" + item +
-                         "' (known: async, sync, static)");
+                         "' (known: async, shift, sync, static)");
       }
       make_policy(spec.policy);  // throws InputError naming the known policies
     }
     for (const PolicySpec& prev : out)
-      if (prev.policy == spec.policy && prev.mode == spec.mode)
+      if (prev.policy == spec.policy && prev.mode == spec.mode && prev.shift == spec.shift)
         throw InputError("policy '" + item + "' is listed twice");
     out.push_back(std::move(spec));
     if (end == list.size()) break;
@@ -91,6 +94,9 @@ void ReplayConfig::validate() const {
     throw InputError("policy-ms must be finite (negative: measured)");
   if (heatmap_bins <= 0) throw InputError("heatmap bins must be positive");
   if (switch_blend < 0) throw InputError("switch blend must not be negative");
+  if (shift_check_steps <= 0) throw InputError("shift-check must be positive");
+  if (!(shift_skip_below >= 0.0)) throw InputError("shift-skip must not be negative");
+  shift.validate();
   cost.validate();
 }
 

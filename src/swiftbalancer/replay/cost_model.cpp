@@ -12,6 +12,7 @@ void CostModel::validate() const {
     throw InputError("cost model: token-us, layer-us and expert-mb must be non-negative");
   if (!(intra_gbps > 0) || !(inter_gbps > 0))
     throw InputError("cost model: intra-gbps and inter-gbps must be positive");
+  if (!(check_us >= 0)) throw InputError("cost model: check-us must be non-negative");
 }
 
 TransferTimer::TransferTimer(const Topology& topo, const CostModel& cost)

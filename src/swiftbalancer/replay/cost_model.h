@@ -30,6 +30,9 @@ struct CostModel {
   double expert_mb = 44.0;    // one expert's tensors (DeepSeek-V3 fp8: 3 x 7168 x 2048 bytes)
   double intra_gbps = 200.0;  // per rank, within a node (GB/s, 1e9 bytes)
   double inter_gbps = 40.0;   // per rank, across nodes
+  // One shift check: an all-gather of one int64 per layer per rank (a few KB, latency-bound),
+  // added to the step that runs it.
+  double check_us = 30.0;
   // Throws InputError when a figure is negative or a bandwidth is not positive.
   void validate() const;
   double expert_bytes() const { return expert_mb * 1e6; }

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/runtime_model.h"
 
@@ -52,6 +53,57 @@ PolicySim::PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int e
   res_.heat_bins = static_cast<int>(std::min<std::int64_t>(cfg.heatmap_bins, T_));
   heat_.assign(static_cast<std::size_t>(res_.heat_bins) * topo_.ranks, 0.0);
   heat_n_.assign(static_cast<std::size_t>(res_.heat_bins), 0);
+  if (shift()) {
+    own_window_ = std::make_unique<StepWindow>(L_, E_, cfg.interval, cfg.window, cfg.decay);
+    detector_.emplace(cfg.shift);
+    shift_acc_.assign(static_cast<std::size_t>(topo_.ranks) * L_, 0.0);
+    next_check_ = cfg.shift_check_steps;
+    next_gather_ = cfg.interval;
+  }
+}
+
+void PolicySim::after_step(std::int64_t t, const std::vector<double>& counts) {
+  own_window_->add_step(counts);
+  if (t + 1 >= next_check_) {
+    next_check_ = t + 1 + cfg_.shift_check_steps;
+    ++res_.shift_checks;
+    const double check_ms = cfg_.cost.check_us / 1000.0;
+    res_.step_ms[t] += static_cast<float>(check_ms);
+    res_.stall_ms += check_ms;
+    const ShiftSignal s = shift_signal(shift_acc_, topo_.ranks, L_);
+    std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
+    signal_ = s.per_layer;
+    if (detector_->observe(t + 1, s.level, !pending_)) {
+      ++res_.shift_triggers;
+      own_window_->drop();
+      next_gather_ = t + 1 + cfg_.shift_check_steps;
+      early_ = true;
+    }
+  }
+  if (t + 1 >= next_gather_) {
+    next_gather_ = t + 1 + cfg_.interval;
+    own_window_->gather();
+    const LoadMatrix& load = own_window_->sum();
+    bool has_load = false;
+    for (int l = 0; l < L_ && !has_load; ++l) has_load = load.layer_has_load(l);
+    if (has_load) gather(t, load);
+    early_ = false;
+  }
+}
+
+// A rebalance ended (or found nothing to change) after step t: what it reached is the
+// detector's new reference, measured from the next step on.
+void PolicySim::cycle_ended(std::int64_t t) {
+  if (!detector_) return;
+  if (detector_->take_deferred(t + 1)) {  // the load shifted while this cycle ran
+    ++res_.shift_triggers;
+    own_window_->drop();
+    next_gather_ = t + 1 + cfg_.shift_check_steps;
+    early_ = true;
+  }
+  detector_->reset_reference();
+  std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
+  next_check_ = t + 1 + cfg_.shift_check_steps;
 }
 
 void PolicySim::init_static(const LoadMatrix& first_window) {
@@ -94,6 +146,7 @@ double PolicySim::charge_compute(std::int64_t t, const std::vector<double>& coun
       for (int s = r * S, e = s + S; s < e; ++s) acc += row[ex[s]] * w[s];
       loads_[r] = acc;
       mx = std::max(mx, acc);
+      if (!shift_acc_.empty()) shift_acc_[static_cast<std::size_t>(r) * L_ + l] += acc;
     }
     compute_us += cfg_.cost.layer_us + cfg_.cost.token_us * mx;
     const double tot = totals[l];
@@ -122,6 +175,7 @@ double PolicySim::move_batch(std::int64_t t, double compute_ms) {
   if (next_idx_ == changed_.size()) {
     pending_ = false;
     res_.events.back().last_commit = t;
+    cycle_ended(t);
   }
   return exposed;
 }
@@ -143,17 +197,27 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
   moves_.clear();
   RebalanceEvent ev;
   ev.decided = t;
+  ev.shift = early_;
   ev.policy_ms = cfg_.policy_ms >= 0.0 ? cfg_.policy_ms : wall;
   timer_.clear();
   for (int l = 0; l < L_; ++l) {
     const auto a = cur_.layer(l), b = p.layer(l);
-    if (std::equal(a.begin(), a.end(), b.begin())) continue;
-    changed_.push_back(l);
-    moves_.push_back(layer_moves(a, b, l, E_, topo_, weights_));
+    if (!std::equal(a.begin(), a.end(), b.begin())) changed_.push_back(l);
+  }
+  // With shift detection: worst layers first by the last check, fine ones left out.
+  if (shift()) changed_ = order_layers(changed_, signal_, cfg_.shift_skip_below);
+  Placement effective = cur_;
+  for (int l : changed_) {
+    moves_.push_back(layer_moves(cur_.layer(l), p.layer(l), l, E_, topo_, weights_));
     timer_.add(moves_.back());
     ev.transfers += static_cast<std::int64_t>(moves_.back().size());
+    std::copy(p.layer(l).begin(), p.layer(l).end(), effective.layer(l).begin());
   }
-  if (changed_.empty()) return;
+  if (changed_.empty()) {
+    cycle_ended(t);
+    return;
+  }
+  ev.window_imbalance = balance_summary(effective, load, topo_).mean_imbalance;
   ev.layers_changed = static_cast<int>(changed_.size());
   ev.transfer_ms = timer_.time_ms();
   ++res_.rebalances;
@@ -203,6 +267,27 @@ PolicyResult PolicySim::finish() {
   res_.max_imbalance = sorted.back();
   res_.mean_step_ms = sum_ms / n;
   res_.mean_compute_ms /= static_cast<double>(n);
+  // Judged on the future: each placement against the steps it served.
+  int served = 0;
+  for (std::size_t i = 0; i < res_.events.size(); ++i) {
+    RebalanceEvent& e = res_.events[i];
+    if (e.last_commit < 0) continue;
+    const std::int64_t from = e.last_commit + 1;
+    const std::int64_t to = std::min<std::int64_t>(
+        static_cast<std::int64_t>(n),
+        i + 1 < res_.events.size() ? res_.events[i + 1].first_commit + 1 : T_);
+    if (to <= from) continue;
+    double sum = 0.0;
+    for (std::int64_t k = from; k < to; ++k) sum += res_.imbalance[static_cast<std::size_t>(k)];
+    e.future_imbalance = sum / static_cast<double>(to - from);
+    res_.window_imbalance += e.window_imbalance;
+    res_.future_imbalance += e.future_imbalance;
+    ++served;
+  }
+  if (served > 0) {
+    res_.window_imbalance /= served;
+    res_.future_imbalance /= served;
+  }
   for (std::int64_t s : cfg_.switch_at)
     res_.recover_steps.push_back(recovery_steps(res_.imbalance, s, cfg_.recover_window,
                                                 cfg_.recover_tol, s + cfg_.switch_blend));

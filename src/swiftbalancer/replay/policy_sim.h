@@ -9,6 +9,11 @@
 // Not thread-safe.
 #pragma once
 
+#include <optional>
+
+#include "swiftbalancer/replay/runtime_model.h"
+#include "swiftbalancer/stats/shift_detector.h"
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,6 +42,11 @@ class PolicySim {
   void step(std::int64_t t, const std::vector<double>& counts, const std::vector<double>& totals);
   // A gather after step t with the runtime's window `load`.
   void gather(std::int64_t t, const LoadMatrix& load);
+  // Shift detection (spec.shift): such a simulation keeps its own window and gather schedule,
+  // run after step() of every step t: the check every shift_check_steps steps, the early gather
+  // one check period after the detector fires (on new load only), the fixed interval otherwise.
+  bool shift() const { return res_.spec.shift; }
+  void after_step(std::int64_t t, const std::vector<double>& counts);
   PolicyResult finish();
 
  private:
@@ -46,6 +56,7 @@ class PolicySim {
   void install(int layer, const Placement& from);
   Placement call_policy(const PolicyInput& in);
   void refresh_layer(int l);
+  void cycle_ended(std::int64_t t);
 
   const ReplayConfig& cfg_;
   Topology topo_;
@@ -67,6 +78,13 @@ class PolicySim {
   PolicyResult res_;
   std::vector<double> heat_;
   std::vector<std::int64_t> heat_n_;
+  // Shift detection (empty unless spec.shift).
+  std::unique_ptr<StepWindow> own_window_;
+  std::optional<ShiftDetector> detector_;
+  std::vector<double> shift_acc_;  // [ranks][layers]: rank loads since the last check
+  std::vector<double> signal_;     // the last check's per-layer signal
+  std::int64_t next_check_ = 0, next_gather_ = 0;  // as step counts (after step t: t + 1)
+  bool early_ = false;                             // the next gather was started by a shift
 };
 
 }  // namespace swiftbalancer::replay

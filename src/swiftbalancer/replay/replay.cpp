@@ -100,6 +100,8 @@ ReplayResult run_replay(TraceSource& source, ReplayConfig config) {
       totals[l] = s;
     }
     for (auto& s : sims) s->step(t, counts, totals);
+    for (auto& s : sims)
+      if (s->shift()) s->after_step(t, counts);
     if (any_dynamic) {
       window.add_step(counts);
       if ((t + 1) % cfg.interval == 0) {
@@ -109,7 +111,7 @@ ReplayResult run_replay(TraceSource& source, ReplayConfig config) {
         for (int l = 0; l < L && !has_load; ++l) has_load = load.layer_has_load(l);
         if (has_load)
           for (auto& s : sims)
-            if (s->dynamic()) s->gather(t, load);
+            if (s->dynamic() && !s->shift()) s->gather(t, load);
       }
     }
     if (cfg.progress) cfg.progress(t + 1, T);

@@ -31,6 +31,8 @@
 // Ownership: run_replay reads the source to its end; results are plain values. Not thread-safe.
 #pragma once
 
+#include "swiftbalancer/stats/shift_detector.h"
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -50,6 +52,9 @@ struct PolicySpec {
   std::string label;   // as the user wrote it, e.g. "swift:async"
   std::string policy;  // registry name; empty for off
   Mode mode = Mode::kAsync;
+  // "NAME:shift": async with shift detection (an early gather when the imbalance under the
+  // placement in force rises past the detector's level; the runtime's shift_check_steps).
+  bool shift = false;
 };
 
 // Parses "off,static,deepseek-global:sync,swift:async". "NAME" alone means NAME:async; "static"
@@ -75,6 +80,12 @@ struct ReplayConfig {
   int recover_window = 20;        // steps averaged on both sides of the recovery test
   double recover_tol = 0.05;      // recovered: average <= (1 + tol) * average before the switch
   int heatmap_bins = 200;         // time bins of the rank-load heatmap
+  // Shift detection, for NAME:shift entries (the runtime's shift_* fields): a check every this
+  // many steps (an all-gather of one int64 per layer per rank, charged cost.check_us), the
+  // detector's levels, and the skip threshold of the worst-first layer order.
+  int shift_check_steps = 4;
+  ShiftConfig shift{};
+  double shift_skip_below = 0.0;
   // Called with (steps done, steps total) after every step (may be empty).
   std::function<void(std::int64_t, std::int64_t)> progress;
   void validate() const;  // throws InputError
@@ -89,6 +100,11 @@ struct RebalanceEvent {
   double transfer_ms = 0.0;  // all changed layers as one batch
   double policy_ms = 0.0;    // wall time of the policy call (or the configured time)
   int policy_steps = 0;      // async delay used
+  bool shift = false;        // started early by shift detection
+  // The new placement's mean imbalance on the window it was computed from, and over the steps
+  // it served (after its last commit until the next placement's first commit; -1 when none).
+  double window_imbalance = 0.0;
+  double future_imbalance = -1.0;
 };
 
 struct PolicyResult {
@@ -103,6 +119,10 @@ struct PolicyResult {
   double stall_ms = 0;                      // sync stalls + exposed async transfer time
   double policy_wall_ms = 0;                // summed measured wall time of policy calls
   std::vector<std::int64_t> recover_steps;  // per switch point; -1 never
+  // Means over rebalances (those that served at least one step): the placement's imbalance on
+  // its window, and the one it met afterwards (RebalanceEvent). 0 without rebalances.
+  double window_imbalance = 0.0, future_imbalance = 0.0;
+  std::int64_t shift_checks = 0, shift_triggers = 0;
   std::vector<RebalanceEvent> events;
   // Rank-load heatmap: bins x ranks, each cell the mean over its steps and loaded layers of
   // rank load / mean rank load.

@@ -10,9 +10,9 @@ namespace swiftbalancer::replay {
 std::string format_table(const ReplayResult& r) {
   std::string s;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%-24s %8s %7s %7s %7s %9s %6s %9s %9s %9s %s\n", "policy",
-                "imb mean", "p50", "p99", "max", "step ms", "rebal", "transfers", "GB moved",
-                "stall s", "recover (steps)");
+  std::snprintf(buf, sizeof buf, "%-24s %8s %7s %7s %7s %7s %7s %9s %6s %9s %9s %9s %s\n", "policy",
+                "imb mean", "p50", "p99", "max", "window", "future", "step ms", "rebal",
+                "transfers", "GB moved", "stall s", "recover (steps)");
   s += buf;
   for (const PolicyResult& p : r.policies) {
     std::string rec;
@@ -25,11 +25,12 @@ std::string format_table(const ReplayResult& r) {
       }
     }
     if (rec.empty()) rec.assign(1, '-');
-    std::snprintf(
-        buf, sizeof buf, "%-24s %8.3f %7.3f %7.3f %7.3f %9.3f %6lld %9lld %9.1f %9.3f %s\n",
-        p.spec.label.c_str(), p.mean_imbalance, p.p50_imbalance, p.p99_imbalance, p.max_imbalance,
-        p.mean_step_ms, static_cast<long long>(p.rebalances), static_cast<long long>(p.transfers),
-        p.bytes / 1e9, p.stall_ms / 1e3, rec.c_str());
+    std::snprintf(buf, sizeof buf,
+                  "%-24s %8.3f %7.3f %7.3f %7.3f %7.3f %7.3f %9.3f %6lld %9lld %9.1f %9.3f %s\n",
+                  p.spec.label.c_str(), p.mean_imbalance, p.p50_imbalance, p.p99_imbalance,
+                  p.max_imbalance, p.window_imbalance, p.future_imbalance, p.mean_step_ms,
+                  static_cast<long long>(p.rebalances), static_cast<long long>(p.transfers),
+                  p.bytes / 1e9, p.stall_ms / 1e3, rec.c_str());
     s += buf;
   }
   return s;
@@ -59,7 +60,14 @@ std::string to_json_text(const ReplayResult& r) {
         {"layer_us", c.cost.layer_us},
         {"expert_mb", c.cost.expert_mb},
         {"intra_gbps", c.cost.intra_gbps},
-        {"inter_gbps", c.cost.inter_gbps}}},
+        {"inter_gbps", c.cost.inter_gbps},
+        {"check_us", c.cost.check_us}}},
+      {"shift",
+       {{"check_steps", c.shift_check_steps},
+        {"trigger_ratio", c.shift.trigger_ratio},
+        {"rearm_ratio", c.shift.rearm_ratio},
+        {"min_gap_steps", c.shift.min_gap_steps},
+        {"skip_below", c.shift_skip_below}}},
       {"switch_at", c.switch_at},
       {"switch_blend", c.switch_blend},
       {"recover_window", c.recover_window},
@@ -78,17 +86,26 @@ std::string to_json_text(const ReplayResult& r) {
                     {"transfers", e.transfers},
                     {"transfer_ms", e.transfer_ms},
                     {"policy_ms", e.policy_ms},
-                    {"policy_steps", e.policy_steps}});
+                    {"policy_steps", e.policy_steps},
+                    {"shift", e.shift},
+                    {"window_imbalance", e.window_imbalance},
+                    {"future_imbalance",
+                     e.future_imbalance < 0 ? json(nullptr) : json(e.future_imbalance)}});
     json rec = json::array();
     for (std::int64_t v : p.recover_steps) rec.push_back(v < 0 ? json(nullptr) : json(v));
     pols.push_back({{"label", p.spec.label},
                     {"policy", p.spec.policy},
                     {"mode", mode_name(p.spec.mode)},
+                    {"shift_detection", p.spec.shift},
+                    {"shift_checks", p.shift_checks},
+                    {"shift_triggers", p.shift_triggers},
                     {"imbalance",
                      {{"mean", p.mean_imbalance},
                       {"p50", p.p50_imbalance},
                       {"p99", p.p99_imbalance},
-                      {"max", p.max_imbalance}}},
+                      {"max", p.max_imbalance},
+                      {"window", p.window_imbalance},
+                      {"future", p.future_imbalance}}},
                     {"mean_step_ms", p.mean_step_ms},
                     {"mean_compute_ms", p.mean_compute_ms},
                     {"policy_calls", p.policy_calls},

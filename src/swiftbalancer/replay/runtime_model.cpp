@@ -38,6 +38,14 @@ void StepWindow::add_step(std::span<const double> counts) {
   }
 }
 
+void StepWindow::drop() {
+  window_ = LoadWindow(interval_load_.layers(), interval_load_.experts(), window_.size(), decay_);
+  for (int l = 0; l < interval_load_.layers(); ++l) {
+    auto row = interval_load_.row(l);
+    std::fill(row.begin(), row.end(), 0.0);
+  }
+}
+
 void StepWindow::gather() {
   window_.push(interval_load_);
   for (int l = 0; l < interval_load_.layers(); ++l) {

@@ -38,6 +38,8 @@ class StepWindow {
 
   void add_step(std::span<const double> counts);  // [layers][experts], row-major
   void gather();                                  // closes the interval (LoadWindow::push)
+  // Forgets the window and the open interval (the runtime's LoadAccounting::drop_interval).
+  void drop();
   const LoadMatrix& sum() const { return window_.sum(); }
   int intervals() const { return window_.size(); }
   // Bytes held: the window's ring and sum plus the open interval's load.

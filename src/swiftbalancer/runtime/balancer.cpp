@@ -6,6 +6,8 @@
 //                               \--dropped (failed, timed out, collective failed)--> kIdle
 #include "swiftbalancer/runtime/balancer.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -16,6 +18,7 @@
 #include "swiftbalancer/runtime/metrics_text.h"
 #include "swiftbalancer/runtime/reporter.h"
 #include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/stats/shift_detector.h"
 
 namespace swiftbalancer {
 namespace {
@@ -56,7 +59,15 @@ struct Balancer::Parts {
         accounting(t, initial, cfg.window_intervals, cfg.window_decay),
         pool(store, cfg.layers_per_step + 1),
         decision(t, r, std::move(policy), cfg, reporter, pool),
-        mover(r, initial.layers(), tr, store, pool, state, accounting, cfg, reporter) {}
+        mover(r, initial.layers(), tr, store, pool, state, accounting, cfg, reporter),
+        next_gather(cfg.interval_steps) {
+    if (cfg.shift_check_steps > 0 && cfg.mode != BalancerMode::kOff) {
+      shift.emplace(
+          ShiftConfig{cfg.shift_trigger_ratio, cfg.shift_rearm_ratio, cfg.shift_min_gap_steps});
+      next_check = cfg.shift_check_steps;
+      shift_all.assign(static_cast<std::size_t>(t.ranks) * initial.layers(), 0);
+    }
+  }
 
   Topology topo;
   int rank;
@@ -76,6 +87,13 @@ struct Balancer::Parts {
   bool ready = false;
   std::vector<std::size_t> expert_bytes;  // [layer], once ready
   StepStats pending;                      // this step's figures, gathered from before_forward on
+  std::int64_t next_gather;               // the fixed interval's next gather step
+  // Shift detection (empty when off). Every rank observes the same all-gathered signal, so
+  // every rank fires, gathers and orders layers alike.
+  std::optional<ShiftDetector> shift;
+  ShiftSignal signal;                   // the last check's, [layers]
+  std::vector<std::int64_t> shift_all;  // all-gathered totals, [ranks][layers]
+  std::int64_t next_check = 0;
   std::int64_t record_ns = 0, before_ns = 0;
 
   // The store's layout is frozen at the first step.
@@ -159,7 +177,7 @@ void Balancer::move_sync(StepStats& stats) {
   p.phase = Parts::Phase::kIdle;
   if (outcome != DecisionCycle::Outcome::kAgreed) return;
   stats.cycle_agreed = true;
-  p.mover.begin(p.decision.take_plan());
+  p.mover.begin(order_plan(p.decision.take_plan()));
   while (p.mover.moving()) {
     p.mover.post(static_cast<std::size_t>(p.pool.regions()), stats);
     p.mover.finish(stats, step_);
@@ -172,6 +190,7 @@ StepStats Balancer::after_forward() {
   p.make_ready(cfg_.mode);
   StepStats& st = p.pending;
   st.step = ++step_;
+  const bool busy_before = p.phase == Parts::Phase::kDeciding || p.phase == Parts::Phase::kMoving;
   if (cfg_.mode == BalancerMode::kAsync) {
     if (p.phase == Parts::Phase::kMoving) {
       p.mover.finish(st, step_);
@@ -184,7 +203,7 @@ StepStats Balancer::after_forward() {
       st.wait_ns += elapsed_ns(c0);
       if (outcome == DecisionCycle::Outcome::kAgreed) {
         st.cycle_agreed = true;
-        auto plan = p.decision.take_plan();
+        auto plan = order_plan(p.decision.take_plan());
         p.reporter.log("cycle " + std::to_string(cycle) + " agreed at step " +
                        std::to_string(step_) + ": " + std::to_string(plan->layers.size()) +
                        " layers to move");
@@ -201,8 +220,18 @@ StepStats Balancer::after_forward() {
       }
     }
   }
+  if (busy_before && p.phase == Parts::Phase::kIdle) cycle_ended();
+  if (check_shift(st)) {
+    // The load shifted: what the window and the open interval hold is the old load. Drop it,
+    // and gather one check period from now, so that the early cycle decides on new load only.
+    p.accounting.drop_interval(state_->placement());
+    p.next_gather = step_ + cfg_.shift_check_steps;
+  }
   if (cfg_.mode != BalancerMode::kOff && p.phase != Parts::Phase::kStopped &&
-      step_ % cfg_.interval_steps == 0) {
+      step_ >= p.next_gather) {
+    // The fixed interval restarts from an early gather (without detection: every
+    // interval_steps steps, as before).
+    p.next_gather = step_ + cfg_.interval_steps;
     const auto c0 = Clock::now();
     const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
     st.wait_ns += elapsed_ns(c0);
@@ -212,7 +241,10 @@ StepStats Balancer::after_forward() {
     } else {
       st.gathered = true;
       p.reporter.add(&BalancerCounters::gathers);
-      if (p.phase == Parts::Phase::kIdle) start_cycle(st);
+      if (p.phase == Parts::Phase::kIdle) {
+        start_cycle(st);
+        if (p.phase == Parts::Phase::kIdle) cycle_ended();  // sync, or nothing to do
+      }
     }
   }
   check_peers(st.gathered);
@@ -223,6 +255,74 @@ StepStats Balancer::after_forward() {
   st = StepStats{};
   p.reporter.add_step(out.bytes_sent, out.bytes_received);
   return out;
+}
+
+// Every shift_check_steps steps: all-gather the per-layer totals since the last check and let
+// the detector judge them. True when it fired while idle (the caller restarts the window and
+// gathers early). A failed check is a collective failure like any other; the detector skips it.
+bool Balancer::check_shift(StepStats& stats) {
+  Parts& p = *parts_;
+  if (!p.shift || p.phase == Parts::Phase::kStopped || step_ < p.next_check) return false;
+  p.next_check = step_ + cfg_.shift_check_steps;
+  const auto c0 = Clock::now();
+  const Status s = p.transport.all_gather(p.accounting.take_layer_totals(), p.shift_all,
+                                          cfg_.collective_timeout);
+  stats.wait_ns += elapsed_ns(c0);
+  if (!s.ok()) {
+    p.reporter.error("shift check all-gather failed (" + s.to_string() + ")",
+                     &BalancerCounters::collective_failures);
+    return false;
+  }
+  p.reporter.add(&BalancerCounters::shift_checks);
+  p.signal = shift_signal(p.shift_all, p.topo.ranks, state_->placement().layers());
+  const bool idle = p.phase == Parts::Phase::kIdle;
+  if (!p.shift->observe(step_, p.signal.level, idle)) return false;
+  p.reporter.add(&BalancerCounters::shift_triggers);
+  p.reporter.log("shift detected at step " + std::to_string(step_) + ": imbalance " +
+                 std::to_string(p.signal.level) + " against " +
+                 std::to_string(p.shift->reference()) + "; early gather in " +
+                 std::to_string(cfg_.shift_check_steps) + " steps");
+  return true;
+}
+
+// A cycle ended (committed, dropped, or nothing to move): what it reached is the detector's new
+// reference, measured from here on (the next check covers only steps after this one).
+void Balancer::cycle_ended() {
+  Parts& p = *parts_;
+  if (!p.shift) return;
+  if (p.shift->take_deferred(step_)) {
+    // A check during the cycle saw the load shift: that cycle decided on the old load.
+    p.reporter.add(&BalancerCounters::shift_triggers);
+    p.reporter.log("shift seen during the cycle that ended at step " + std::to_string(step_) +
+                   "; early gather in " + std::to_string(cfg_.shift_check_steps) + " steps");
+    p.accounting.drop_interval(state_->placement());
+    p.next_gather = step_ + cfg_.shift_check_steps;
+  }
+  p.shift->reset_reference();
+  p.accounting.take_layer_totals();
+  p.next_check = step_ + cfg_.shift_check_steps;
+}
+
+// With shift detection: the plan's layers worst first by the last check's signal, without
+// those under shift_skip_below (they keep their placement, as a layer that failed to move).
+std::unique_ptr<CyclePlan> Balancer::order_plan(std::unique_ptr<CyclePlan> plan) {
+  Parts& p = *parts_;
+  if (!p.shift || p.signal.per_layer.empty() || !plan) return plan;
+  std::vector<int> changed;
+  for (const LayerMove& m : plan->layers) changed.push_back(m.layer);
+  const std::vector<int> order = order_layers(changed, p.signal.per_layer, cfg_.shift_skip_below);
+  std::vector<LayerMove> kept;
+  kept.reserve(order.size());
+  for (int l : order) {
+    auto it = std::find_if(plan->layers.begin(), plan->layers.end(),
+                           [l](const LayerMove& m) { return m.layer == l; });
+    kept.push_back(std::move(*it));
+  }
+  if (plan->layers.size() > kept.size())
+    p.reporter.add(&BalancerCounters::shift_layers_skipped,
+                   static_cast<std::int64_t>(plan->layers.size() - kept.size()));
+  plan->layers = std::move(kept);
+  return plan;
 }
 
 // Falls back to recording only when the transport is broken or the other ranks stopped

@@ -59,6 +59,7 @@
 #include "swiftbalancer/plan/routing_table.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer_config.h"
+#include "swiftbalancer/runtime/cycle_plan.h"
 #include "swiftbalancer/runtime/expert_store.h"
 #include "swiftbalancer/runtime/serving_state.h"
 #include "swiftbalancer/transport/transport.h"
@@ -110,6 +111,9 @@ class Balancer {
   void start_cycle(StepStats& stats);
   void move_sync(StepStats& stats);
   void check_peers(bool gathered);
+  bool check_shift(StepStats& stats);
+  void cycle_ended();
+  std::unique_ptr<CyclePlan> order_plan(std::unique_ptr<CyclePlan> plan);
 
   BalancerConfig cfg_;
   std::unique_ptr<ServingState> state_;

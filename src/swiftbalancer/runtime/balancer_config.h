@@ -69,6 +69,19 @@ struct BalancerConfig {
   // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
   std::function<void(LogSeverity, const std::string&)> log;
   FaultInjection fault{};
+  // Shift detection (docs/runtime.md "Shift detection"). 0: off, exactly the fixed interval.
+  // Else every this many steps the ranks all-gather their per-layer token totals since the last
+  // check (one int64 per layer each) and a ShiftDetector (stats/shift_detector.h) watches the
+  // imbalance under the placement in service: when it rises past shift_trigger_ratio x the
+  // level the last cycle reached, the balancer gathers at once (restarting the window with the
+  // new load) and starts a cycle if idle; the gather schedule restarts from there.
+  int shift_check_steps = 0;
+  double shift_trigger_ratio = 1.3;  // > 1
+  double shift_rearm_ratio = 1.1;    // hysteresis: re-armed below this x the reference
+  int shift_min_gap_steps = 100;     // at least this many steps between two early cycles
+  // With detection on, every cycle moves its layers worst first by the last check's signal and
+  // skips layers whose signal is under this (0: moves every changed layer).
+  double shift_skip_below = 0.0;
 };
 
 // Throws InputError naming the first field out of range.
@@ -126,6 +139,10 @@ struct BalancerCounters {
   double imbalance_before = 0.0, imbalance_after = 0.0;
   std::int64_t errors = 0;
   std::string last_error;
+  // Shift detection: checks done, early cycles it started, layers it left out (skip_below).
+  std::int64_t shift_checks = 0;
+  std::int64_t shift_triggers = 0;
+  std::int64_t shift_layers_skipped = 0;
 };
 
 }  // namespace swiftbalancer

@@ -10,7 +10,9 @@ LoadAccounting::LoadAccounting(const Topology& topo, const Placement& initial, i
       recorder_(initial.layers(), topo.slots_per_rank),
       window_(initial.layers(), initial.experts(), window_intervals, window_decay),
       interval_start_(initial),
-      interval_load_(initial.layers(), initial.experts()) {
+      interval_load_(initial.layers(), initial.experts()),
+      window_intervals_(window_intervals),
+      window_decay_(window_decay) {
   const std::size_t n =
       static_cast<std::size_t>(initial.layers()) * static_cast<std::size_t>(topo.slots_per_rank);
   const auto ranks = static_cast<std::size_t>(topo.ranks);
@@ -19,6 +21,41 @@ LoadAccounting::LoadAccounting(const Topology& topo, const Placement& initial, i
   gathered_.assign(2 * n * ranks, 0);
   current_all_.assign(n * ranks, 0);
   carry_all_.assign(n * ranks, 0);
+  mark_.assign(static_cast<std::size_t>(initial.layers()), 0);
+  pending_.assign(mark_.size(), 0);
+  totals_.assign(mark_.size(), 0);
+}
+
+// Counts of the layer since the last gather: still recorded, or carried aside at a commit.
+std::int64_t LoadAccounting::layer_sum(int layer) const {
+  std::int64_t sum = 0;
+  for (std::int64_t v : recorder_.layer(layer)) sum += v;
+  const std::size_t slots = static_cast<std::size_t>(topo_.slots_per_rank);
+  const std::int64_t* c = carry_.data() + static_cast<std::size_t>(layer) * slots;
+  for (std::size_t s = 0; s < slots; ++s) sum += c[s];
+  return sum;
+}
+
+std::span<const std::int64_t> LoadAccounting::take_layer_totals() {
+  for (std::size_t l = 0; l < totals_.size(); ++l) {
+    const std::int64_t now = layer_sum(static_cast<int>(l));
+    totals_[l] = pending_[l] + now - mark_[l];
+    pending_[l] = 0;
+    mark_[l] = now;
+  }
+  return totals_;
+}
+
+void LoadAccounting::drop_interval(const Placement& in_service) {
+  for (std::size_t l = 0; l < mark_.size(); ++l) {
+    pending_[l] += layer_sum(static_cast<int>(l)) - mark_[l];
+    mark_[l] = 0;
+  }
+  recorder_.clear();
+  std::fill(carry_.begin(), carry_.end(), 0);
+  interval_start_ = in_service;
+  window_ = LoadWindow(interval_load_.layers(), interval_load_.experts(), window_intervals_,
+                       window_decay_);
 }
 
 void LoadAccounting::carry_layer(int layer) {
@@ -33,6 +70,10 @@ Status LoadAccounting::gather(Transport& transport, const Placement& in_service,
   std::copy(recorder_.all().begin(), recorder_.all().end(), send_.begin());
   std::copy(carry_.begin(), carry_.end(), send_.begin() + static_cast<std::ptrdiff_t>(n));
   const Status s = transport.all_gather(send_, gathered_, timeout);
+  for (std::size_t l = 0; l < mark_.size(); ++l) {
+    pending_[l] += layer_sum(static_cast<int>(l)) - mark_[l];
+    mark_[l] = 0;
+  }
   recorder_.clear();
   std::fill(carry_.begin(), carry_.end(), 0);
   if (!s.ok()) {

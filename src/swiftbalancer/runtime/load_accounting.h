@@ -40,6 +40,14 @@ class LoadAccounting {
   // are cleared either way. On failure the interval's load is lost (reported by the caller).
   Status gather(Transport& transport, const Placement& in_service, Millis timeout);
 
+  // This rank's token total of every layer since the last call (or since construction): the
+  // shift signal's contribution, [layers]. Gathers do not lose counts from it.
+  std::span<const std::int64_t> take_layer_totals();
+  // The load shifted: forgets the window and the open interval's counts (local, no collective;
+  // every rank does it at the same step). The next gather's interval is then the whole window.
+  // The shift totals keep them.
+  void drop_interval(const Placement& in_service);
+
   const LoadMatrix& window() const { return window_.sum(); }
   const Recorder& recorder() const { return recorder_; }
 
@@ -52,6 +60,12 @@ class LoadAccounting {
   // Gather buffers, sized once: this rank's [counts | carry], everyone's, split per kind.
   std::vector<std::int64_t> send_, gathered_, current_all_, carry_all_;
   LoadMatrix interval_load_;
+  int window_intervals_;
+  double window_decay_;
+  // Shift totals: per layer, counts since the gather already taken (mark_) and counts of
+  // earlier intervals not taken yet (pending_).
+  std::vector<std::int64_t> mark_, pending_, totals_;
+  std::int64_t layer_sum(int layer) const;
 };
 
 }  // namespace swiftbalancer

@@ -1,0 +1,81 @@
+// ShiftDetector: decides, from a cheap and frequent imbalance signal, when the load has shifted
+// away from what the placement in service was built for, so that a rebalance can start early.
+// Shared by the runtime (Balancer, on all-gathered per-rank totals) and replay (which models it),
+// so that both follow one rule.
+//
+// The signal: for each layer, the token totals of every rank since the last check, reduced to
+// max / mean over ranks (1 = perfectly balanced); the level is the mean over layers with load.
+//
+// The rule (all in units of the reference level, the first level observed after
+// reset_reference(): the runtime resets it when a rebalance cycle ends, so the reference is the
+// imbalance the last rebalance reached):
+//   - fire when the level exceeds trigger_ratio x reference, the detector is armed, and at least
+//     min_gap_steps passed since it last fired (a noisy load cannot make it flap);
+//   - after firing it is disarmed until the level falls below rearm_ratio x reference
+//     (hysteresis), or until the reference is reset.
+// Deterministic: the same observations give the same decisions (every rank observes the same
+// all-gathered signal, so every rank decides alike).
+//
+// Thread-safety: none; one owner (the serving thread, or one replay simulation).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace swiftbalancer {
+
+struct ShiftConfig {
+  double trigger_ratio = 1.3;        // fire above this x the reference level (> 1)
+  double rearm_ratio = 1.1;          // re-arm below this x the reference (1 <= rearm < trigger)
+  std::int64_t min_gap_steps = 100;  // at least this many steps between two firings (>= 0)
+  void validate() const;             // throws InputError naming the field
+};
+
+// The per-layer signal of one check. rank_totals: [ranks][layers] token totals, rank-major (the
+// layout of an all-gather of one value per layer from every rank). per_layer[l] is max / mean
+// over ranks (0 for a layer without load); level is the mean of per_layer over loaded layers
+// (1 when no layer has load). Throws InputError when the size is not ranks x layers.
+struct ShiftSignal {
+  std::vector<double> per_layer;
+  double level = 1.0;
+};
+ShiftSignal shift_signal(std::span<const std::int64_t> rank_totals, int ranks, int layers);
+// Same from double totals (replay's modelled loads), [ranks][layers].
+ShiftSignal shift_signal(std::span<const double> rank_totals, int ranks, int layers);
+
+// Layers to move, from the ones whose placement changes (`changed`, any order): those whose
+// signal is at least skip_below, worst first (ties by layer index). skip_below <= 0 keeps every
+// layer. An empty signal keeps `changed` as it is.
+std::vector<int> order_layers(std::span<const int> changed, std::span<const double> per_layer,
+                              double skip_below);
+
+class ShiftDetector {
+ public:
+  explicit ShiftDetector(ShiftConfig cfg = {});
+
+  // The next observed level becomes the reference; re-arms.
+  void reset_reference();
+  // One check at `step`. can_fire false: a cycle is already running; a level that would have
+  // fired is remembered instead (take_deferred), so that a shift during a cycle is not lost
+  // when that cycle's end resets the reference. Returns true when it fires.
+  bool observe(std::int64_t step, double level, bool can_fire = true);
+  // At a cycle's end: true (once, and counted as a firing) when a check during the cycle
+  // exceeded the level; the caller then gathers early instead of taking a new reference.
+  bool take_deferred(std::int64_t step);
+
+  double reference() const { return reference_; }  // 0 while waiting for one
+  bool armed() const { return armed_; }
+  std::int64_t fired() const { return fired_; }  // how many times it fired
+
+ private:
+  ShiftConfig cfg_;
+  double reference_ = 0.0;
+  bool armed_ = true;
+  bool has_fired_ = false;
+  bool deferred_ = false;
+  std::int64_t last_fire_ = 0;
+  std::int64_t fired_ = 0;
+};
+
+}  // namespace swiftbalancer
