@@ -16,8 +16,8 @@ RSS_MB="${SOAK_RSS_MB:-8}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 # Small, fast steps: many cycles (interval 20), a fault in half of them.
-common=(--mode async --interval 20 --window 2 --tokens 32 --layers 6 --experts 32 --slots 6
-        --link-gbps 0 --fault-rate 0.5 --fault-seed 7 --transfer-timeout-ms 100 --quiet)
+common=(--mode async --interval 20 --window 2 --tokens 32 --layers 6 --slots 6 --link-gbps 0
+        --fault-rate 0.5 --fault-seed 7 --transfer-timeout-ms 100 --quiet)
 
 check() {  # report.json label
   python3 - "$1" "$2" "$RSS_MB" <<'PY'
@@ -44,13 +44,13 @@ PY
 }
 
 echo "soak: $STEPS steps on 8 in-process ranks"
-"$CLI" demo --ranks 8 --steps "$STEPS" "${common[@]}" --report "$out/inprocess.json" >/dev/null
+"$CLI" demo --ranks 8 --experts 32 --steps "$STEPS" "${common[@]}" --report "$out/inprocess.json" >/dev/null
 check "$out/inprocess.json" "in-process"
 
 if command -v mpirun >/dev/null && [ "$MPI_STEPS" -gt 0 ]; then
   echo "soak: $MPI_STEPS steps on 4 MPI processes"
   mpirun --oversubscribe --allow-run-as-root -np 4 "$CLI" demo --transport mpi --ranks 4 \
-    --steps "$MPI_STEPS" "${common[@]}" --report "$out/mpi.json" >/dev/null
+    --experts 16 --steps "$MPI_STEPS" "${common[@]}" --report "$out/mpi.json" >/dev/null
   check "$out/mpi.json" "mpi"
 fi
 echo "soak: passed"

@@ -46,6 +46,9 @@ py::dict counters_dict(const BalancerCounters& c) {
   d["peak_staging_bytes"] = c.peak_staging_bytes;
   d["parked_staging_bytes"] = c.parked_staging_bytes;
   d["balancing_stopped"] = c.balancing_stopped;
+  d["shift_checks"] = c.shift_checks;
+  d["shift_triggers"] = c.shift_triggers;
+  d["shift_layers_skipped"] = c.shift_layers_skipped;
   d["rebalance_seconds_sum"] = c.rebalance_seconds_sum;
   d["imbalance_before"] = c.imbalance_before;
   d["imbalance_after"] = c.imbalance_after;

@@ -332,8 +332,13 @@ DemoResult serve_rank(const DemoOptions& opt, Transport& transport, Transport& w
     engine.serve_step(step, rec.data() + static_cast<std::size_t>(step - 1) * F);
     if (step == warm_step) rss_warm_kb = resident_kb();
   }
-  // Before the report exchange below, whose buffers grow with the steps.
+  // Sampled between two barriers: in-process ranks share the process, and the report exchange
+  // below allocates buffers that grow with the steps; no rank may start it before every rank
+  // has sampled.
+  std::vector<std::int64_t> barrier = {1};
+  (void)transport.all_reduce(barrier, ReduceOp::kSum, opt.dispatch_timeout);
   const std::int64_t rss_end_kb = resident_kb();
+  (void)transport.all_reduce(barrier, ReduceOp::kSum, opt.dispatch_timeout);
   const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   // Every rank gets every rank's records.

@@ -121,6 +121,9 @@ std::string exposition(std::span<const Source> sources) {
     w.sample("bytes_total", "direction=\"sent\"", n(c.bytes_sent));
     w.sample("bytes_total", "direction=\"received\"", n(c.bytes_received));
   });
+  w.counter("shift_checks_total", "Shift-detection checks of the imbalance in service.",
+            &C::shift_checks);
+  w.counter("shift_triggers_total", "Cycles started early by shift detection.", &C::shift_triggers);
   w.gauge("staging_peak_bytes", "Most staging memory held at once.", &C::peak_staging_bytes);
   w.gauge("staging_parked_bytes", "Staging kept after transfers that could not be cancelled.",
           &C::parked_staging_bytes);
