@@ -93,22 +93,7 @@ void DeviceExpertStore::register_expert(int layer, int slot,
 
 Status DeviceExpertStore::ready() {
   if (ready_) return Status::Ok();
-  std::vector<std::vector<std::size_t>> sizes(static_cast<std::size_t>(layers_));
-  for (int l = 0; l < layers_; ++l) {
-    for (int s = 0; s < slots_; ++s) {
-      const auto& t = at(l, s);
-      if (t.empty())
-        return Status::InvalidInput("expert buffers of " + where(l, s) + " were not registered");
-      std::vector<std::size_t> sz;
-      for (const auto& b : t) sz.push_back(b.size());
-      if (s == 0) {
-        sizes[static_cast<std::size_t>(l)] = std::move(sz);
-      } else if (sz != sizes[static_cast<std::size_t>(l)]) {
-        return Status::InvalidInput(where(l, s) + ": tensor count or sizes differ from slot 0");
-      }
-    }
-  }
-  sizes_ = std::move(sizes);
+  if (Status s = layer_tensor_sizes(layers_, slots_, slots_of_, sizes_); !s.ok()) return s;
   ready_ = true;
   return Status::Ok();
 }

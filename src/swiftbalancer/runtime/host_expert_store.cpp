@@ -17,10 +17,6 @@ class HostStaging final : public StagingBuffer {
   std::vector<std::byte> data_;
 };
 
-std::string where(int layer, int slot) {
-  return "layer " + std::to_string(layer) + " slot " + std::to_string(slot);
-}
-
 }  // namespace
 
 HostExpertStore::HostExpertStore(int layers, int slots) : layers_(layers), slots_(slots) {
@@ -40,22 +36,7 @@ void HostExpertStore::register_expert(int layer, int slot,
 
 Status HostExpertStore::ready() {
   if (ready_) return Status::Ok();
-  std::vector<std::vector<std::size_t>> sizes(static_cast<std::size_t>(layers_));
-  for (int l = 0; l < layers_; ++l) {
-    for (int s = 0; s < slots_; ++s) {
-      const auto& t = at(l, s);
-      if (t.empty())
-        return Status::InvalidInput("expert buffers of " + where(l, s) + " were not registered");
-      std::vector<std::size_t> sz;
-      for (const auto& b : t) sz.push_back(b.size());
-      if (s == 0) {
-        sizes[static_cast<std::size_t>(l)] = std::move(sz);
-      } else if (sz != sizes[static_cast<std::size_t>(l)]) {
-        return Status::InvalidInput(where(l, s) + ": tensor count or sizes differ from slot 0");
-      }
-    }
-  }
-  sizes_ = std::move(sizes);
+  if (Status s = layer_tensor_sizes(layers_, slots_, slots_of_, sizes_); !s.ok()) return s;
   ready_ = true;
   return Status::Ok();
 }
