@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "demo/small_demo.h"
 #include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/demo/token_dispatcher.h"
 #include "transport/rank_threads.h"
@@ -15,25 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 
 DemoOptions small(BalancerMode mode) {
-  DemoOptions o;
-  o.ranks = 3;
-  o.slots_per_rank = 4;
-  o.mlp = {8, 16};
-  o.steps = 60;
-  o.workload.layers = 3;
-  o.workload.experts = 9;
-  o.workload.tokens_per_rank = 16;
-  o.workload.skew = 1.5;
-  o.balancer.mode = mode;
-  o.balancer.interval_steps = 8;
-  o.balancer.window_intervals = 2;
-  o.balancer.decision_poll_steps = 1;
-  o.balancer.transfer_timeout = 100ms;
-  // A nice-19 worker can starve for the whole short run when the test machine is busy (ctest -j,
-  // 2 cores): the decisions these tests count would then never arrive.
-  o.balancer.background_worker = false;
-  o.balancer.log = [](LogSeverity, const std::string&) {};
-  return o;
+  return testing::small_demo(mode, 100ms);
 }
 
 TEST(DemoEngine, EveryModeServesCorrectTokens) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "demo/small_demo.h"
 #include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
@@ -18,23 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 
 DemoOptions small(BalancerMode mode) {
-  DemoOptions o;
-  o.ranks = 3;
-  o.slots_per_rank = 4;
-  o.mlp = {8, 16};
-  o.steps = 60;
-  o.workload.layers = 3;
-  o.workload.experts = 9;
-  o.workload.tokens_per_rank = 16;
-  o.workload.skew = 1.5;
-  o.balancer.mode = mode;
-  o.balancer.interval_steps = 8;
-  o.balancer.window_intervals = 2;
-  o.balancer.decision_poll_steps = 1;
-  o.balancer.transfer_timeout = 5000ms;
-  o.balancer.background_worker = false;  // decisions at fixed steps: runs are comparable
-  o.balancer.log = [](LogSeverity, const std::string&) {};
-  return o;
+  return testing::small_demo(mode, 5000ms);
 }
 
 // Host memory of its own, apply_mlp row by row; `corrupt`: row 0 of every call one ulp off.

@@ -36,9 +36,7 @@ std::string where(int layer, int slot) {
 }  // namespace
 
 DeviceExpertStore::DeviceExpertStore(int layers, int slots, cudaStream_t engine_stream)
-    : layers_(layers), slots_(slots), engine_(engine_stream) {
-  if (layers < 1 || slots < 1) throw InputError("expert store needs at least one layer and slot");
-  slots_of_.resize(static_cast<std::size_t>(layers) * static_cast<std::size_t>(slots));
+    : table_(layers, slots), engine_(engine_stream) {
   try {
     check_cuda(cudaGetDevice(&device_), "DeviceExpertStore: cudaGetDevice");
     check_cuda(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking),
@@ -71,11 +69,7 @@ void DeviceExpertStore::release() {
 
 void DeviceExpertStore::register_expert(int layer, int slot,
                                         std::vector<std::span<std::byte>> tensors) {
-  if (ready_) throw InputError("register_expert after the first step");
-  if (layer < 0 || layer >= layers_ || slot < 0 || slot >= slots_)
-    throw InputError("register_expert: (layer " + std::to_string(layer) + ", slot " +
-                     std::to_string(slot) + ") out of range");
-  if (tensors.empty()) throw InputError("register_expert: an expert needs at least one tensor");
+  table_.check(layer, slot, tensors);
   for (std::size_t t = 0; t < tensors.size(); ++t) {
     cudaPointerAttributes attr{};
     const cudaError_t err = cudaPointerGetAttributes(&attr, tensors[t].data());
@@ -88,22 +82,19 @@ void DeviceExpertStore::register_expert(int layer, int slot,
                        where(layer, slot) + " is not device memory of CUDA device " +
                        std::to_string(device_));
   }
-  at(layer, slot) = std::move(tensors);
+  table_.set(layer, slot, std::move(tensors));
 }
 
 Status DeviceExpertStore::ready() {
-  if (ready_) return Status::Ok();
-  if (Status s = layer_tensor_sizes(layers_, slots_, slots_of_, sizes_); !s.ok()) return s;
-  ready_ = true;
-  return Status::Ok();
+  return table_.freeze();
 }
 
 std::span<const std::size_t> DeviceExpertStore::tensor_sizes(int layer) const {
-  return sizes_.at(static_cast<std::size_t>(layer));
+  return table_.tensor_sizes(layer);
 }
 
 std::span<std::byte> DeviceExpertStore::tensor(int layer, int slot, int t) {
-  return at(layer, slot)[static_cast<std::size_t>(t)];
+  return table_.at(layer, slot)[static_cast<std::size_t>(t)];
 }
 
 std::unique_ptr<StagingBuffer> DeviceExpertStore::allocate_staging(std::size_t bytes) {
@@ -130,7 +121,7 @@ void DeviceExpertStore::stage(int layer, int slot, std::span<std::byte> dst) {
     joined_once_ = true;
   }
   std::size_t off = 0;
-  for (const auto& src : at(layer, slot)) {
+  for (const auto& src : table_.at(layer, slot)) {
     copy(dst.data() + off, src.data(), src.size());
     off += src.size();
   }
@@ -150,7 +141,7 @@ void DeviceExpertStore::install(std::span<const std::byte> src, int layer, int s
     joined_once_ = true;
   }
   std::size_t off = 0;
-  for (const auto& dst : at(layer, slot)) {
+  for (const auto& dst : table_.at(layer, slot)) {
     copy(dst.data(), src.data() + off, dst.size());
     off += dst.size();
   }

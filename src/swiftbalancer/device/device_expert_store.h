@@ -36,6 +36,7 @@
 #include <span>
 #include <vector>
 
+#include "swiftbalancer/runtime/expert_slot_table.h"
 #include "swiftbalancer/runtime/expert_store.h"
 
 namespace swiftbalancer::device {
@@ -60,8 +61,8 @@ class DeviceExpertStore final : public ExpertStore {
   int device() const { return device_; }
 
   MemoryKind memory_kind() const override { return MemoryKind::kDevice; }
-  int layers() const override { return layers_; }
-  int slots() const override { return slots_; }
+  int layers() const override { return table_.layers(); }
+  int slots() const override { return table_.slots(); }
   Status ready() override;
   std::span<const std::size_t> tensor_sizes(int layer) const override;
   std::span<std::byte> tensor(int layer, int slot, int t) override;
@@ -75,22 +76,16 @@ class DeviceExpertStore final : public ExpertStore {
  private:
   enum class LastCopy { kNone, kStage, kInstall };
   static constexpr std::size_t kRing = 64;
-  std::vector<std::span<std::byte>>& at(int layer, int slot) {
-    return slots_of_[static_cast<std::size_t>(layer) * static_cast<std::size_t>(slots_) +
-                     static_cast<std::size_t>(slot)];
-  }
   void copy(void* dst, const void* src, std::size_t bytes);
   void keep_error(cudaError_t err, const char* what);
   void release();
 
-  int layers_, slots_, device_ = 0;
+  ExpertSlotTable table_;
+  int device_ = 0;
   cudaStream_t engine_;
   cudaStream_t side_ = nullptr;
   cudaEvent_t engine_mark_ = nullptr;
   cudaEvent_t install_after_ = nullptr;
-  std::vector<std::vector<std::span<std::byte>>> slots_of_;  // [layer * slots + slot][tensor]
-  std::vector<std::vector<std::size_t>> sizes_;              // [layer][tensor], set by ready()
-  bool ready_ = false;
   bool joined_once_ = false;  // the first copy waits for the engine (weights it initialised)
   LastCopy last_ = LastCopy::kNone;
   bool installs_since_fence_ = false;

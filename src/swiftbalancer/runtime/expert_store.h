@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <memory>
 #include <span>
-#include <vector>
 
 #include "swiftbalancer/core/memory_kind.h"
 #include "swiftbalancer/core/status.h"
@@ -76,12 +75,5 @@ class ExpertStore {
   virtual bool fence_done(std::uint64_t fence) = 0;
   virtual Status wait_fence(std::uint64_t fence, Clock::time_point deadline) = 0;
 };
-
-// For stores that keep each slot's tensors as spans, [layer * slots + slot]: the tensor sizes of
-// every layer, checked (every slot registered, all slots of a layer alike); the error names the
-// first slot that is not.
-Status layer_tensor_sizes(int layers, int slots,
-                          std::span<const std::vector<std::span<std::byte>>> slots_of,
-                          std::vector<std::vector<std::size_t>>& sizes);
 
 }  // namespace swiftbalancer

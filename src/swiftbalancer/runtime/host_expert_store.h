@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "swiftbalancer/runtime/expert_slot_table.h"
 #include "swiftbalancer/runtime/expert_store.h"
 
 namespace swiftbalancer {
@@ -24,8 +25,8 @@ class HostExpertStore final : public ExpertStore {
   void register_expert(int layer, int slot, std::vector<std::span<std::byte>> tensors);
 
   MemoryKind memory_kind() const override { return MemoryKind::kHost; }
-  int layers() const override { return layers_; }
-  int slots() const override { return slots_; }
+  int layers() const override { return table_.layers(); }
+  int slots() const override { return table_.slots(); }
   Status ready() override;
   std::span<const std::size_t> tensor_sizes(int layer) const override;
   std::span<std::byte> tensor(int layer, int slot, int t) override;
@@ -37,14 +38,7 @@ class HostExpertStore final : public ExpertStore {
   Status wait_fence(std::uint64_t, Clock::time_point) override { return Status::Ok(); }
 
  private:
-  std::vector<std::span<std::byte>>& at(int layer, int slot) {
-    return slots_of_[static_cast<std::size_t>(layer) * static_cast<std::size_t>(slots_) +
-                     static_cast<std::size_t>(slot)];
-  }
-  int layers_, slots_;
-  std::vector<std::vector<std::span<std::byte>>> slots_of_;  // [layer * slots + slot][tensor]
-  std::vector<std::vector<std::size_t>> sizes_;              // [layer][tensor], set by ready()
-  bool ready_ = false;
+  ExpertSlotTable table_;
   std::uint64_t fences_ = 0;
 };
 
