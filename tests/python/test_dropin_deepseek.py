@@ -182,9 +182,6 @@ def test_bad_arguments_raise_value_error(weight, args, message):
 
 def test_gil_released_while_cpp_works():
     weight = np.random.default_rng(0).random((3000, 256))
-    start = time.perf_counter()
-    sb.rebalance_experts(weight[:300], 288, 1, 1, 32)
-    per_300 = time.perf_counter() - start
     done = threading.Event()
     worker = threading.Thread(target=lambda: (sb.rebalance_experts(weight, 288, 1, 1, 32),
                                               done.set()))
@@ -199,9 +196,12 @@ def test_gil_released_while_cpp_works():
         time.sleep(0.001)
     worker.join()
     duration = time.perf_counter() - t0
-    # With the GIL held for the whole call this thread would stall for about `duration`.
-    assert duration > 5 * per_300 * 0.5
+    if duration < 0.05:
+        pytest.skip("the call was too short (%.3f s) to tell" % duration)
+    # With the GIL held for the whole call this thread would stall for about `duration`: one
+    # long gap and few iterations. (No comparison of two wall times: that flaked under load.)
     assert max(gaps) < 0.5 * duration
+    assert len(gaps) >= 10
 
 
 def test_torch_tensors_in_tensors_out():
