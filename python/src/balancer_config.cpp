@@ -118,6 +118,7 @@ void bind_balancer_config(py::module_& m) {
   FIELD(shift_rearm_ratio);
   FIELD(shift_min_gap_steps);
   FIELD(shift_skip_below);
+  FIELD(shift_layers_per_step);
 #undef FIELD
 #undef MILLIS
   c.attr("field_names") = py::tuple(py::cast(names));

@@ -49,6 +49,8 @@ py::dict counters_dict(const BalancerCounters& c) {
   d["shift_checks"] = c.shift_checks;
   d["shift_triggers"] = c.shift_triggers;
   d["shift_layers_skipped"] = c.shift_layers_skipped;
+  d["shift_preemptions"] = c.shift_preemptions;
+  d["shift_layers_preempted"] = c.shift_layers_preempted;
   d["rebalance_seconds_sum"] = c.rebalance_seconds_sum;
   d["imbalance_before"] = c.imbalance_before;
   d["imbalance_after"] = c.imbalance_after;

@@ -505,6 +505,11 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "Shift detection: at least this many steps between early gathers")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--shift-layers-per-step", o.balancer.shift_layers_per_step,
+                  "Shift detection: layers committed per step by an early cycle (0: "
+                  "--layers-per-step)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("--inject-fault", a.fault,
                   "none, transfer-timeout, worker-exception or bad-placement")
       ->capture_default_str();

@@ -215,6 +215,11 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
                   "POLICY:shift: at least this many steps between early gathers")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  sub->add_option("--shift-layers-per-step", o.cfg.shift_layers_per_step,
+                  "POLICY:shift: layers committed per step by a cycle a shift started (0: "
+                  "--layers-per-step)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--shift-skip", o.cfg.shift_skip_below,
                   "POLICY:shift: layers whose check imbalance is under this are not moved (0: all)")
       ->capture_default_str()

@@ -273,6 +273,85 @@ TEST(Replay, SwiftAsyncRecoversAfterASwitch) {
   EXPECT_GT(sync.stall_ms, 0.0);
 }
 
+// Shift detection: the same switch in the middle of a cycle. swift:shift fires at a check within
+// two check periods of the switch, pre-empts the cycle in flight (the fixed interval's cycle
+// decided at step 119 on the old workload, moving one layer per step from 121), gathers one
+// check period later, and its early cycle moves all 8 layers in one step.
+TEST(Replay, ShiftDetectionPreemptsAndRecoversSooner) {
+  TraceSpec spec;
+  spec.steps = 240;
+  spec.tokens = 2048;
+  spec.top_k = 8;
+  spec.seed = 3;
+  spec.bases = {synthetic_base(8, 64, 3, 0), synthetic_base(8, 64, 3, 1)};
+  spec.switch_at = {123};
+  ReplayConfig c;
+  c.topo = Topology::make(16, 5, 8);
+  c.policies = parse_policy_list("swift:async,swift:shift");
+  c.interval = 40;
+  c.window = 40;
+  c.policy_steps = 1;
+  c.policy_ms = 0.0;
+  c.switch_at = spec.switch_at;
+  c.recover_window = 10;
+  c.shift_check_steps = 4;
+  c.shift_layers_per_step = 8;
+  auto src = generated_trace(spec);
+  const ReplayResult r = run_replay(*src, c);
+  const PolicyResult &fixed = r.policies[0], &shift = r.policies[1];
+  EXPECT_EQ(fixed.shift_triggers, 0);
+  EXPECT_EQ(shift.shift_triggers, 1);
+  EXPECT_EQ(shift.preempted, 1);
+  int preempted_layers = 0;
+  for (const RebalanceEvent& e : shift.events) preempted_layers += e.layers_preempted;
+  EXPECT_GT(preempted_layers, 0);
+  // Detection within 2 check periods, the gather 1 later, 1 policy step, 1 step of moves.
+  ASSERT_EQ(shift.recover_steps.size(), 1u);
+  EXPECT_GE(shift.recover_steps[0], 0);
+  EXPECT_LE(shift.recover_steps[0], 2 * 4 + 4 + 1 + 1);
+  EXPECT_GT(fixed.recover_steps[0], 40 - 3);  // the next fixed gather is at step 159
+  // Before the switch both followed the same schedule (the layers in another order: worst first).
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(shift.events[i].decided, fixed.events[i].decided);
+    EXPECT_EQ(shift.events[i].layers_changed, fixed.events[i].layers_changed);
+  }
+}
+
+// Without a switch the detector never fires: the same gathers, cycles and series.
+TEST(Replay, ShiftDetectionChangesNothingOnAStationaryTrace) {
+  TraceSpec spec;
+  spec.steps = 240;
+  spec.tokens = 2048;
+  spec.top_k = 8;
+  spec.seed = 5;
+  spec.bases = {synthetic_base(8, 64, 3, 0)};
+  ReplayConfig c;
+  c.topo = Topology::make(16, 5, 8);
+  c.policies = parse_policy_list("swift:async,swift:shift");
+  c.interval = 40;
+  c.window = 40;
+  c.policy_steps = 1;
+  c.policy_ms = 0.0;
+  c.shift_check_steps = 4;
+  c.shift_layers_per_step = 8;
+  auto src = generated_trace(spec);
+  const ReplayResult r = run_replay(*src, c);
+  const PolicyResult &fixed = r.policies[0], &shift = r.policies[1];
+  EXPECT_EQ(shift.shift_triggers, 0);
+  // A check every 4 steps; each cycle's end restarts the count (at most one check lost).
+  EXPECT_LE(shift.shift_checks, 240 / 4);
+  EXPECT_GE(shift.shift_checks, 240 / 4 - shift.rebalances);
+  EXPECT_EQ(shift.rebalances, fixed.rebalances);
+  ASSERT_EQ(shift.events.size(), fixed.events.size());
+  for (std::size_t i = 0; i < shift.events.size(); ++i) {
+    EXPECT_EQ(shift.events[i].decided, fixed.events[i].decided);
+    EXPECT_EQ(shift.events[i].last_commit, fixed.events[i].last_commit);
+  }
+  // The layers move worst first, so the series differs while a cycle moves, never between.
+  EXPECT_EQ(shift.imbalance.front(), fixed.imbalance.front());
+  EXPECT_NEAR(shift.mean_imbalance, fixed.mean_imbalance, 0.01);
+}
+
 TEST(Replay, StreamingMemoryDoesNotGrowWithTheTrace) {
   TraceSpec spec;
   spec.tokens = 256;

@@ -71,10 +71,10 @@ TEST(ShiftDetector, HysteresisHoldsOnALoadOscillatingAroundTheLevel) {
   EXPECT_TRUE(d.observe(301, 1.35));
 }
 
-TEST(ShiftDetector, MinimumGapAndCannotFireWhileBusy) {
+TEST(ShiftDetector, MinimumGapBetweenFirings) {
   ShiftDetector d({1.3, 1.1, 50});
-  EXPECT_FALSE(d.observe(10, 1.0));                      // reference
-  EXPECT_FALSE(d.observe(20, 2.0, /*can_fire=*/false));  // busy: stays armed
+  EXPECT_FALSE(d.observe(10, 1.0));  // reference
+  EXPECT_FALSE(d.observe(20, 1.3));  // at the level, not above it
   EXPECT_TRUE(d.armed());
   EXPECT_TRUE(d.observe(30, 2.0));
   EXPECT_FALSE(d.observe(40, 1.0));  // re-arms
@@ -84,16 +84,6 @@ TEST(ShiftDetector, MinimumGapAndCannotFireWhileBusy) {
   d.reset_reference();
   EXPECT_FALSE(d.observe(90, 2.0));  // the new reference
   EXPECT_DOUBLE_EQ(d.reference(), 2.0);
-}
-
-TEST(ShiftDetector, AShiftDuringACycleIsDeferredToItsEnd) {
-  ShiftDetector d({1.3, 1.1, 0});
-  EXPECT_FALSE(d.observe(1, 1.0));
-  EXPECT_FALSE(d.take_deferred(2));                     // nothing seen
-  EXPECT_FALSE(d.observe(3, 2.0, /*can_fire=*/false));  // busy
-  EXPECT_TRUE(d.take_deferred(10));                     // the cycle ended: fire now, once
-  EXPECT_FALSE(d.take_deferred(11));
-  EXPECT_EQ(d.fired(), 1);
 }
 
 TEST(ShiftDetector, RejectsBadConfig) {

@@ -96,6 +96,7 @@ void ReplayConfig::validate() const {
   if (switch_blend < 0) throw InputError("switch blend must not be negative");
   if (shift_check_steps <= 0) throw InputError("shift-check must be positive");
   if (!(shift_skip_below >= 0.0)) throw InputError("shift-skip must not be negative");
+  if (shift_layers_per_step < 0) throw InputError("shift-layers-per-step must not be negative");
   shift.validate();
   cost.validate();
 }

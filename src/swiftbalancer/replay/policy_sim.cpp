@@ -73,8 +73,9 @@ void PolicySim::after_step(std::int64_t t, const std::vector<double>& counts) {
     const ShiftSignal s = shift_signal(shift_acc_, topo_.ranks, L_);
     std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
     signal_ = s.per_layer;
-    if (detector_->observe(t + 1, s.level, !pending_)) {
+    if (detector_->observe(t + 1, s.level)) {
       ++res_.shift_triggers;
+      if (pending_) preempt(t);  // that cycle was decided on the old load
       own_window_->drop();
       next_gather_ = t + 1 + cfg_.shift_check_steps;
       early_ = true;
@@ -91,16 +92,25 @@ void PolicySim::after_step(std::int64_t t, const std::vector<double>& counts) {
   }
 }
 
+// A shift fired while a cycle was in flight: the layers it has not committed stay old (the
+// runtime's LayerMover::preempt), and the detector keeps its reference until the early cycle
+// that follows ends.
+void PolicySim::preempt(std::int64_t t) {
+  RebalanceEvent& ev = res_.events.back();
+  ev.layers_preempted = static_cast<int>(changed_.size() - next_idx_);
+  ev.last_commit = next_idx_ > 0 ? last_batch_ : -1;
+  if (next_idx_ == 0) ev.first_commit = t + 1;
+  ++res_.preempted;
+  pending_ = false;
+  changed_.clear();
+  moves_.clear();
+  next_idx_ = 0;
+}
+
 // A rebalance ended (or found nothing to change) after step t: what it reached is the
 // detector's new reference, measured from the next step on.
 void PolicySim::cycle_ended(std::int64_t t) {
   if (!detector_) return;
-  if (detector_->take_deferred(t + 1)) {  // the load shifted while this cycle ran
-    ++res_.shift_triggers;
-    own_window_->drop();
-    next_gather_ = t + 1 + cfg_.shift_check_steps;
-    early_ = true;
-  }
   detector_->reset_reference();
   std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
   next_check_ = t + 1 + cfg_.shift_check_steps;
@@ -166,15 +176,23 @@ double PolicySim::charge_compute(std::int64_t t, const std::vector<double>& coun
 // Async: this step's batch of layers moves during the forward pass and is committed after it.
 // Returns the transfer time beyond the step's compute (exposed, ms).
 double PolicySim::move_batch(std::int64_t t, double compute_ms) {
-  const std::size_t end = std::min(changed_.size(), next_idx_ + cfg_.layers_per_step);
+  const std::size_t end = std::min(changed_.size(), next_idx_ + batch_layers_);
   timer_.clear();
-  for (std::size_t i = next_idx_; i < end; ++i) timer_.add(moves_[i]);
+  RebalanceEvent& ev = res_.events.back();
+  for (std::size_t i = next_idx_; i < end; ++i) {
+    timer_.add(moves_[i]);
+    const auto n = static_cast<std::int64_t>(moves_[i].size());
+    ev.transfers += n;
+    res_.transfers += n;
+    res_.bytes += static_cast<double>(n) * cfg_.cost.expert_bytes();
+  }
   const double exposed = std::max(0.0, timer_.time_ms() - compute_ms);
   for (std::size_t i = next_idx_; i < end; ++i) install(changed_[i], next_);
   next_idx_ = end;
+  last_batch_ = t;
   if (next_idx_ == changed_.size()) {
     pending_ = false;
-    res_.events.back().last_commit = t;
+    ev.last_commit = t;
     cycle_ended(t);
   }
   return exposed;
@@ -207,10 +225,11 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
   // With shift detection: worst layers first by the last check, fine ones left out.
   if (shift()) changed_ = order_layers(changed_, signal_, cfg_.shift_skip_below);
   Placement effective = cur_;
+  std::int64_t planned = 0;
   for (int l : changed_) {
     moves_.push_back(layer_moves(cur_.layer(l), p.layer(l), l, E_, topo_, weights_));
     timer_.add(moves_.back());
-    ev.transfers += static_cast<std::int64_t>(moves_.back().size());
+    planned += static_cast<std::int64_t>(moves_.back().size());
     std::copy(p.layer(l).begin(), p.layer(l).end(), effective.layer(l).begin());
   }
   if (changed_.empty()) {
@@ -221,9 +240,10 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
   ev.layers_changed = static_cast<int>(changed_.size());
   ev.transfer_ms = timer_.time_ms();
   ++res_.rebalances;
-  res_.transfers += ev.transfers;
-  res_.bytes += static_cast<double>(ev.transfers) * cfg_.cost.expert_bytes();
   if (mode() == Mode::kSync) {
+    ev.transfers = planned;
+    res_.transfers += planned;
+    res_.bytes += static_cast<double>(planned) * cfg_.cost.expert_bytes();
     // Stop the world: every changed layer is installed before step t + 1.
     const double stall = ev.policy_ms + ev.transfer_ms;
     res_.step_ms[t] += static_cast<float>(stall);
@@ -243,6 +263,9 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
     ev.last_commit = -1;  // set when the last batch commits (stays -1 past the trace's end)
     next_ = std::move(p);
     next_idx_ = 0;
+    batch_layers_ = static_cast<std::size_t>(early_ && cfg_.shift_layers_per_step > 0
+                                                 ? cfg_.shift_layers_per_step
+                                                 : cfg_.layers_per_step);
     pending_ = true;
   }
   res_.events.push_back(ev);
@@ -271,7 +294,8 @@ PolicyResult PolicySim::finish() {
   int served = 0;
   for (std::size_t i = 0; i < res_.events.size(); ++i) {
     RebalanceEvent& e = res_.events[i];
-    if (e.last_commit < 0) continue;
+    // A pre-empted placement never served as decided: left out of both means.
+    if (e.last_commit < 0 || e.layers_preempted > 0) continue;
     const std::int64_t from = e.last_commit + 1;
     const std::int64_t to = std::min<std::int64_t>(
         static_cast<std::int64_t>(n),

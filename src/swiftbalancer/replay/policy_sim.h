@@ -57,6 +57,7 @@ class PolicySim {
   Placement call_policy(const PolicyInput& in);
   void refresh_layer(int l);
   void cycle_ended(std::int64_t t);
+  void preempt(std::int64_t t);
 
   const ReplayConfig& cfg_;
   Topology topo_;
@@ -74,6 +75,8 @@ class PolicySim {
   std::vector<int> changed_;
   std::vector<std::vector<Move>> moves_;
   std::size_t next_idx_ = 0;
+  std::size_t batch_layers_ = 1;  // layers per step of the cycle in flight
+  std::int64_t last_batch_ = -1;  // step of its last committed batch
   std::int64_t move_start_ = 0;
   PolicyResult res_;
   std::vector<double> heat_;

@@ -86,6 +86,9 @@ struct ReplayConfig {
   int shift_check_steps = 4;
   ShiftConfig shift{};
   double shift_skip_below = 0.0;
+  // Layers committed per step by a cycle that a shift started (0: layers_per_step). A shift that
+  // fires while a cycle is in flight pre-empts it: the layers not yet committed stay old.
+  int shift_layers_per_step = 0;
   // Called with (steps done, steps total) after every step (may be empty).
   std::function<void(std::int64_t, std::int64_t)> progress;
   void validate() const;  // throws InputError
@@ -96,11 +99,13 @@ struct RebalanceEvent {
   std::int64_t first_commit = 0;  // step after which the first changed layer is in force
   std::int64_t last_commit = 0;   // step after which the whole placement is in force
   int layers_changed = 0;
-  std::int64_t transfers = 0;
-  double transfer_ms = 0.0;  // all changed layers as one batch
-  double policy_ms = 0.0;    // wall time of the policy call (or the configured time)
-  int policy_steps = 0;      // async delay used
-  bool shift = false;        // started early by shift detection
+  std::int64_t transfers = 0;  // of the layers committed (sync: all changed layers)
+  double transfer_ms = 0.0;    // all changed layers as one batch
+  double policy_ms = 0.0;      // wall time of the policy call (or the configured time)
+  int policy_steps = 0;        // async delay used
+  bool shift = false;          // started early by shift detection
+  // Layers left out because a shift pre-empted the cycle (their transfers are not counted).
+  int layers_preempted = 0;
   // The new placement's mean imbalance on the window it was computed from, and over the steps
   // it served (after its last commit until the next placement's first commit; -1 when none).
   double window_imbalance = 0.0;
@@ -122,7 +127,7 @@ struct PolicyResult {
   // Means over rebalances (those that served at least one step): the placement's imbalance on
   // its window, and the one it met afterwards (RebalanceEvent). 0 without rebalances.
   double window_imbalance = 0.0, future_imbalance = 0.0;
-  std::int64_t shift_checks = 0, shift_triggers = 0;
+  std::int64_t shift_checks = 0, shift_triggers = 0, preempted = 0;
   std::vector<RebalanceEvent> events;
   // Rank-load heatmap: bins x ranks, each cell the mean over its steps and loaded layers of
   // rank load / mean rank load.

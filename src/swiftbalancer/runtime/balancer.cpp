@@ -57,10 +57,11 @@ struct Balancer::Parts {
         store(engine_store ? *engine_store : *own_store),
         reporter(r, cfg.log),
         accounting(t, initial, cfg.window_intervals, cfg.window_decay),
-        pool(store, cfg.layers_per_step + 1),
+        pool(store, staging_regions(cfg)),
         decision(t, r, std::move(policy), cfg, reporter, pool),
         mover(r, initial.layers(), tr, store, pool, state, accounting, cfg, reporter),
-        next_gather(cfg.interval_steps) {
+        next_gather(cfg.interval_steps),
+        cycle_layers_per_step(cfg.layers_per_step) {
     if (cfg.shift_check_steps > 0 && cfg.mode != BalancerMode::kOff) {
       shift.emplace(
           ShiftConfig{cfg.shift_trigger_ratio, cfg.shift_rearm_ratio, cfg.shift_min_gap_steps});
@@ -94,6 +95,8 @@ struct Balancer::Parts {
   ShiftSignal signal;                   // the last check's, [layers]
   std::vector<std::int64_t> shift_all;  // all-gathered totals, [ranks][layers]
   std::int64_t next_check = 0;
+  bool early_gather = false;  // the next gather was brought forward by a shift
+  int cycle_layers_per_step;  // of the cycle in flight
   std::int64_t record_ns = 0, before_ns = 0;
 
   // The store's layout is frozen at the first step.
@@ -152,12 +155,14 @@ void Balancer::before_forward() {
   p.make_ready(cfg_.mode);
   if (cfg_.mode == BalancerMode::kAsync && p.phase == Parts::Phase::kMoving &&
       !p.mover.has_posted() && p.mover.layers_left())
-    p.mover.post(static_cast<std::size_t>(cfg_.layers_per_step), p.pending);
+    p.mover.post(static_cast<std::size_t>(p.cycle_layers_per_step), p.pending);
   p.before_ns += elapsed_ns(t0);
 }
 
-void Balancer::start_cycle(StepStats& stats) {
+void Balancer::start_cycle(StepStats& stats, bool early) {
   Parts& p = *parts_;
+  p.cycle_layers_per_step =
+      early && cfg_.shift_layers_per_step > 0 ? cfg_.shift_layers_per_step : cfg_.layers_per_step;
   p.decision.start(p.accounting.window(), state_->placement(), p.expert_bytes);
   p.phase = Parts::Phase::kDeciding;
   if (cfg_.mode == BalancerMode::kSync) {
@@ -222,16 +227,20 @@ StepStats Balancer::after_forward() {
   }
   if (busy_before && p.phase == Parts::Phase::kIdle) cycle_ended();
   if (check_shift(st)) {
-    // The load shifted: what the window and the open interval hold is the old load. Drop it,
-    // and gather one check period from now, so that the early cycle decides on new load only.
+    // The load shifted: a cycle in flight was decided on the old load, and so is what the
+    // window and the open interval hold. Pre-empt the one, drop the other, and gather one check
+    // period from now, so that the early cycle decides on new load only.
+    preempt_cycle(st);
     p.accounting.drop_interval(state_->placement());
     p.next_gather = step_ + cfg_.shift_check_steps;
+    p.early_gather = true;
   }
   if (cfg_.mode != BalancerMode::kOff && p.phase != Parts::Phase::kStopped &&
       step_ >= p.next_gather) {
     // The fixed interval restarts from an early gather (without detection: every
     // interval_steps steps, as before).
     p.next_gather = step_ + cfg_.interval_steps;
+    const bool early = std::exchange(p.early_gather, false);
     const auto c0 = Clock::now();
     const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
     st.wait_ns += elapsed_ns(c0);
@@ -242,7 +251,7 @@ StepStats Balancer::after_forward() {
       st.gathered = true;
       p.reporter.add(&BalancerCounters::gathers);
       if (p.phase == Parts::Phase::kIdle) {
-        start_cycle(st);
+        start_cycle(st, early);
         if (p.phase == Parts::Phase::kIdle) cycle_ended();  // sync, or nothing to do
       }
     }
@@ -258,8 +267,9 @@ StepStats Balancer::after_forward() {
 }
 
 // Every shift_check_steps steps: all-gather the per-layer totals since the last check and let
-// the detector judge them. True when it fired while idle (the caller restarts the window and
-// gathers early). A failed check is a collective failure like any other; the detector skips it.
+// the detector judge them. True when it fired (the caller pre-empts a cycle in flight, restarts
+// the window and gathers early). A failed check is a collective failure like any other; the
+// detector skips it.
 bool Balancer::check_shift(StepStats& stats) {
   Parts& p = *parts_;
   if (!p.shift || p.phase == Parts::Phase::kStopped || step_ < p.next_check) return false;
@@ -275,8 +285,7 @@ bool Balancer::check_shift(StepStats& stats) {
   }
   p.reporter.add(&BalancerCounters::shift_checks);
   p.signal = shift_signal(p.shift_all, p.topo.ranks, state_->placement().layers());
-  const bool idle = p.phase == Parts::Phase::kIdle;
-  if (!p.shift->observe(step_, p.signal.level, idle)) return false;
+  if (!p.shift->observe(step_, p.signal.level)) return false;
   p.reporter.add(&BalancerCounters::shift_triggers);
   p.reporter.log("shift detected at step " + std::to_string(step_) + ": imbalance " +
                  std::to_string(p.signal.level) + " against " +
@@ -285,19 +294,29 @@ bool Balancer::check_shift(StepStats& stats) {
   return true;
 }
 
+// Every rank fired at this step on the same all-gathered signal, so every rank pre-empts alike,
+// without a collective: a decision still running is discarded, and a cycle moving its layers
+// stops after the ones committed (nothing is posted between steps). The detector keeps its
+// reference until the early cycle that follows ends.
+void Balancer::preempt_cycle(StepStats& stats) {
+  Parts& p = *parts_;
+  if (p.phase == Parts::Phase::kDeciding) {
+    p.decision.preempt();
+    p.reporter.add(&BalancerCounters::shift_preemptions);
+  } else if (p.phase == Parts::Phase::kMoving) {
+    p.reporter.add(&BalancerCounters::shift_layers_preempted, p.mover.preempt(stats, step_));
+    p.reporter.add(&BalancerCounters::shift_preemptions);
+  } else {
+    return;
+  }
+  p.phase = Parts::Phase::kIdle;
+}
+
 // A cycle ended (committed, dropped, or nothing to move): what it reached is the detector's new
 // reference, measured from here on (the next check covers only steps after this one).
 void Balancer::cycle_ended() {
   Parts& p = *parts_;
   if (!p.shift) return;
-  if (p.shift->take_deferred(step_)) {
-    // A check during the cycle saw the load shift: that cycle decided on the old load.
-    p.reporter.add(&BalancerCounters::shift_triggers);
-    p.reporter.log("shift seen during the cycle that ended at step " + std::to_string(step_) +
-                   "; early gather in " + std::to_string(cfg_.shift_check_steps) + " steps");
-    p.accounting.drop_interval(state_->placement());
-    p.next_gather = step_ + cfg_.shift_check_steps;
-  }
   p.shift->reset_reference();
   p.accounting.take_layer_totals();
   p.next_check = step_ + cfg_.shift_check_steps;

@@ -108,10 +108,11 @@ class Balancer {
 
  private:
   struct Parts;
-  void start_cycle(StepStats& stats);
+  void start_cycle(StepStats& stats, bool early);
   void move_sync(StepStats& stats);
   void check_peers(bool gathered);
   bool check_shift(StepStats& stats);
+  void preempt_cycle(StepStats& stats);
   void cycle_ended();
   std::unique_ptr<CyclePlan> order_plan(std::unique_ptr<CyclePlan> plan);
 

@@ -1,5 +1,7 @@
 #include "swiftbalancer/runtime/balancer_config.h"
 
+#include <algorithm>
+
 #include "swiftbalancer/core/splitmix.h"
 
 namespace swiftbalancer {
@@ -77,10 +79,16 @@ void validate_config(const BalancerConfig& c) {
   if (c.shift_check_steps > 0) {
     if (c.shift_min_gap_steps < 0) throw InputError("shift_min_gap_steps must not be negative");
     if (!(c.shift_skip_below >= 0.0)) throw InputError("shift_skip_below must not be negative");
+    if (c.shift_layers_per_step < 0) throw InputError("shift_layers_per_step must not be negative");
     if (!(c.shift_trigger_ratio > 1.0)) throw InputError("shift_trigger_ratio must be > 1");
     if (!(c.shift_rearm_ratio >= 1.0 && c.shift_rearm_ratio < c.shift_trigger_ratio))
       throw InputError("shift_rearm_ratio must be in [1, shift_trigger_ratio)");
   }
+}
+
+int staging_regions(const BalancerConfig& c) {
+  const int shift_lps = c.shift_check_steps > 0 ? c.shift_layers_per_step : 0;
+  return std::max(c.layers_per_step, shift_lps) + 1;
 }
 
 }  // namespace swiftbalancer

@@ -74,7 +74,9 @@ struct BalancerConfig {
   // check (one int64 per layer each) and a ShiftDetector (stats/shift_detector.h) watches the
   // imbalance under the placement in service: when it rises past shift_trigger_ratio x the
   // level the last cycle reached, the balancer gathers at once (restarting the window with the
-  // new load) and starts a cycle if idle; the gather schedule restarts from there.
+  // new load) and starts a cycle; a cycle in flight is pre-empted first (it was decided on the
+  // load that went away: the layers it has not committed stay old, counted as pre-empted, not
+  // failed). The gather schedule restarts from there.
   int shift_check_steps = 0;
   double shift_trigger_ratio = 1.3;  // > 1
   double shift_rearm_ratio = 1.1;    // hysteresis: re-armed below this x the reference
@@ -82,7 +84,14 @@ struct BalancerConfig {
   // With detection on, every cycle moves its layers worst first by the last check's signal and
   // skips layers whose signal is under this (0: moves every changed layer).
   double shift_skip_below = 0.0;
+  // Layers committed per step by a cycle a shift started (0: layers_per_step). More recovers
+  // sooner; the staging pool holds max(layers_per_step, this) + 1 layer regions.
+  int shift_layers_per_step = 0;
 };
+
+// Staging regions the balancer's pool holds for `config`: the most layers one step posts, plus
+// the one being installed.
+int staging_regions(const BalancerConfig& config);
 
 // Throws InputError naming the first field out of range.
 void validate_config(const BalancerConfig& config);
@@ -143,6 +152,9 @@ struct BalancerCounters {
   std::int64_t shift_checks = 0;
   std::int64_t shift_triggers = 0;
   std::int64_t shift_layers_skipped = 0;
+  // Cycles a shift pre-empted, and the layers they left on the old placement.
+  std::int64_t shift_preemptions = 0;
+  std::int64_t shift_layers_preempted = 0;
 };
 
 }  // namespace swiftbalancer

@@ -211,6 +211,12 @@ void DecisionCycle::abandon() {
   if (result_) drop();
 }
 
+void DecisionCycle::preempt() {
+  if (!result_) return;
+  result_->cancelled.store(true, std::memory_order_release);
+  result_.reset();
+}
+
 void DecisionCycle::drop() {
   reporter_.add(&BalancerCounters::cycles_dropped);
   result_->cancelled.store(true, std::memory_order_release);

@@ -55,6 +55,10 @@ class DecisionCycle {
   std::unique_ptr<CyclePlan> take_plan();
   // Drops the active cycle without a collective (the other ranks stopped answering).
   void abandon();
+  // Drops the active cycle without a collective because every rank decided to at the same step
+  // (a shift seen in an all-gathered signal); not counted as dropped. The worker's result, when
+  // it comes, is discarded.
+  void preempt();
 
   struct Result;  // one cycle's result, shared by the serving thread and the worker
 

@@ -1,6 +1,7 @@
 #include "swiftbalancer/runtime/layer_mover.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -215,6 +216,18 @@ void LayerMover::abandon(std::int64_t step) {
   next_ = plan_->layers.size();
   StepStats ignored;
   end_cycle(ignored, step);
+}
+
+int LayerMover::preempt(StepStats& stats, std::int64_t step) {
+  if (!plan_) return 0;
+  // Between steps: finish() has waited for every posted batch.
+  if (!posted_.empty()) throw std::logic_error("LayerMover::preempt with layers in flight");
+  const int left = static_cast<int>(plan_->layers.size() - next_);
+  next_ = plan_->layers.size();
+  reporter_.log("cycle " + std::to_string(plan_->cycle) + " pre-empted at step " +
+                std::to_string(step) + ": " + std::to_string(left) + " layers stay old");
+  end_cycle(stats, step);
+  return left;
 }
 
 void LayerMover::end_cycle(StepStats& stats, std::int64_t step) {

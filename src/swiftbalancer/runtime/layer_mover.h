@@ -53,6 +53,10 @@ class LayerMover {
   // Gives up the cycle without talking to the other ranks (they stopped answering): posted
   // batches are cancelled (staging parked where that fails), every layer left stays old.
   void abandon(std::int64_t step);
+  // Ends the cycle between steps (nothing posted) because every rank saw the load shift at this
+  // step: the layers not yet moved stay on their old placement, counted as pre-empted. Returns
+  // how many.
+  int preempt(StepStats& stats, std::int64_t step);
 
  private:
   struct Posted {

@@ -124,6 +124,10 @@ std::string exposition(std::span<const Source> sources) {
   w.counter("shift_checks_total", "Shift-detection checks of the imbalance in service.",
             &C::shift_checks);
   w.counter("shift_triggers_total", "Cycles started early by shift detection.", &C::shift_triggers);
+  w.counter("shift_preemptions_total", "Cycles in flight pre-empted by a shift.",
+            &C::shift_preemptions);
+  w.counter("shift_layers_preempted_total", "Layers a pre-empted cycle left on the old placement.",
+            &C::shift_layers_preempted);
   w.gauge("staging_peak_bytes", "Most staging memory held at once.", &C::peak_staging_bytes);
   w.gauge("staging_parked_bytes", "Staging kept after transfers that could not be cancelled.",
           &C::parked_staging_bytes);

@@ -78,20 +78,9 @@ ShiftDetector::ShiftDetector(ShiftConfig cfg) : cfg_(cfg) {
 void ShiftDetector::reset_reference() {
   reference_ = 0.0;
   armed_ = true;
-  deferred_ = false;
 }
 
-bool ShiftDetector::take_deferred(std::int64_t step) {
-  if (!deferred_) return false;
-  deferred_ = false;
-  armed_ = false;
-  has_fired_ = true;
-  last_fire_ = step;
-  ++fired_;
-  return true;
-}
-
-bool ShiftDetector::observe(std::int64_t step, double level, bool can_fire) {
+bool ShiftDetector::observe(std::int64_t step, double level) {
   if (reference_ <= 0.0) {
     reference_ = level;
     return false;
@@ -102,10 +91,6 @@ bool ShiftDetector::observe(std::int64_t step, double level, bool can_fire) {
   }
   if (level <= cfg_.trigger_ratio * reference_) return false;
   if (has_fired_ && step - last_fire_ < cfg_.min_gap_steps) return false;
-  if (!can_fire) {
-    deferred_ = true;
-    return false;
-  }
   armed_ = false;
   has_fired_ = true;
   last_fire_ = step;

@@ -56,13 +56,9 @@ class ShiftDetector {
 
   // The next observed level becomes the reference; re-arms.
   void reset_reference();
-  // One check at `step`. can_fire false: a cycle is already running; a level that would have
-  // fired is remembered instead (take_deferred), so that a shift during a cycle is not lost
-  // when that cycle's end resets the reference. Returns true when it fires.
-  bool observe(std::int64_t step, double level, bool can_fire = true);
-  // At a cycle's end: true (once, and counted as a firing) when a check during the cycle
-  // exceeded the level; the caller then gathers early instead of taking a new reference.
-  bool take_deferred(std::int64_t step);
+  // One check at `step`. Returns true when it fires. The caller starts an early cycle, and
+  // pre-empts a cycle in flight (it was decided on the load that just went away).
+  bool observe(std::int64_t step, double level);
 
   double reference() const { return reference_; }  // 0 while waiting for one
   bool armed() const { return armed_; }
@@ -73,7 +69,6 @@ class ShiftDetector {
   double reference_ = 0.0;
   bool armed_ = true;
   bool has_fired_ = false;
-  bool deferred_ = false;
   std::int64_t last_fire_ = 0;
   std::int64_t fired_ = 0;
 };
