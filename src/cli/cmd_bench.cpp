@@ -2,8 +2,10 @@
 // topology and a transition A -> B), the current placement is deepseek-global on workload A;
 // every policy then rebalances for workload B. Prints imbalance (mean and max over layers),
 // cross-rank transfers, median time over --repeats runs, and the transfer plan's median time
-// and makespan against its lower bound; then the swift budget curve. Without the traces it
-// says "skipped" and exits 0.
+// and makespan against its lower bound; then the swift budget curve; then each policy judged on
+// the future: decided on a window of --future-steps sampled steps of B (replay's sampler, 4096
+// tokens x top-8 per step) and judged on that window and on the next --future-steps steps.
+// Without the traces it says "skipped" and exits 0.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/plan/transfer_plan.h"
 #include "swiftbalancer/policy/policy.h"
+#include "swiftbalancer/replay/trace.h"
 
 #ifndef SWIFTBALANCER_TRACES_DIR
 #define SWIFTBALANCER_TRACES_DIR "../shared/traces"
@@ -47,6 +50,7 @@ struct BenchArgs {
   int ranks = 0, slots = 0, nodes = 0, groups = 8, repeats = 5;
   std::string from, to;
   std::vector<std::int64_t> budgets = {250, 500, 1000, 2000, -1};
+  std::int64_t future_steps = 100;
 };
 
 double median(std::vector<double> v) {
@@ -95,6 +99,58 @@ std::string ratio(double makespan, double bound) {
 
 std::string budget_name(std::int64_t k) {
   return k < 0 ? "unlimited" : std::to_string(k);
+}
+
+// Window, then future: two consecutive stretches of `steps` steps sampled from B.
+std::pair<LoadMatrix, LoadMatrix> sampled_window_and_future(const LoadMatrix& b,
+                                                            std::int64_t steps) {
+  replay::TraceSpec spec;
+  spec.steps = 2 * steps;
+  spec.tokens = 4096;
+  spec.top_k = 8;
+  spec.seed = 1;
+  spec.bases = {b};
+  replay::TraceGenerator gen(std::move(spec));
+  LoadMatrix window(b.layers(), b.experts()), future(b.layers(), b.experts());
+  std::vector<std::int64_t> step(b.data().size());
+  for (std::int64_t t = 0; t < 2 * steps; ++t) {
+    gen.next(step);
+    LoadMatrix& into = t < steps ? window : future;
+    for (int l = 0; l < b.layers(); ++l) {
+      auto row = into.row(l);
+      const std::int64_t* in = step.data() + static_cast<std::size_t>(l) * b.experts();
+      for (int e = 0; e < b.experts(); ++e) row[e] += static_cast<double>(in[e]);
+    }
+  }
+  return {std::move(window), std::move(future)};
+}
+
+void judge_on_future(const BenchArgs& a, const Topology& topo, const Placement& cur,
+                     const LoadMatrix& load_b) {
+  const auto [window, future] = sampled_window_and_future(load_b, a.future_steps);
+  std::printf(
+      "judged on the future: decided on %lld sampled steps of B, judged on them (window) and on "
+      "the next %lld (future)\n",
+      static_cast<long long>(a.future_steps), static_cast<long long>(a.future_steps));
+  Table f({"policy", "window", "future", "future - window", "transfers"});
+  const BalanceSummary stale = balance_summary(cur, future, topo);
+  f.add_row({"stale (no rebalance)", fmt_fixed(balance_summary(cur, window, topo).mean_imbalance),
+             fmt_fixed(stale.mean_imbalance), "-", "0"});
+  auto judged = [&](const std::string& label, const char* name, std::int64_t budget) {
+    PolicyInput in{topo, window, &cur};
+    in.options.num_groups = a.groups;
+    in.options.max_transfers = budget;
+    const Placement p = make_policy(name)->rebalance(in);
+    const double w = balance_summary(p, window, topo).mean_imbalance;
+    const double fu = balance_summary(p, future, topo).mean_imbalance;
+    f.add_row({label, fmt_fixed(w), fmt_fixed(fu), fmt_fixed(fu - w),
+               std::to_string(transfer_summary(cur, p, topo).total)});
+  };
+  judged("deepseek-global", "deepseek-global", -1);
+  judged("vllm-ascend-swap", "vllm-ascend-swap", -1);
+  judged("swift", "swift", -1);
+  judged("swift, K = 1000", "swift", 1000);
+  f.print();
 }
 
 void run_row(const BenchArgs& a, const BenchRow& row) {
@@ -154,6 +210,7 @@ void run_row(const BenchArgs& a, const BenchRow& row) {
                fmt_ms(m.plan_ms), ratio(m.makespan, m.bound)});
   }
   c.print();
+  if (a.future_steps > 0) judge_on_future(a, topo, cur, load_b);
 }
 
 }  // namespace
@@ -180,6 +237,11 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_option("--budgets", args->budgets,
                   "Budgets of the swift curve; -1 means unlimited (default 250 500 1000 2000 -1)")
       ->check(CLI::Range(std::int64_t{-1}, std::numeric_limits<std::int64_t>::max()));
+  cmd->add_option("--future-steps", args->future_steps,
+                  "Steps of the sampled window and of the future it is judged on (0: no such "
+                  "table)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   return [args]() -> int {
     const BenchArgs& a = *args;
     const std::filesystem::path dir = std::filesystem::path(a.traces) / "deepseek_v3r1";

@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
@@ -20,7 +21,7 @@ namespace {
 
 struct ReplayOpts {
   replay::TraceOptions trace;
-  std::string trace_file;
+  std::vector<std::string> trace_files;
   int ranks = 64, slots = 5, ranks_per_node = 8;
   std::string policies = "off,static,deepseek-global:sync,swift:async";
   replay::ReplayConfig cfg;
@@ -58,11 +59,21 @@ replay::ReplayConfig make_config(const ReplayOpts& o) {
 // The trace, streamed from --trace or generated; `what` describes it for the summary.
 std::unique_ptr<replay::TraceSource> open_trace(const ReplayOpts& o, replay::ReplayConfig& cfg,
                                                 std::string& what) {
-  if (!o.trace_file.empty()) {
-    cfg.switch_at = o.trace.switch_at;  // where the user says the workload switches
+  if (!o.trace_files.empty()) {
+    // Several files play one after the other; unless the user says otherwise, the workload
+    // switches where each file begins.
+    std::vector<std::unique_ptr<replay::TraceSource>> parts;
+    std::vector<std::int64_t> starts;
+    std::int64_t at = 0;
+    for (const std::string& f : o.trace_files) {
+      parts.push_back(replay::open_trace_file(f));
+      if (at > 0) starts.push_back(at);
+      at += parts.back()->steps();
+      what += (what.empty() ? "" : " + ") + f;
+    }
+    cfg.switch_at = o.trace.switch_at.empty() ? starts : o.trace.switch_at;
     cfg.switch_blend = o.trace.blend;
-    what = o.trace_file;
-    return replay::open_npy_trace(o.trace_file);
+    return replay::concat_traces(std::move(parts));
   }
   replay::TraceSpec spec = o.trace.make_spec();
   cfg.switch_at = spec.switch_at;
@@ -102,7 +113,7 @@ void write_replay_outputs(const ReplayOpts& o, const replay::ReplayResult& r) {
 
 int run_replay(const ReplayOpts& o) {
   replay::ReplayConfig cfg = make_config(o);
-  check_inputs({{"--trace", o.trace_file}});
+  for (const std::string& f : o.trace_files) check_inputs({{"--trace", f}});
   for (const std::string& f : o.trace.base_files) check_inputs({{"--base", f}});
   check_outputs({{"--json", o.json}, {"--plot", o.plot}});
   std::string what;
@@ -234,12 +245,14 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
 CommandRunner add_replay_command(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "replay",
-      "Replay a per-step expert-count trace (.npy, or generated on the fly) under several "
+      "Replay a per-step expert-count trace (.npy, CSV, or generated on the fly) under several "
       "policies and modes; print imbalance, transfers, stalls and modelled step time");
   auto o = std::make_shared<ReplayOpts>();
-  sub->add_option("--trace", o->trace_file,
-                  "Trace .npy [steps][layers][experts], streamed; without it the trace is "
-                  "generated on the fly from the generation options");
+  sub->add_option("--trace", o->trace_files,
+                  "Trace files played one after the other: .npy [steps][layers][experts] "
+                  "(streamed), or a per-step CSV (step,layer,expert,tokens) or JSON dump; the "
+                  "workload switches where each file begins (unless --switch-at). Without it the "
+                  "trace is generated on the fly from the generation options");
   o->trace.add_to(sub);
   add_policy_options(sub, *o);
   add_cost_options(sub, *o);

@@ -84,6 +84,33 @@ TEST_F(ReplayCli, GenTraceThenReplayWithJsonAndPlot) {
   EXPECT_EQ(table, from_file.substr(0, table.size()));
 }
 
+// Two per-step CSV files play one after the other; the switch is where the second begins.
+TEST_F(ReplayCli, CsvTracesPlayInOrderWithASwitchBetween) {
+  for (int part = 0; part < 2; ++part) {
+    std::ofstream f(path(part ? "p1.csv" : "p0.csv"));
+    f << "step,layer,expert,tokens\n";
+    for (int t = 0; t < 12; ++t)
+      for (int l = 0; l < 2; ++l)
+        for (int e = 0; e < 8; ++e)
+          f << t << ',' << l << ',' << e << ',' << (e == (part ? 7 : 0) ? 90 : 10) << '\n';
+  }
+  ASSERT_EQ(run("replay --trace " + path("p0.csv") + " " + path("p1.csv") +
+                " --ranks 2 --slots 5 --ranks-per-node 0 --interval 4 --window 4 --top-k 1"
+                " --policy static,deepseek-global:sync --policy-ms 0 --recover-window 2 --json " +
+                path("r.json")),
+            0)
+      << out_;
+  std::ifstream jf(path("r.json"));
+  const auto j = nlohmann::json::parse(jf);
+  EXPECT_EQ(j["trace"]["steps"], 24);
+  ASSERT_EQ(j["config"]["switch_at"].size(), 1u);
+  EXPECT_EQ(j["config"]["switch_at"][0], 12);
+  // Sync recovers at the first gather after the switch (step 16: 4 steps); static never.
+  EXPECT_TRUE(j["policies"][0]["recover_steps"][0].is_null());  // never
+  EXPECT_GE(j["policies"][1]["recover_steps"][0].get<int>(), 0);
+  EXPECT_LE(j["policies"][1]["recover_steps"][0].get<int>(), 4);
+}
+
 TEST_F(ReplayCli, BadInputExitsWithTwo) {
   EXPECT_EQ(run("replay --trace " + path("missing.npy")), 2);
   EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --policy nope"), 2);

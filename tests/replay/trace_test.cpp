@@ -1,7 +1,9 @@
 // Trace generation: the sampler's exact properties (sums, distinct top-k, caps), its statistics,
 // determinism, switching and blending, the built-in base's calibration, .npy round trips.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <fstream>
 
 #include <algorithm>
 #include <cmath>
@@ -327,6 +329,53 @@ TEST(TraceNpy, RejectsBadFiles) {
   EXPECT_THROW(src->next(out), InputError);
   std::remove(flat.c_str());
   std::remove(neg.c_str());
+}
+
+// A per-step CSV (the qwen15moe format) reads as one trace step per step id; two files play one
+// after the other; a part of another shape is refused, naming it.
+TEST(TraceFiles, CsvStepsAndConcatenation) {
+  const std::string a = temp_path("a.csv"), b = temp_path("b.csv"), c = temp_path("c.csv");
+  {
+    std::ofstream f(a);
+    f << "step,layer,expert,tokens\n0,0,0,3\n0,0,1,1\n1,0,1,5\n";
+  }
+  {
+    std::ofstream f(b);
+    f << "step,layer,expert,tokens\n0,0,0,7\n";  // expert 1 missing: its cell is 0 ... and the
+    f << "0,0,1,0\n";                            // shape must match, so name it
+  }
+  {
+    std::ofstream f(c);
+    f << "step,layer,expert,tokens\n0,0,2,1\n";  // 3 experts
+  }
+  auto ta = open_trace_file(a);
+  EXPECT_EQ(ta->steps(), 2);
+  EXPECT_EQ(ta->layers(), 1);
+  EXPECT_EQ(ta->experts(), 2);
+  std::vector<std::unique_ptr<TraceSource>> parts;
+  parts.push_back(std::move(ta));
+  parts.push_back(open_trace_file(b));
+  auto both = concat_traces(std::move(parts));
+  ASSERT_EQ(both->steps(), 3);
+  std::vector<double> out(2);
+  both->next(out);
+  EXPECT_EQ(out, (std::vector<double>{3, 1}));
+  both->next(out);
+  EXPECT_EQ(out, (std::vector<double>{0, 5}));
+  both->next(out);
+  EXPECT_EQ(out, (std::vector<double>{7, 0}));
+  EXPECT_THROW(both->next(out), InputError);
+
+  std::vector<std::unique_ptr<TraceSource>> bad;
+  bad.push_back(open_trace_file(a));
+  bad.push_back(open_trace_file(c));
+  try {
+    concat_traces(std::move(bad));
+    ADD_FAILURE() << "a part of another shape was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("trace part 2"), std::string::npos) << e.what();
+  }
+  for (const std::string& p : {a, b, c}) std::remove(p.c_str());
 }
 
 TEST(TraceBases, RealDumpDropsDenseLayers) {

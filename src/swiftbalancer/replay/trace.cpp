@@ -6,6 +6,7 @@
 #include <string>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/io/load_io.h"
 
 namespace swiftbalancer::replay {
 namespace {
@@ -387,7 +388,59 @@ class MemoryTrace final : public TraceSource {
   std::int64_t steps_ = 0, step_ = 0;
 };
 
+// Several sources one after the other (each of the same shape).
+class ConcatTrace final : public TraceSource {
+ public:
+  explicit ConcatTrace(std::vector<std::unique_ptr<TraceSource>> parts) : parts_(std::move(parts)) {
+    if (parts_.empty()) throw InputError("a trace needs at least one part");
+    for (std::size_t i = 0; i < parts_.size(); ++i) {
+      if (parts_[i]->layers() != parts_[0]->layers() ||
+          parts_[i]->experts() != parts_[0]->experts())
+        throw InputError(
+            "trace part " + std::to_string(i + 1) + " has " + std::to_string(parts_[i]->layers()) +
+            " layers x " + std::to_string(parts_[i]->experts()) + " experts, the first " +
+            std::to_string(parts_[0]->layers()) + " x " + std::to_string(parts_[0]->experts()));
+      steps_ += parts_[i]->steps();
+    }
+  }
+  int layers() const override { return parts_[0]->layers(); }
+  int experts() const override { return parts_[0]->experts(); }
+  std::int64_t steps() const override { return steps_; }
+  void next(std::span<double> out) override {
+    while (part_ < parts_.size() && taken_ == parts_[part_]->steps()) {
+      ++part_;
+      taken_ = 0;
+    }
+    if (part_ == parts_.size()) throw InputError("trace: read past the last step");
+    parts_[part_]->next(out);
+    ++taken_;
+  }
+
+ private:
+  std::vector<std::unique_ptr<TraceSource>> parts_;
+  std::int64_t steps_ = 0;
+  std::size_t part_ = 0;
+  std::int64_t taken_ = 0;
+};
+
 }  // namespace
+
+std::unique_ptr<TraceSource> open_trace_file(const std::string& path) {
+  const std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : "";
+  if (ext == ".npy") return open_npy_trace(path);
+  // A per-step JSON or CSV dump: small enough to hold (read_load_steps bounds its size).
+  const std::vector<LoadMatrix> steps = read_load_steps(path);
+  const int L = steps.front().layers(), E = steps.front().experts();
+  std::vector<double> data;
+  data.reserve(steps.size() * static_cast<std::size_t>(L) * static_cast<std::size_t>(E));
+  for (const LoadMatrix& m : steps) data.insert(data.end(), m.data().begin(), m.data().end());
+  return memory_trace(L, E, std::move(data));
+}
+
+std::unique_ptr<TraceSource> concat_traces(std::vector<std::unique_ptr<TraceSource>> parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  return std::make_unique<ConcatTrace>(std::move(parts));
+}
 
 std::unique_ptr<TraceSource> open_npy_trace(const std::string& path) {
   return std::make_unique<NpyTrace>(path);
