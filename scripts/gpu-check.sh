@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check (issue 10): configure with the CUDA device path on, build the device tests, the
 # device benchmark and the command, run both and `demo --device cuda` (async and sync, with and
-# without each injected fault; every run must end with 0 mismatched token outputs). Needs the CUDA toolkit and NCCL (/usr/local/cuda) and, for
-# figures, one GPU; without a GPU the tests skip and the benchmark says "no CUDA device".
-# Budget: 8 minutes on one H200 (the build is most of it; the tests and benchmark take seconds).
+# without each injected fault; every run must end with 0 mismatched token outputs), then, with 2
+# or more GPUs, `demo --device cuda --transport mpi` under mpirun (one GPU per process, NCCL for
+# the weights; the demo exits 1 on any mismatched output). Needs the CUDA toolkit and NCCL
+# (/usr/local/cuda) and, for figures, one GPU; without a GPU the tests skip and the benchmark says
+# "no CUDA device".
+# Budget: 8 minutes on one H200 (the build is most of it; the tests and benchmark take seconds;
+# each demo run is bounded by `timeout`).
 # Usage: scripts/gpu-check.sh [extra cmake args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +27,21 @@ for fault in none transfer-timeout worker-exception bad-placement; do
   timeout 120 "$BUILD_DIR/src/swiftbalancer" demo --device cuda --mode async,sync --steps 300 \
     --quiet --inject-fault "$fault" --report "$BUILD_DIR/demo_cuda_$fault.json"
 done
+echo "== demo --device cuda --transport mpi (NCCL, one GPU per process)"
+GPUS=0
+command -v nvidia-smi >/dev/null && GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+if [ "$GPUS" -lt 2 ]; then
+  echo "skipped: the NCCL demo needs 2 GPUs (nvidia-smi reports $GPUS)"
+elif ! command -v mpirun >/dev/null; then
+  echo "skipped: mpirun not found (the NCCL demo runs one process per GPU under mpirun)"
+else
+  NP=$((GPUS < 4 ? GPUS : 4))
+  ROOT_FLAG=()
+  [ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-run-as-root)
+  # --oversubscribe: a container may show mpirun fewer slots than cores; 4 processes at most.
+  timeout 180 mpirun --oversubscribe "${ROOT_FLAG[@]}" -np "$NP" "$BUILD_DIR/src/swiftbalancer" \
+    demo --device cuda --transport mpi --mode async,sync --steps 300 --quiet \
+    --report "$BUILD_DIR/demo_cuda_mpi.json"
+  # Exit 0 means 0 mismatched outputs (the demo exits 1 on any); the report's totals say it too.
+  echo "NCCL demo on $NP GPUs passed (report: $BUILD_DIR/demo_cuda_mpi.json)"
+fi

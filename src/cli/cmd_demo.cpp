@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -389,6 +390,20 @@ int run_demo(DemoArgs& a) {
     opt.ranks = t.mpi->size();
     t.my_rank = t.mpi->rank();
     t.transport = t.mpi->transport();
+    if (a.device == "cuda") {
+      // Every rank throws or none does (prepare_demo_cuda_mpi agrees over MPI): rank 0 reports
+      // the reason through main (exit 2 for bad input), the others leave with the same code
+      // without repeating it. t's destructor finalises MPI on every rank either way.
+      try {
+        prepare_demo_cuda_mpi(*t.transport, opt.dispatch_timeout);
+      } catch (const InputError&) {
+        if (t.my_rank != 0) return 2;
+        throw;
+      } catch (const std::exception&) {
+        if (t.my_rank != 0) return 1;
+        throw;
+      }
+    }
   }
   if (!a.trace.empty()) use_trace(a.trace, opt);
   if (opt.steps < 1) throw InputError("--steps must be positive");
@@ -407,7 +422,8 @@ int run_demo(DemoArgs& a) {
   std::vector<std::pair<DemoResult, Summary>> done;
   for (const std::string& m : modes) {
     opt.balancer.mode = parse_balancer_mode(m);
-    DemoResult r = t.mpi                ? run_demo_rank(opt, *t.transport, *t.canonical)
+    DemoResult r = t.mpi ? (a.device == "cuda" ? run_demo_cuda_mpi(opt, *t.transport, *t.canonical)
+                                               : run_demo_rank(opt, *t.transport, *t.canonical))
                    : a.device == "cuda" ? run_demo_cuda_inprocess(opt)
                                         : run_demo_inprocess(opt);
     const Summary s = summarize(r, opt.balancer.interval_steps);
@@ -550,8 +566,9 @@ CommandRunner add_demo_command(CLI::App& app) {
                   "inprocess (ranks are threads) or mpi (under mpirun)")
       ->capture_default_str();
   cmd->add_option("--device", a->device,
-                  "cpu, or cuda: experts and their MLP on GPU 0, ranks as threads (no emulated "
-                  "link unless --link-gbps is given)")
+                  "cpu, or cuda: experts and their MLP on the GPU (in-process ranks share GPU 0; "
+                  "under mpirun with --transport mpi, one GPU per process and NCCL for the "
+                  "weights); no emulated link unless --link-gbps is given")
       ->capture_default_str();
   cmd->add_option("--steps", a->opt.steps, "Steps per mode")
       ->capture_default_str()

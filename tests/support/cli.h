@@ -18,9 +18,14 @@ inline bool cli_built() {
   return std::filesystem::exists(SWIFTBALANCER_CLI);
 }
 
-// `args` is appended to the quoted CLI path as it is (the shell splits it).
-inline CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string("'") + SWIFTBALANCER_CLI + "' " + args + " 2>&1";
+// The quoted path of the built CLI, for command lines.
+inline std::string cli_path() {
+  return std::string("'") + SWIFTBALANCER_CLI + "'";
+}
+
+// Runs `command` with sh, stderr into stdout.
+inline CliRun run_shell(const std::string& command) {
+  const std::string cmd = command + " 2>&1";
   CliRun r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
@@ -30,6 +35,11 @@ inline CliRun run_cli(const std::string& args) {
   const int status = ::pclose(p);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// `args` is appended to the quoted CLI path as it is (the shell splits it).
+inline CliRun run_cli(const std::string& args) {
+  return run_shell(cli_path() + " " + args);
 }
 
 }  // namespace swiftbalancer::testing

@@ -2,12 +2,16 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
-#include "swiftbalancer/demo/cuda/expert_mlp_cuda.h"
+#include "swiftbalancer/demo/cuda/device_rank_experts.h"
 #include "swiftbalancer/device/cuda_util.h"
-#include "swiftbalancer/device/device_expert_store.h"
+#include "swiftbalancer/device/nccl_transport.h"
 #include "swiftbalancer/device/single_gpu_transport.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
 
@@ -16,127 +20,21 @@ namespace {
 
 using device::check_cuda;
 
-// Device memory of `bytes` bytes on the current device, freed on destruction.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(std::size_t bytes) {
-    check_cuda(cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes), "demo: cudaMalloc");
-  }
-  ~DeviceBuffer() { (void)cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
+// NCCL's first communicator on a node loads the library, probes the topology and connects the
+// ranks: seconds on a busy 8-GPU node. Bounded, so that a rank that never arrives ends the run.
+constexpr Millis kBootstrapTimeout{60000};
 
- private:
-  void* ptr_ = nullptr;
-};
-
-// The engine's stream of one rank (its forward), synchronised and destroyed last.
-class EngineStream {
- public:
-  EngineStream() {
-    check_cuda(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), "demo: cudaStreamCreate");
-  }
-  ~EngineStream() {
-    (void)cudaStreamSynchronize(s_);
-    (void)cudaStreamDestroy(s_);
-  }
-  EngineStream(const EngineStream&) = delete;
-  EngineStream& operator=(const EngineStream&) = delete;
-  cudaStream_t get() const { return s_; }
-
- private:
-  cudaStream_t s_ = nullptr;
-};
-
-// One rank's experts on the GPU: slot memory [layer][local slot][expert bytes] (an expert's
-// tensors back to back, as expert_mlp_cuda.h reads them), registered with a DeviceExpertStore
-// that the balancer writes on commit; the MLP of a layer's received rows in one launch pair on
-// the engine stream. Members are destroyed in reverse order: the store (it waits for its side
-// stream) before the slot memory, the engine stream last.
-class DeviceRankExperts final : public RankExperts {
- public:
-  DeviceRankExperts(const DemoOptions& opt, const std::array<std::size_t, 3>& tensor_bytes)
-      : mlp_(opt.mlp),
-        L_(opt.workload.layers),
-        S_(opt.slots_per_rank),
-        expert_bytes_(tensor_bytes[0] + tensor_bytes[1] + tensor_bytes[2]),
-        // A rank receives at most every (token, k) of every rank in one layer.
-        max_rows_(static_cast<std::size_t>(opt.ranks) * opt.workload.tokens_per_rank *
-                  opt.workload.topk),
-        slot_mem_(expert_bytes_ * static_cast<std::size_t>(L_) * static_cast<std::size_t>(S_)),
-        rows_(max_rows_ * sizeof(float) * static_cast<std::size_t>(mlp_.hidden)),
-        slot_ids_(max_rows_ * sizeof(std::int32_t)),
-        scratch_(max_rows_ * sizeof(float) * static_cast<std::size_t>(mlp_.ffn)),
-        out_(max_rows_ * sizeof(float) * static_cast<std::size_t>(mlp_.hidden)),
-        store_(std::make_unique<device::DeviceExpertStore>(L_, S_, engine_.get())) {}
-
-  cudaStream_t side_stream() const { return store_->side_stream(); }
-
-  void load(const CanonicalExperts& canonical, const Topology& topo, const Placement& initial,
-            int rank) override {
-    std::vector<std::byte> host(expert_bytes_ * static_cast<std::size_t>(L_) * S_);
-    for (int l = 0; l < L_; ++l)
-      for (int s = 0; s < S_; ++s) {
-        const int e = initial.at(l, topo.slot_id(rank, s));
-        std::byte* dst = host.data() + offset(l, s);
-        std::vector<std::span<std::byte>> tensors;
-        for (int t = 0; t < 3; ++t) {
-          const auto src = canonical.tensor(l, e, t);
-          std::copy(src.begin(), src.end(), dst);
-          tensors.emplace_back(slot_mem_.as<std::byte>() + (dst - host.data()), src.size());
-          dst += src.size();
-        }
-        store_->register_expert(l, s, std::move(tensors));
-      }
-    // On the engine stream: the store's first copy waits for it (DeviceExpertStore::stage).
-    check_cuda(cudaMemcpyAsync(slot_mem_.as<std::byte>(), host.data(), host.size(),
-                               cudaMemcpyHostToDevice, engine_.get()),
-               "demo: upload experts");
-    check_cuda(cudaStreamSynchronize(engine_.get()), "demo: upload experts");
-  }
-
-  ExpertStore& store() override { return *store_; }
-
-  void compute(int layer, std::span<const float> rows, std::span<const std::int32_t> slots,
-               std::span<float> out) override {
-    const std::size_t n = slots.size();
-    if (n == 0) return;
-    if (n > max_rows_) throw std::logic_error("demo: more rows than a rank can receive");
-    const std::size_t row_bytes = n * sizeof(float) * static_cast<std::size_t>(mlp_.hidden);
-    cudaStream_t s = engine_.get();
-    check_cuda(
-        cudaMemcpyAsync(rows_.as<float>(), rows.data(), row_bytes, cudaMemcpyHostToDevice, s),
-        "demo: rows to the device");
-    check_cuda(cudaMemcpyAsync(slot_ids_.as<std::int32_t>(), slots.data(), n * sizeof(std::int32_t),
-                               cudaMemcpyHostToDevice, s),
-               "demo: slots to the device");
-    check_cuda(
-        launch_expert_mlp(mlp_.hidden, mlp_.ffn, slot_mem_.as<std::byte>() + offset(layer, 0),
-                          expert_bytes_, rows_.as<float>(), slot_ids_.as<std::int32_t>(),
-                          static_cast<int>(n), scratch_.as<float>(), out_.as<float>(), s),
-        "demo: expert MLP kernel");
-    check_cuda(cudaMemcpyAsync(out.data(), out_.as<float>(), row_bytes, cudaMemcpyDeviceToHost, s),
-               "demo: results to the host");
-    // The combine runs on the host: wait for this stream (never the whole device).
-    check_cuda(cudaStreamSynchronize(s), "demo: expert MLP");
-  }
-
- private:
-  std::size_t offset(int layer, int slot) const {
-    return (static_cast<std::size_t>(layer) * S_ + static_cast<std::size_t>(slot)) * expert_bytes_;
-  }
-
-  MlpShape mlp_;
-  int L_, S_;
-  std::size_t expert_bytes_, max_rows_;
-  EngineStream engine_;
-  DeviceBuffer slot_mem_, rows_, slot_ids_, scratch_, out_;
-  std::unique_ptr<device::DeviceExpertStore> store_;
-};
+// An environment variable that mpirun sets, as a non-negative int; `fallback` when unset.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  errno = 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 0 || n > (1 << 24))
+    throw InputError(std::string(name) + " is '" + v + "', not a process count or index");
+  return static_cast<int>(n);
+}
 
 }  // namespace
 
@@ -158,6 +56,55 @@ DemoResult run_demo_cuda(const DemoOptions& opt) {
     const auto w = weights.transport(r, experts.side_stream());
     return run_demo_rank(opt, *token_ts[static_cast<std::size_t>(r)], *w, experts, canonical);
   });
+}
+
+ProcessDevice pick_process_device(int rank, int size) {
+  if (const std::string why = device::device_unavailable_reason(); !why.empty())
+    throw InputError(why);
+  ProcessDevice d;
+  d.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", rank);
+  d.local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", size);
+  check_cuda(cudaGetDeviceCount(&d.visible), "cudaGetDeviceCount");
+  d.device = d.local_rank % d.visible;
+  device::use_device(d.device);
+  cudaDeviceProp prop{};
+  check_cuda(cudaGetDeviceProperties(&prop, d.device), "cudaGetDeviceProperties");
+  static_assert(sizeof(prop.uuid) == sizeof(d.uuid));
+  std::memcpy(d.uuid.data(), &prop.uuid, sizeof(d.uuid));
+  return d;
+}
+
+void check_distinct_devices(const ProcessDevice& mine, Transport& host, Millis timeout) {
+  constexpr std::size_t kWords = 6;
+  const std::vector<std::int64_t> me = {mine.uuid[0], mine.uuid[1],    mine.device,
+                                        mine.visible, mine.local_rank, mine.local_size};
+  static_assert(kWords == 6);
+  std::vector<std::int64_t> all(kWords * static_cast<std::size_t>(host.size()));
+  if (const Status s = host.all_gather(me, all, timeout); !s.ok())
+    throw std::runtime_error("exchanging the ranks' CUDA devices failed: " + s.to_string());
+  // Every rank scans the same gathered words in the same order: the same verdict everywhere.
+  const auto at = [&](int r, std::size_t w) {
+    return all[static_cast<std::size_t>(r) * kWords + w];
+  };
+  for (int j = 1; j < host.size(); ++j)
+    for (int i = 0; i < j; ++i) {
+      if (at(i, 0) != at(j, 0) || at(i, 1) != at(j, 1)) continue;
+      throw InputError(
+          "ranks " + std::to_string(i) + " and " + std::to_string(j) +
+          " would both serve on CUDA " + "device " + std::to_string(at(j, 2)) + ": " +
+          std::to_string(at(j, 5)) + " processes on their node, " + std::to_string(at(j, 3)) +
+          " CUDA device(s) visible to each; NCCL cannot put two ranks of one communicator on one "
+          "device (start at most one process per GPU)");
+    }
+}
+
+DemoResult run_demo_cuda_rank(const DemoOptions& opt, Transport& host,
+                              const CanonicalExperts& canonical) {
+  // The experts (and their streams) outlive the communicator that copies on their side stream.
+  DeviceRankExperts experts(opt, expert_tensor_bytes(opt.mlp));
+  const auto nccl =
+      device::NcclTransport::bootstrap(host, experts.side_stream(), kBootstrapTimeout);
+  return run_demo_rank(opt, host, *nccl, experts, canonical);
 }
 
 }  // namespace swiftbalancer::demo_cuda
