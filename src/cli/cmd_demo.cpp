@@ -371,6 +371,13 @@ struct DemoTransport {
   int my_rank = 0;
 };
 
+// Rank 0 prints a failure every rank shares, as main() would ("error: ..."), the others say
+// nothing; returns `code`.
+int report_on_rank0(int rank, const char* what, int code) {
+  if (rank == 0) std::fprintf(stderr, "error: %s\n", what);
+  return code;
+}
+
 int run_demo(DemoArgs& a) {
   // Cheap checks first: modes, fault, transport, and the paths, before MPI or any work.
   const auto modes = split_modes(a.modes);
@@ -391,17 +398,22 @@ int run_demo(DemoArgs& a) {
     t.my_rank = t.mpi->rank();
     t.transport = t.mpi->transport();
     if (a.device == "cuda") {
-      // Every rank throws or none does (prepare_demo_cuda_mpi agrees over MPI): rank 0 reports
-      // the reason through main (exit 2 for bad input), the others leave with the same code
-      // without repeating it. t's destructor finalises MPI on every rank either way.
+      // Every rank throws or none does (prepare_demo_cuda_mpi agrees over MPI).
+      int code = 0;
       try {
         prepare_demo_cuda_mpi(*t.transport, opt.dispatch_timeout);
-      } catch (const InputError&) {
-        if (t.my_rank != 0) return 2;
-        throw;
-      } catch (const std::exception&) {
-        if (t.my_rank != 0) return 1;
-        throw;
+      } catch (const InputError& e) {
+        code = report_on_rank0(t.my_rank, e.what(), 2);
+      } catch (const std::exception& e) {
+        code = report_on_rank0(t.my_rank, e.what(), 1);
+      }
+      if (code != 0) {
+        // mpirun ends the job as soon as one process exits non-zero: no rank may leave before
+        // rank 0 has printed the reason, so they all wait for it here (bounded), then exit
+        // with the same code; t's destructor finalises MPI.
+        std::vector<std::int64_t> printed = {1};
+        (void)t.transport->all_reduce(printed, ReduceOp::kSum, opt.dispatch_timeout);
+        return code;
       }
     }
   }
