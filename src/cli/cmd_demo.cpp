@@ -69,10 +69,50 @@ struct Summary {
   double copy_p99_us = 0, copy_max_us = 0, with_copy_p99_us = 0;
   std::int64_t bytes = 0;
   int first_rebalance_step = 0;
+  // Per workload switch: the recovery figure (DemoResult::recover_steps) and what it is made of.
+  struct Switch {
+    int step = 0;               // first step on the new load (1-based)
+    double before = 0;          // mean imbalance over the recover window before it
+    double peak = 0;            // highest per-step imbalance from the switch to the next (or end)
+    std::int64_t recover = -1;  // steps until recovered; -1 never
+    std::vector<double> means;  // mean imbalance of consecutive recover windows from the switch
+  };
+  std::vector<Switch> switches;
 };
 
-Summary summarize(const DemoResult& r, int interval) {
+// At most this many window means after each switch in the text report (the JSON has the steps).
+constexpr int kSwitchWindowsShown = 8;
+
+std::vector<Summary::Switch> switch_figures(const DemoResult& r, const DemoOptions& opt) {
+  std::vector<Summary::Switch> out;
+  const auto& sw = opt.workload.switch_at;
+  const int n = static_cast<int>(r.steps.size()), w = opt.recover_window;
+  auto imb = [&r](int i) { return r.steps[static_cast<std::size_t>(i)].imbalance; };
+  for (std::size_t j = 0; j < sw.size(); ++j) {
+    Summary::Switch f;
+    f.step = sw[j];
+    f.recover = j < r.recover_steps.size() ? r.recover_steps[j] : -1;
+    const int s = f.step - 1;  // index of the first step on the new load
+    const int end = j + 1 < sw.size() ? std::min(n, sw[j + 1] - 1) : n;
+    int cnt = 0;
+    for (int i = std::max(0, s - w); i < s && i < n; ++i) f.before += imb(i), ++cnt;
+    f.before = cnt > 0 ? f.before / cnt : 0.0;
+    for (int i = s; i < end; ++i) f.peak = std::max(f.peak, imb(i));
+    for (int b = s; b < end && static_cast<int>(f.means.size()) < kSwitchWindowsShown; b += w) {
+      double sum = 0;
+      const int e = std::min(end, b + w);
+      for (int i = b; i < e; ++i) sum += imb(i);
+      f.means.push_back(sum / (e - b));
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Summary summarize(const DemoResult& r, const DemoOptions& opt) {
+  const int interval = opt.balancer.interval_steps;
   Summary s;
+  s.switches = switch_figures(r, opt);
   std::vector<double> walls, bal, wait, copy, with_copy;
   double init_sum = 0, after_sum = 0, last_sum = 0;
   int init_n = 0, after_n = 0, last_n = 0;
@@ -125,6 +165,21 @@ double transfer_gbps(const Summary& s) {
   return extra_s > 0 ? static_cast<double>(s.commit_max_bytes) / extra_s / 1e9 : 0.0;
 }
 
+void print_switches(const DemoOptions& opt, const Summary& s) {
+  for (const Summary::Switch& f : s.switches) {
+    std::printf("  switch at step %d: imbalance %.3f over the %d steps before, peak %.3f after; ",
+                f.step, f.before, opt.recover_window, f.peak);
+    if (f.recover >= 0)
+      std::printf("recovered in %lld steps", static_cast<long long>(f.recover));
+    else
+      std::printf("not recovered within the run");
+    std::printf(" (%d-step mean within %.0f%% of before)\n    %d-step means from the switch:",
+                opt.recover_window, opt.recover_tol * 100.0, opt.recover_window);
+    for (double m : f.means) std::printf(" %.3f", m);
+    std::printf("\n");
+  }
+}
+
 void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
   const auto& c = r.counters;
   std::printf("mode %-5s  %zu steps in %.1f s; %lld token outputs verified, %lld mismatches\n",
@@ -140,12 +195,20 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
         "  imbalance (max/mean rank tokens): first interval %.3f, last interval %.3f (no "
         "rebalance)\n",
         s.imbalance_initial, s.imbalance_last);
+  print_switches(a.opt, s);
   std::printf(
       "  rebalances %lld (layers committed %lld, failed %lld), cycles dropped %lld, errors %lld, "
       "%.2f MB moved\n",
       static_cast<long long>(c.rebalances), static_cast<long long>(c.layers_committed),
       static_cast<long long>(c.layers_failed), static_cast<long long>(c.cycles_dropped),
       static_cast<long long>(c.errors), static_cast<double>(s.bytes) / 1e6);
+  if (a.opt.balancer.shift_check_steps > 0)
+    std::printf(
+        "  shift detection: %lld checks, %lld early cycles, %lld cycles pre-empted (%lld layers "
+        "left on the old placement)\n",
+        static_cast<long long>(c.shift_checks), static_cast<long long>(c.shift_triggers),
+        static_cast<long long>(c.shift_preemptions),
+        static_cast<long long>(c.shift_layers_preempted));
   std::printf(
       "  balancer on the serving thread per step (all ranks): p50 %.1f us, p99 %.1f us, max %.1f "
       "us\n"
@@ -166,11 +229,15 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
         s.commit_max_step, s.commit_max_ms, s.commit_max_ms / s.step_median_ms,
         s.commit_max_ms - s.step_median_ms, static_cast<double>(s.commit_max_bytes) / 1e6,
         transfer_gbps(s));
+  // The pool's regions (staging_regions()): one more than the most layers one step posts.
+  const char* regions =
+      a.opt.balancer.shift_check_steps > 0 && a.opt.balancer.shift_layers_per_step > 0
+          ? "(max(layers_per_step, shift_layers_per_step) + 1)"
+          : "(layers_per_step + 1)";
   if (r.staging_bound_bytes > 0)
     std::printf(
-        "  staging per rank: peak %.3f MB (bound (layers_per_step + 1) x slots x expert: %.3f MB), "
-        "parked %.3f MB\n",
-        static_cast<double>(r.peak_staging_bytes) / 1e6,
+        "  staging per rank: peak %.3f MB (bound %s x slots x expert: %.3f MB), parked %.3f MB\n",
+        static_cast<double>(r.peak_staging_bytes) / 1e6, regions,
         static_cast<double>(r.staging_bound_bytes) / 1e6,
         static_cast<double>(c.parked_staging_bytes) / 1e6);
   if (r.rss_end_kb > 0)
@@ -204,9 +271,18 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
                      {"verified", d.verified},
                      {"mismatches", d.mismatches}});
   }
+  nlohmann::json switches = nlohmann::json::array();
+  for (const Summary::Switch& f : s.switches)
+    switches.push_back(
+        {{"step", f.step},
+         {"imbalance_before", f.before},
+         {"peak_imbalance", f.peak},
+         {"recover_steps", f.recover < 0 ? nlohmann::json(nullptr) : nlohmann::json(f.recover)},
+         {"window_means", f.means}});
   const auto& c = r.counters;
   return {
       {"mode", r.mode},
+      {"switches", std::move(switches)},
       {"seconds", r.seconds},
       {"totals",
        {{"verified_tokens", r.verified},
@@ -251,7 +327,11 @@ nlohmann::json to_json(const DemoResult& r, const Summary& s) {
         {"copy_us_max", s.copy_max_us},
         {"balancer_with_copy_us_p99", s.with_copy_p99_us},
         {"wait_us_p99", s.wait_p99_us},
-        {"wait_us_max", s.wait_max_us}}},
+        {"wait_us_max", s.wait_max_us},
+        {"shift_checks", c.shift_checks},
+        {"shift_triggers", c.shift_triggers},
+        {"shift_preemptions", c.shift_preemptions},
+        {"shift_layers_preempted", c.shift_layers_preempted}}},
       {"steps", steps}};
 }
 
@@ -286,6 +366,23 @@ void use_trace(const std::string& path, DemoOptions& opt) {
   opt.workload.trace = std::move(m);
 }
 
+// --switch-at: given in any order (repeated or comma-separated), kept sorted; each step must be
+// inside the run and given once (the workload checks the rest).
+void check_switches(DemoOptions& opt) {
+  auto& sw = opt.workload.switch_at;
+  std::sort(sw.begin(), sw.end());
+  for (std::size_t j = 0; j < sw.size(); ++j) {
+    if (j > 0 && sw[j] == sw[j - 1])
+      throw InputError("--switch-at: step " + std::to_string(sw[j]) + " given twice");
+    if (sw[j] > opt.steps)
+      throw InputError("--switch-at: step " + std::to_string(sw[j]) + " is past the last step (" +
+                       "--steps " + std::to_string(opt.steps) + ")");
+  }
+  if (sw.size() > static_cast<std::size_t>(Workload::kMaxSwitches))
+    throw InputError("--switch-at: at most " + std::to_string(Workload::kMaxSwitches) +
+                     " switches");
+}
+
 // The balancer's fault injection, timeouts and log sink from the command line.
 void configure_balancer(const DemoArgs& a, FaultInjection::Kind fault, DemoOptions& opt) {
   opt.balancer.fault.kind = fault;
@@ -302,6 +399,14 @@ void configure_balancer(const DemoArgs& a, FaultInjection::Kind fault, DemoOptio
 }
 
 void print_demo_header(const DemoArgs& a, const DemoOptions& opt) {
+  std::string load = a.trace.empty() ? "built-in skewed drifting load" : a.trace;
+  if (!opt.workload.switch_at.empty()) {
+    load += ", switching at step";
+    for (std::size_t j = 0; j < opt.workload.switch_at.size(); ++j)
+      load += (j ? "," : " ") + std::to_string(opt.workload.switch_at[j]);
+  }
+  if (opt.balancer.shift_check_steps > 0)
+    load += ", shift check every " + std::to_string(opt.balancer.shift_check_steps) + " steps";
   std::string link_desc = "weight link unthrottled";
   if (opt.link_gbps > 0) {
     char buf[128];
@@ -313,9 +418,8 @@ void print_demo_header(const DemoArgs& a, const DemoOptions& opt) {
       "demo: %d ranks (%s) x %d slots, %d layers x %d experts (top-%d, %s), hidden %d, "
       "ffn %d, %d tokens/rank/step, policy %s, interval %d, fault %s, %s\n",
       opt.ranks, a.transport.c_str(), opt.slots_per_rank, opt.workload.layers, opt.workload.experts,
-      opt.workload.topk, a.trace.empty() ? "built-in skewed drifting load" : a.trace.c_str(),
-      opt.mlp.hidden, opt.mlp.ffn, opt.workload.tokens_per_rank, opt.policy.c_str(),
-      opt.balancer.interval_steps, a.fault.c_str(), link_desc.c_str());
+      opt.workload.topk, load.c_str(), opt.mlp.hidden, opt.mlp.ffn, opt.workload.tokens_per_rank,
+      opt.policy.c_str(), opt.balancer.interval_steps, a.fault.c_str(), link_desc.c_str());
 }
 
 // Real figures, unclipped: the slowest step of the whole run, and the slowest step that moved
@@ -336,6 +440,17 @@ void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
   for (const auto& [r, s] : done) {
     if (r.mode == "async") as = &s;
     if (r.mode == "sync") sy = &s;
+  }
+  // The recovery figure of every switch, mode by mode.
+  if (!done.front().second.switches.empty()) {
+    std::printf("  recovery after each switch (steps; -1: not within the run):");
+    for (const auto& [r, s] : done) {
+      std::printf("  %s", r.mode.c_str());
+      for (const Summary::Switch& f : s.switches)
+        std::printf(" %lld", static_cast<long long>(f.recover));
+      std::printf(";");
+    }
+    std::printf("\n");
   }
   if (as && sy && as->commit_max_step > 0 && sy->commit_max_step > 0)
     std::printf("  async's rebalance step costs %+.2f ms = %.2f of sync's stall %+.2f ms\n",
@@ -360,6 +475,11 @@ nlohmann::json demo_report_json(const DemoArgs& a, const DemoOptions& opt, nlohm
           {"link_gbps", opt.link_gbps},
           {"fault", a.fault},
           {"trace", a.trace},
+          {"switch_at", opt.workload.switch_at},
+          {"recover_window", opt.recover_window},
+          {"recover_tol", opt.recover_tol},
+          {"shift_check", opt.balancer.shift_check_steps},
+          {"shift_layers_per_step", opt.balancer.shift_layers_per_step},
           {"runs", std::move(runs)}};
 }
 
@@ -419,6 +539,7 @@ int run_demo(DemoArgs& a) {
   }
   if (!a.trace.empty()) use_trace(a.trace, opt);
   if (opt.steps < 1) throw InputError("--steps must be positive");
+  check_switches(opt);
   if (a.device == "cuda" && !a.link_given) opt.link_gbps = 0;  // real device copies
   configure_balancer(a, fault, opt);
   if (t.mpi)
@@ -438,7 +559,7 @@ int run_demo(DemoArgs& a) {
                                                : run_demo_rank(opt, *t.transport, *t.canonical))
                    : a.device == "cuda" ? run_demo_cuda_inprocess(opt)
                                         : run_demo_inprocess(opt);
-    const Summary s = summarize(r, opt.balancer.interval_steps);
+    const Summary s = summarize(r, opt);
     mismatches += r.mismatches;
     if (t.my_rank == 0) {
       print_summary(a, r, s);
@@ -503,6 +624,22 @@ void add_model_options(CLI::App* cmd, DemoOptions& o) {
       ->capture_default_str()
       ->check(finite_range(0.0, 0.99));
   cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
+  cmd->add_option("--switch-at", o.workload.switch_at,
+                  "Steps from which the built-in load (or --trace) switches: every expert's "
+                  "weight moves to another expert (a derangement drawn from the seed), so the hot "
+                  "experts change; each in [2, --steps]; repeat or comma-separate for several "
+                  "(default: none)")
+      ->delimiter(',')
+      ->check(CLI::Range(2, 10000000));
+  cmd->add_option("--recover-window", o.recover_window,
+                  "Recovery figure after each --switch-at: steps averaged on both sides (back "
+                  "within --recover-tol of the mean before the switch)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--recover-tol", o.recover_tol,
+                  "Recovery figure: relative tolerance over the mean before the switch")
+      ->capture_default_str()
+      ->check(finite_range(0.0, 10.0));
 }
 
 // The balancer: policy, cadence, window, commit rate, timeouts and injected faults.

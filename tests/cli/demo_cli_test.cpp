@@ -85,5 +85,41 @@ TEST(DemoCli, RejectsBadArguments) {
   EXPECT_EQ(run_cli("demo --help").code, 0);
 }
 
+TEST(DemoCli, SwitchAtReportsEachSwitchsRecovery) {
+  if (!testing::cli_built()) GTEST_SKIP() << "CLI not built";
+  // Out of the run, twice, or before step 2: exit 2 with the option named.
+  for (const char* bad : {"--switch-at 101", "--switch-at 40,40", "--switch-at 1"}) {
+    const CliRun r = run_cli(std::string("demo --steps 100 --quiet ") + bad);
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("--switch-at"), std::string::npos) << r.out;
+  }
+  const std::string report = (std::filesystem::temp_directory_path() /
+                              ("sb_switch_" + std::to_string(::getpid()) + ".json"))
+                                 .string();
+  // Given in any order; the small demo's sizes, so that it takes well under a second.
+  const CliRun r = run_cli(
+      "demo --mode async --steps 120 --ranks 3 --slots 4 --layers 3 --experts 9 --tokens 16 "
+      "--hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --switch-at 90,60 "
+      "--shift-check 2 --shift-layers-per-step 4 --quiet --report '" +
+      report + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("switch at step 60: imbalance"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("switch at step 90: imbalance"), std::string::npos) << r.out;
+  std::ifstream in(report);
+  const nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  std::filesystem::remove(report);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["switch_at"], nlohmann::json({60, 90}));
+  EXPECT_EQ(j["recover_window"], 10);
+  const auto& sw = j["runs"][0]["switches"];
+  ASSERT_EQ(sw.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(sw[i]["step"], i == 0 ? 60 : 90);
+    EXPECT_TRUE(sw[i]["recover_steps"].is_number_integer() || sw[i]["recover_steps"].is_null());
+    EXPECT_GT(sw[i]["peak_imbalance"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(j["runs"][0]["totals"]["mismatches"], 0);
+}
+
 }  // namespace
 }  // namespace swiftbalancer

@@ -4,6 +4,40 @@
 #include <string>
 
 namespace swiftbalancer {
+namespace {
+
+// One definition for float (replay's series) and double (the demo's).
+template <typename T>
+std::int64_t recovery_steps_impl(std::span<const T> series, std::int64_t s, int w, double tol,
+                                 std::int64_t from) {
+  const std::int64_t n = static_cast<std::int64_t>(series.size());
+  if (from < s) from = s;
+  if (s <= 0 || from >= n || w < 1) return -1;
+  const std::int64_t b0 = std::max<std::int64_t>(0, s - w);
+  double pre = 0.0;
+  for (std::int64_t i = b0; i < s; ++i) pre += series[static_cast<std::size_t>(i)];
+  pre /= static_cast<double>(s - b0);
+  const double limit = pre * (1.0 + tol);
+  // Sliding average over [t, t + w), cut short at the end of the series.
+  for (std::int64_t t = from; t < n; ++t) {
+    const std::int64_t e = std::min(n, t + w);
+    double sum = 0.0;
+    for (std::int64_t i = t; i < e; ++i) sum += series[static_cast<std::size_t>(i)];
+    if (sum / static_cast<double>(e - t) <= limit) return t - from;
+  }
+  return -1;
+}
+
+}  // namespace
+
+std::int64_t recovery_steps(std::span<const float> series, std::int64_t s, int w, double tol,
+                            std::int64_t from) {
+  return recovery_steps_impl(series, s, w, tol, from);
+}
+std::int64_t recovery_steps(std::span<const double> series, std::int64_t s, int w, double tol,
+                            std::int64_t from) {
+  return recovery_steps_impl(series, s, w, tol, from);
+}
 
 void rank_loads(std::span<const ExpertId> phy2log, std::span<const double> load,
                 const Topology& topo, std::vector<double>& out) {

@@ -6,6 +6,9 @@
 //
 // Transfers = (layer, expert, rank) triples present in the new placement and not in the old:
 // expert copies that cross ranks. A move between two slots of one rank is not a transfer.
+//
+// Recovery after a workload switch (replay and the demo share it, so their figures mean the
+// same): see recovery_steps below.
 #pragma once
 
 #include <cstdint>
@@ -52,5 +55,15 @@ struct TransferSummary {
 // Shapes must match (throws InputError).
 TransferSummary transfer_summary(const Placement& old_placement, const Placement& new_placement,
                                  const Topology& topo);
+
+// Recovery of a per-step imbalance series after a workload switch at index s (the first step of
+// the new load; indices are 0-based steps): the steps from `from` (the end of the switch: s, or
+// s + blend; -1 or anything below s means s) until the average over [t, t + w) (cut short at the
+// end of the series) first falls to at most (1 + tol) x the average over [s - w, s), the last
+// steps before the switch began; -1 if never, or when s <= 0 or from is past the end.
+std::int64_t recovery_steps(std::span<const float> series, std::int64_t s, int w, double tol,
+                            std::int64_t from = -1);
+std::int64_t recovery_steps(std::span<const double> series, std::int64_t s, int w, double tol,
+                            std::int64_t from = -1);
 
 }  // namespace swiftbalancer

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/demo/emulated_link.h"
 #include "swiftbalancer/demo/token_dispatcher.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
@@ -296,6 +298,8 @@ namespace {
 DemoResult serve_rank(const DemoOptions& opt, Transport& transport, Transport& weights,
                       RankExperts* experts, const CanonicalExperts& canonical) {
   const int R = opt.ranks, L = opt.workload.layers;
+  if (opt.recover_window < 1 || !(opt.recover_tol >= 0.0) || !std::isfinite(opt.recover_tol))
+    throw InputError("recover window must be positive and recover tolerance finite, >= 0");
   if (transport.size() != R || weights.size() != R)
     throw InputError("the transport has " + std::to_string(transport.size()) +
                      " ranks, --ranks is " + std::to_string(R));
@@ -355,7 +359,8 @@ DemoResult serve_rank(const DemoOptions& opt, Transport& transport, Transport& w
   out.peak_staging_bytes = peak[0];
   out.rss_warm_kb = peak[1];
   out.rss_end_kb = peak[2];
-  out.staging_bound_bytes = static_cast<std::int64_t>(opt.balancer.layers_per_step + 1) *
+  // The balancer's pool: staging_regions() layer regions (more with a faster shift rate).
+  out.staging_bound_bytes = static_cast<std::int64_t>(staging_regions(opt.balancer)) *
                             opt.slots_per_rank *
                             static_cast<std::int64_t>(canonical.expert_bytes());
   out.seconds = seconds;
@@ -365,6 +370,9 @@ DemoResult serve_rank(const DemoOptions& opt, Transport& transport, Transport& w
     out.verified += out.steps.back().verified;
     out.mismatches += out.steps.back().mismatches;
   }
+  for (int sw : opt.workload.switch_at)
+    out.recover_steps.push_back(
+        demo_recovery_steps(out.steps, sw, opt.recover_window, opt.recover_tol));
   return out;
 }
 
@@ -377,6 +385,16 @@ std::optional<EmulatedLinkTransport> emulated_link(const DemoOptions& opt, Trans
 }
 
 }  // namespace
+
+std::int64_t demo_recovery_steps(const std::vector<DemoStep>& steps, int switch_step, int window,
+                                 double tol) {
+  std::vector<double> imbalance;
+  imbalance.reserve(steps.size());
+  for (const DemoStep& d : steps) imbalance.push_back(d.imbalance);
+  // Step k (1-based) is index k - 1: the switch's first step on the new load is index
+  // switch_step - 1, and the window before it ends with step switch_step - 1.
+  return recovery_steps(imbalance, static_cast<std::int64_t>(switch_step) - 1, window, tol);
+}
 
 DemoResult run_demo_rank(const DemoOptions& opt, Transport& base_transport,
                          const CanonicalExperts& canonical) {

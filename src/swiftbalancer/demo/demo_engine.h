@@ -30,12 +30,17 @@ struct DemoOptions {
   MlpShape mlp{32, 64};
   int steps = 600;
   std::string policy = "swift";
-  WorkloadSpec workload{};    // layers, experts, topk, tokens per rank, skew, drift, trace
+  WorkloadSpec workload{};  // layers, experts, topk, tokens per rank, skew, drift, trace, switches
   BalancerConfig balancer{};  // mode, interval, window, layers per step, timeouts, fault
   Millis dispatch_timeout{30000};
   // Emulated bandwidth of each rank's link for weight transfers, in Gbit/s per direction
   // (demo/emulated_link.h); 0: no emulation, transfers take what the transport takes.
   double link_gbps = 0;
+  // Recovery figure after each workload.switch_at (core/metrics.h recovery_steps, as in replay):
+  // steps from the switch until the imbalance averaged over recover_window steps is at most
+  // (1 + recover_tol) x its average over the recover_window steps before the switch.
+  int recover_window = 10;
+  double recover_tol = 0.05;
   // When set: called on the rank's thread with its balancer once constructed, and with nullptr
   // before that balancer is destroyed (also when the run fails), so that another thread may read
   // its counters() (thread-safe) in between, e.g. to serve metrics.
@@ -77,15 +82,24 @@ struct DemoResult {
   std::vector<DemoStep> steps;
   BalancerCounters counters;  // rank 0's
   std::int64_t verified = 0, mismatches = 0;
-  // Staging: the largest peak of any rank, and its bound (layers_per_step + 1) x slots per rank
-  // x expert bytes (docs/runtime.md).
+  // Staging: the largest peak of any rank, and its bound staging_regions() (layers_per_step + 1,
+  // or max(layers_per_step, shift_layers_per_step) + 1 with shift detection) x slots per rank x
+  // expert bytes (docs/runtime.md "Staging memory").
   std::int64_t peak_staging_bytes = 0, staging_bound_bytes = 0;
   // Resident memory of the process (largest over ranks' processes), after a warm-up of a fifth
   // of the steps and at the end: a flat line says nothing accumulates (soak runs). 0 where
   // /proc is not available.
   std::int64_t rss_warm_kb = 0, rss_end_kb = 0;
   double seconds = 0;
+  // Per workload.switch_at entry, the steps the imbalance took to recover (DemoOptions
+  // recover_window / recover_tol); -1: not within the run (or no steps before the switch).
+  std::vector<std::int64_t> recover_steps;
 };
+
+// The recovery figure of `steps` after a switch at 1-based step `switch_step` (its first step on
+// the new load): recovery_steps of core/metrics.h on the per-step imbalance. -1 when never.
+std::int64_t demo_recovery_steps(const std::vector<DemoStep>& steps, int switch_step, int window,
+                                 double tol);
 
 // Where one rank's expert weights live and where their MLP runs, when not in host memory on the
 // serving thread (the CPU demo's own path): e.g. device memory and a GPU kernel (demo/cuda/).

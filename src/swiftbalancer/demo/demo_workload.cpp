@@ -20,6 +20,20 @@ double unit(std::uint64_t h) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+// A derangement of [0, n) (no fixed point; n >= 2) drawn from `key`: a shuffle, redrawn until it
+// has no fixed point (about e ~ 2.7 draws on average; deterministic in key).
+std::vector<int> derangement(int n, std::uint64_t key) {
+  std::vector<int> perm(static_cast<std::size_t>(n));
+  std::mt19937_64 rng(key);
+  for (;;) {
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), rng);
+    bool fixed = false;
+    for (int i = 0; i < n && !fixed; ++i) fixed = perm[static_cast<std::size_t>(i)] == i;
+    if (!fixed) return perm;
+  }
+}
+
 }  // namespace
 
 Workload::Workload(WorkloadSpec spec) : spec_(std::move(spec)) {
@@ -31,10 +45,23 @@ Workload::Workload(WorkloadSpec spec) : spec_(std::move(spec)) {
     throw InputError("workload: drift period must be positive and amplitude in [0, 1)");
   if (s.trace && (s.trace->layers() != s.layers || s.trace->experts() != s.experts))
     throw InputError("workload: trace shape does not match layers x experts");
-  base_.assign(static_cast<std::size_t>(s.layers),
-               std::vector<double>(static_cast<std::size_t>(s.experts)));
+  // Each switch keeps a copy of the base (layers x experts doubles): a bounded number of them.
+  if (s.switch_at.size() > static_cast<std::size_t>(kMaxSwitches))
+    throw InputError("workload: at most " + std::to_string(kMaxSwitches) + " switches, got " +
+                     std::to_string(s.switch_at.size()));
+  for (std::size_t j = 0; j < s.switch_at.size(); ++j) {
+    if (s.switch_at[j] < 1)
+      throw InputError("workload: switch step " + std::to_string(s.switch_at[j]) + " must be >= 1");
+    if (j > 0 && s.switch_at[j] <= s.switch_at[j - 1])
+      throw InputError("workload: switch steps must be strictly increasing (" +
+                       std::to_string(s.switch_at[j - 1]) + ", then " +
+                       std::to_string(s.switch_at[j]) + ")");
+  }
+  base_.assign(1, std::vector<std::vector<double>>(
+                      static_cast<std::size_t>(s.layers),
+                      std::vector<double>(static_cast<std::size_t>(s.experts))));
   for (int l = 0; l < s.layers; ++l) {
-    auto& b = base_[static_cast<std::size_t>(l)];
+    auto& b = base_[0][static_cast<std::size_t>(l)];
     if (s.trace && s.trace->layer_total(l) > 0.0) {
       const auto row = s.trace->row(l);
       std::copy(row.begin(), row.end(), b.begin());
@@ -50,10 +77,27 @@ Workload::Workload(WorkloadSpec spec) : spec_(std::move(spec)) {
             1.0 / std::pow(i + 1.0, s.skew);
     }
   }
+  // Segment j >= 1: expert e takes the base weight of pi(e), pi a derangement per (seed, j, l).
+  for (std::size_t j = 1; j <= s.switch_at.size(); ++j) {
+    auto seg = base_[0];
+    for (int l = 0; l < s.layers; ++l) {
+      const auto pi = derangement(
+          s.experts, mix(mix(s.seed ^ 0x5317C4u) + j * 1000003 + static_cast<std::uint64_t>(l)));
+      for (int e = 0; e < s.experts; ++e)
+        seg[static_cast<std::size_t>(l)][static_cast<std::size_t>(e)] =
+            base_[0][static_cast<std::size_t>(l)][static_cast<std::size_t>(pi[e])];
+    }
+    base_.push_back(std::move(seg));
+  }
+}
+
+int Workload::segment(int step) const {
+  const auto& sw = spec_.switch_at;
+  return static_cast<int>(std::upper_bound(sw.begin(), sw.end(), step) - sw.begin());
 }
 
 void Workload::distribution(int step, int layer, std::vector<double>& p) const {
-  const auto& b = base_[static_cast<std::size_t>(layer)];
+  const auto& b = base_[static_cast<std::size_t>(segment(step))][static_cast<std::size_t>(layer)];
   p.resize(b.size());
   const double E = static_cast<double>(b.size());
   double total = 0.0;

@@ -6,6 +6,13 @@
 // row of a real load file (a trace) when one is given. Tokens are drawn by stratified sampling
 // over all ranks' tokens of the step, so per-expert counts follow the distribution to within
 // one token and the measured imbalance reflects placement, not sampling noise.
+//
+// Switches (switch_at, empty by default: the load above exactly): from step switch_at[j] on
+// (1-based steps, like the demo's), base_l is replaced by base_l o pi_{j,l}, i.e. expert e gets
+// the base weight of expert pi_{j,l}(e), where pi_{j,l} is a derangement of the experts drawn from
+// (seed, j, layer): every expert's weight moves to another expert, so the hot experts become
+// different ones while the shape of the distribution (skew, drift) stays the same. Each switch's
+// permutation is relative to the original base, not to the previous switch.
 // Thread-safety: const methods are safe to call concurrently.
 #pragma once
 
@@ -30,13 +37,19 @@ struct WorkloadSpec {
   std::uint64_t seed = 1;
   // Base distribution per layer (rows must match layers x experts; zero rows are made uniform).
   std::optional<LoadMatrix> trace;
+  // Steps (1-based) from which the load switches to the next permutation of the base; strictly
+  // increasing, each >= 1, at most Workload::kMaxSwitches. Empty: no switch.
+  std::vector<int> switch_at;
 };
 
 class Workload {
  public:
+  static constexpr int kMaxSwitches = 64;
   explicit Workload(WorkloadSpec spec);  // throws InputError on bad sizes
 
   const WorkloadSpec& spec() const { return spec_; }
+  // Switches in force at `step`: 0 before the first switch, j from switch_at[j - 1] on.
+  int segment(int step) const;
   // Normalised expert probabilities of `layer` at `step`.
   void distribution(int step, int layer, std::vector<double>& p) const;
   // experts and gates: [tokens_per_rank][topk]; a token's experts are distinct.
@@ -47,7 +60,8 @@ class Workload {
 
  private:
   WorkloadSpec spec_;
-  std::vector<std::vector<double>> base_;  // [layer][expert]
+  // [segment][layer][expert]: segment 0 the base, segment j the base after the j-th switch.
+  std::vector<std::vector<std::vector<double>>> base_;
 };
 
 }  // namespace swiftbalancer

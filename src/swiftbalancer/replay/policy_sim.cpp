@@ -12,26 +12,6 @@
 
 namespace swiftbalancer::replay {
 
-std::int64_t recovery_steps(const std::vector<float>& series, std::int64_t s, int w, double tol,
-                            std::int64_t from) {
-  const std::int64_t n = static_cast<std::int64_t>(series.size());
-  if (from < s) from = s;
-  if (s <= 0 || from >= n) return -1;
-  const std::int64_t b0 = std::max<std::int64_t>(0, s - w);
-  double pre = 0.0;
-  for (std::int64_t i = b0; i < s; ++i) pre += series[i];
-  pre /= static_cast<double>(s - b0);
-  const double limit = pre * (1.0 + tol);
-  // Sliding average over [t, t + w), cut short at the end of the series.
-  for (std::int64_t t = from; t < n; ++t) {
-    const std::int64_t e = std::min(n, t + w);
-    double sum = 0.0;
-    for (std::int64_t i = t; i < e; ++i) sum += series[i];
-    if (sum / static_cast<double>(e - t) <= limit) return t - from;
-  }
-  return -1;
-}
-
 PolicySim::PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int experts,
                      std::int64_t steps)
     : cfg_(cfg),

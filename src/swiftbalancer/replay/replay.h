@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/topology.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/replay/cost_model.h"
@@ -151,10 +152,8 @@ std::string format_table(const ReplayResult& r);
 // JSON text: config, per-policy summary, events and per-step series.
 std::string to_json_text(const ReplayResult& r);
 
-// Steps from `from` (the end of the switch: s, or s + blend) until the average imbalance over
-// [t, t + w) first falls to at most (1 + tol) x the average over [s - w, s), the last steps
-// before the switch began; -1 if never. Exposed for tests.
-std::int64_t recovery_steps(const std::vector<float>& series, std::int64_t s, int w, double tol,
-                            std::int64_t from = -1);
+// The recovery figure (steps after a switch until the imbalance is back within recover_tol of
+// its level before it) is core/metrics.h's recovery_steps, shared with the demo.
+using swiftbalancer::recovery_steps;
 
 }  // namespace swiftbalancer::replay
