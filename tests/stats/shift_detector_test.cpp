@@ -82,8 +82,29 @@ TEST(ShiftDetector, MinimumGapBetweenFirings) {
   EXPECT_FALSE(d.observe(70, 2.0));
   EXPECT_TRUE(d.observe(80, 2.0));  // 50 steps after
   d.reset_reference();
-  EXPECT_FALSE(d.observe(90, 2.0));  // the new reference
-  EXPECT_DOUBLE_EQ(d.reference(), 2.0);
+  EXPECT_FALSE(d.observe(90, 1.25));  // the new reference
+  EXPECT_DOUBLE_EQ(d.reference(), 1.25);
+}
+
+// A cycle ends just as the load shifts: the first level after the reset is already past the
+// trigger of the previous reference. Taking it as the new reference would hide the shift for
+// good; the detector keeps the previous reference and fires (once the gap allows).
+TEST(ShiftDetector, AShiftAsACycleEndsIsNotTakenAsTheReference) {
+  ShiftDetector d({1.3, 1.1, 50});
+  EXPECT_FALSE(d.observe(10, 1.1));   // reference 1.1
+  d.reset_reference();                // a cycle ended
+  EXPECT_FALSE(d.observe(20, 1.05));  // an ordinary new reference
+  EXPECT_DOUBLE_EQ(d.reference(), 1.05);
+  d.reset_reference();
+  EXPECT_TRUE(d.observe(30, 2.0));  // 2.0 > 1.3 x 1.05: fires against 1.05
+  EXPECT_DOUBLE_EQ(d.reference(), 1.05);
+  d.reset_reference();               // the early cycle ended
+  EXPECT_FALSE(d.observe(40, 2.0));  // still high, but within the gap: no firing ...
+  EXPECT_DOUBLE_EQ(d.reference(), 1.05);
+  EXPECT_TRUE(d.observe(80, 2.0));  // ... until 50 steps after the last one
+  d.reset_reference();
+  EXPECT_FALSE(d.observe(90, 1.2));  // not past 1.3 x 1.05: the new reference
+  EXPECT_DOUBLE_EQ(d.reference(), 1.2);
 }
 
 TEST(ShiftDetector, RejectsBadConfig) {

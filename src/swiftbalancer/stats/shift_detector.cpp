@@ -76,14 +76,18 @@ ShiftDetector::ShiftDetector(ShiftConfig cfg) : cfg_(cfg) {
 }
 
 void ShiftDetector::reset_reference() {
+  if (reference_ > 0.0) previous_ = reference_;
   reference_ = 0.0;
   armed_ = true;
 }
 
 bool ShiftDetector::observe(std::int64_t step, double level) {
   if (reference_ <= 0.0) {
-    reference_ = level;
-    return false;
+    if (!(previous_ > 0.0 && level > cfg_.trigger_ratio * previous_)) {
+      reference_ = level;
+      return false;
+    }
+    reference_ = previous_;  // shifted as the cycle ended: judge this level against the old one
   }
   if (!armed_) {
     if (level < cfg_.rearm_ratio * reference_) armed_ = true;

@@ -8,7 +8,10 @@
 //
 // The rule (all in units of the reference level, the first level observed after
 // reset_reference(): the runtime resets it when a rebalance cycle ends, so the reference is the
-// imbalance the last rebalance reached):
+// imbalance the last rebalance reached; except when that first level already exceeds
+// trigger_ratio x the previous reference: the load shifted as the cycle ended, and taking it as
+// the reference would hide the shift, so the previous reference stays and the rule below
+// applies to that level):
 //   - fire when the level exceeds trigger_ratio x reference, the detector is armed, and at least
 //     min_gap_steps passed since it last fired (a noisy load cannot make it flap);
 //   - after firing it is disarmed until the level falls below rearm_ratio x reference
@@ -67,6 +70,7 @@ class ShiftDetector {
  private:
   ShiftConfig cfg_;
   double reference_ = 0.0;
+  double previous_ = 0.0;  // the reference before the last reset (0: none)
   bool armed_ = true;
   bool has_fired_ = false;
   std::int64_t last_fire_ = 0;
