@@ -26,6 +26,8 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   cold_.resize(E_);
   cold_value_.resize(E_);
   arrivals_.assign(R_, 0);
+  is_dirty_.assign(R_, 0);
+  dirty_.reserve(R_);
 }
 
 void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double> load) {
@@ -83,6 +85,10 @@ void LayerSearch::recompute_rank(int r) {
     s += sshare_[p];
   }
   L_[r] = s;
+  if (!is_dirty_[r]) {
+    is_dirty_[r] = 1;
+    dirty_.push_back(r);
+  }
   // Insertion sort of the rank's slots by share (ties: slot order); S is small.
   int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
   const double* sh = &sshare_[static_cast<std::size_t>(r) * S_];
@@ -97,17 +103,42 @@ void LayerSearch::recompute_rank(int r) {
   }
 }
 
+bool LayerSearch::heavier(int a, int b) const {
+  return L_[a] > L_[b] || (L_[a] == L_[b] && a < b);
+}
+
 void LayerSearch::sort_ranks() {
-  // Insertion sort: after a move only a few ranks are out of place. Ties by rank id.
+  // Full insertion sort (the start of a layer). Ties by rank id.
   for (int i = 1; i < R_; ++i) {
     const int r = order_[i];
     int j = i - 1;
-    while (j >= 0 && (L_[order_[j]] < L_[r] || (L_[order_[j]] == L_[r] && order_[j] > r))) {
+    while (j >= 0 && heavier(r, order_[j])) {
       order_[j + 1] = order_[j];
       --j;
     }
     order_[j + 1] = r;
   }
+  for (int r : dirty_) is_dirty_[r] = 0;
+  dirty_.clear();
+}
+
+void LayerSearch::resort_dirty_ranks() {
+  // Only the ranks whose load a move changed (dirty_) can be out of place: take them out (the
+  // rest stays sorted), then put each back at its place by binary search. The order is the
+  // unique one by (load descending, id ascending), the same as a full sort gives.
+  if (dirty_.empty()) return;
+  int n = 0;
+  for (int i = 0; i < R_; ++i)
+    if (!is_dirty_[order_[i]]) order_[n++] = order_[i];
+  for (int r : dirty_) {
+    is_dirty_[r] = 0;
+    const auto at = std::lower_bound(order_.begin(), order_.begin() + n, r,
+                                     [&](int a, int b) { return heavier(a, b); });
+    std::copy_backward(at, order_.begin() + n, order_.begin() + n + 1);
+    *at = r;
+    ++n;
+  }
+  dirty_.clear();
 }
 
 void LayerSearch::consider(Candidate& best, const Candidate& c) {
@@ -142,19 +173,29 @@ void LayerSearch::consider(Candidate& best, const Candidate& c) {
 }
 
 void LayerSearch::update_cold(ExpertId e) {
-  // Remove e, refresh its value, insert it back (ties by id). O(E), no allocation.
-  int i = 0;
-  while (cold_[i] != e) ++i;
-  for (; i + 1 < E_; ++i) cold_[i] = cold_[i + 1];
+  // cold_ is sorted by (cold_value_, id), a strict total order: find e by binary search under
+  // its old value, then move it to the place of its new value, shifting only the experts in
+  // between. No allocation.
+  auto colder = [&](ExpertId a, double va, ExpertId b, double vb) {
+    return va < vb || (va == vb && a < b);
+  };
+  const double old_v = cold_value_[e];
   const double v = w_[e] / (cnt_[e] + 1);
+  const auto first = cold_.begin(), last = cold_.end();
+  const auto at = std::lower_bound(
+      first, last, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, old_v); });
   cold_value_[e] = v;
-  int j = E_ - 1;
-  while (j > 0 &&
-         (cold_value_[cold_[j - 1]] > v || (cold_value_[cold_[j - 1]] == v && cold_[j - 1] > e))) {
-    cold_[j] = cold_[j - 1];
-    --j;
+  if (colder(e, v, e, old_v)) {
+    const auto to = std::lower_bound(
+        first, at, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, v); });
+    std::copy_backward(to, at, at + 1);
+    *to = e;
+  } else {
+    const auto to = std::lower_bound(
+        at + 1, last, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, v); });
+    std::copy(at + 1, to, at);
+    *(to - 1) = e;
   }
-  cold_[j] = e;
 }
 
 void LayerSearch::set_slot(int p, ExpertId e) {
@@ -212,7 +253,7 @@ void LayerSearch::apply(const Candidate& c, Trajectory& out) {
     out.writes.push_back({c.p1, c.e1});
   }
   transfers_ += c.dt;
-  sort_ranks();
+  resort_dirty_ranks();
   if (c.kind == 2) {
     update_cold(x_old);
     update_cold(c.e1);

@@ -79,7 +79,9 @@ class LayerSearch {
   int pos(int r, ExpertId e) const { return pos_[static_cast<std::size_t>(r) * E_ + e]; }
   bool orig(int r, ExpertId e) const { return orig_[static_cast<std::size_t>(r) * E_ + e] != 0; }
   void recompute_rank(int r);
+  bool heavier(int a, int b) const;  // a comes before b in order_
   void sort_ranks();
+  void resort_dirty_ranks();
   // Takes c if it beats best, and then refreshes the bounds.
   void consider(Candidate& best, const Candidate& c);
   // A candidate that changes the transfers by `dt` must have aff_max below this to beat the
@@ -119,6 +121,8 @@ class LayerSearch {
   std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
   std::vector<int> by_share_;    // [R][S] local slots of each rank by share, ascending
   std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
+  std::vector<int> dirty_;       // ranks whose load changed since order_ was last sorted
+  std::vector<char> is_dirty_;   // [R] rank is in dirty_
   struct Redundant {
     double base;   // load of the slot's rank without it
     double dx;     // rise of the other holders of its expert if it is re-pointed
