@@ -15,41 +15,53 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   // f(b) = !orig(m, b) - !orig(r, b) and g(a) = !orig(r, a) - !orig(m, a); both are 1 unless
   // the expert already moved, so most swaps cost 2 and only the bound of dt = 2 applies.
   const double M = L_[m];
+  const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
+  for (int i = 0; i < S_; ++i) {
+    m_expert_[i] = slot_[m * S_ + i];
+    m_share_[i] = sshare_[m * S_ + i];
+    m_arrived_[i] = arrived_[m * S_ + i];
+  }
   for (int idx = R_ - 1; idx >= 0; --idx) {
     const int r = order_[idx];
     if (r == m) continue;
     const double Lr = L_[r];
     // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
     if ((M + Lr) * 0.5 >= bound(best)) break;
+    const ExpertId* slot_r = &slot_[static_cast<std::size_t>(r) * S_];
+    const char* arrived_r = &arrived_[static_cast<std::size_t>(r) * S_];
     int f_min = 1;
     if (arrivals_[r] > 0 || arrivals_[m] > 0)
-      for (int j = r * S_; j < (r + 1) * S_; ++j)
-        f_min = std::min(f_min, !orig(m, slot_[j]) - !orig(r, slot_[j]));
+      for (int j = 0; j < S_; ++j)
+        f_min = std::min(f_min, !(st_m[slot_r[j]] & kOrig) - arrived_r[j]);
     // g(a) < 1 needs a moved onto m, or off r (g = -1 only for an arrival on m from r).
     const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
     if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
-    const double* sr = &sshare_[static_cast<std::size_t>(r) * S_];
+    const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
+    const double* sr = &sorted_share_[static_cast<std::size_t>(r) * S_];
     const int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
     for (int i = 0; i < S_; ++i) {
-      const ExpertId a = slot_[m * S_ + i];
-      if (pos(r, a) >= 0) continue;
-      const double sa = sshare_[m * S_ + i];
-      const int g = !orig(r, a) - !orig(m, a);
+      const ExpertId a = m_expert_[i];
+      const unsigned char a_on_r = st_r[a];
+      if (a_on_r & kHolds) continue;
+      const double sa = m_share_[i];
+      const int g = !(a_on_r & kOrig) - m_arrived_[i];
       // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
       // a window of r's slots by share (lim only falls while it is scanned).
       double lim = bound_for(best, g + f_min);
       if (sa <= M - lim) continue;
+      const double lo = sa - lim + Lr;
       int q = 0;
-      while (q < S_ && sr[ord[q]] <= sa - lim + Lr) ++q;
+      while (q < S_ && sr[q] <= lo) ++q;
       for (; q < S_; ++q) {
-        const int j = ord[q];
         lim = bound_for(best, g + f_min);
-        const double d = sa - sr[j];
+        const double d = sa - sr[q];
         if (d <= M - lim) break;
         if (d >= lim - Lr) continue;
-        const ExpertId b = slot_[r * S_ + j];
-        if (pos(m, b) >= 0) continue;
-        const int dt = g + !orig(m, b) - !orig(r, b);
+        const int j = ord[q];
+        const ExpertId b = slot_r[j];
+        const unsigned char b_on_m = st_m[b];
+        if (b_on_m & kHolds) continue;
+        const int dt = g + !(b_on_m & kOrig) - arrived_r[j];
         const double aff = std::max(M - d, Lr + d);
         if (aff >= bound_for(best, dt)) continue;
         Candidate c;

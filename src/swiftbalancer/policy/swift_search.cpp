@@ -13,7 +13,12 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   multi_.reserve(E_);
   multi_at_.assign(E_, -1);
   pos_.assign(RE, -1);
-  orig_.assign(RE, 0);
+  state_.assign(RE, 0);
+  arrived_.assign(slot_.size(), 0);
+  sorted_share_.resize(slot_.size());
+  m_expert_.resize(S_);
+  m_share_.resize(S_);
+  m_arrived_.resize(S_);
   cnt_.resize(E_);
   hold_.resize(RE);
   w_.resize(E_);
@@ -35,18 +40,20 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
   for (int p = 0; p < R_ * S_; ++p) {
     const auto row = static_cast<std::size_t>(p / S_) * E_;
     pos_[row + slot_[p]] = -1;
-    orig_[row + start_[p]] = 0;
+    state_[row + slot_[p]] = 0;
+    state_[row + start_[p]] = 0;
   }
   std::copy(start.begin(), start.end(), slot_.begin());
   std::copy(start.begin(), start.end(), start_.begin());
   std::fill(cnt_.begin(), cnt_.end(), 0);
   std::fill(arrivals_.begin(), arrivals_.end(), 0);
+  std::fill(arrived_.begin(), arrived_.end(), 0);
   std::copy(load.begin(), load.end(), w_.begin());
   for (int p = 0; p < R_ * S_; ++p) {
     const int r = p / S_;
     const ExpertId e = slot_[p];
     pos_[static_cast<std::size_t>(r) * E_ + e] = p % S_;
-    orig_[static_cast<std::size_t>(r) * E_ + e] = 1;
+    state_[static_cast<std::size_t>(r) * E_ + e] = kHolds | kOrig;
     hold_[static_cast<std::size_t>(e) * R_ + cnt_[e]++] = r;
   }
   multi_.clear();
@@ -101,6 +108,8 @@ void LayerSearch::recompute_rank(int r) {
     }
     ord[j + 1] = k;
   }
+  double* sorted = &sorted_share_[static_cast<std::size_t>(r) * S_];
+  for (int i = 0; i < S_; ++i) sorted[i] = sh[ord[i]];
 }
 
 bool LayerSearch::heavier(int a, int b) const {
@@ -201,8 +210,11 @@ void LayerSearch::update_cold(ExpertId e) {
 void LayerSearch::set_slot(int p, ExpertId e) {
   const int r = p / S_;
   const ExpertId x = slot_[p];
-  pos_[static_cast<std::size_t>(r) * E_ + x] = -1;
+  const std::size_t row = static_cast<std::size_t>(r) * E_;
+  pos_[row + x] = -1;
+  state_[row + x] &= ~kHolds;
   arrivals_[r] += orig(r, x) - orig(r, e);
+  arrived_[p] = !orig(r, e);
   int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k)
     if (hx[k] == r) {
@@ -218,7 +230,8 @@ void LayerSearch::set_slot(int p, ExpertId e) {
     multi_at_[x] = -1;
   }
   slot_[p] = e;
-  pos_[static_cast<std::size_t>(r) * E_ + e] = p % S_;
+  pos_[row + e] = p % S_;
+  state_[row + e] |= kHolds;
   int* he = &hold_[static_cast<std::size_t>(e) * R_];
   int k = cnt_[e]++;
   while (k > 0 && he[k - 1] > r) {

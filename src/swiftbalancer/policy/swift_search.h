@@ -77,7 +77,9 @@ class LayerSearch {
   void reset(std::span<const ExpertId> start, std::span<const double> load);
   double share(ExpertId e) const { return w_[e] / cnt_[e]; }
   int pos(int r, ExpertId e) const { return pos_[static_cast<std::size_t>(r) * E_ + e]; }
-  bool orig(int r, ExpertId e) const { return orig_[static_cast<std::size_t>(r) * E_ + e] != 0; }
+  bool orig(int r, ExpertId e) const {
+    return (state_[static_cast<std::size_t>(r) * E_ + e] & kOrig) != 0;
+  }
   void recompute_rank(int r);
   bool heavier(int a, int b) const;  // a comes before b in order_
   void sort_ranks();
@@ -113,16 +115,25 @@ class LayerSearch {
   std::vector<ExpertId> slot_;
   std::vector<ExpertId> start_;  // the layer at the start of the search
   std::vector<int> pos_;         // [R][E] local slot of e on r, or -1
-  std::vector<char> orig_;       // [R][E] e on r at the start
-  std::vector<int> cnt_;         // [E] replica count
-  std::vector<int> hold_;        // [E][R] holder ranks, first cnt_[e] valid
-  std::vector<double> w_;        // [E] load
-  std::vector<double> L_;        // [R] rank load
-  std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
-  std::vector<int> by_share_;    // [R][S] local slots of each rank by share, ascending
-  std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
-  std::vector<int> dirty_;       // ranks whose load changed since order_ was last sorted
-  std::vector<char> is_dirty_;   // [R] rank is in dirty_
+  // [R][E] bits: kHolds (e is on r now, pos >= 0), kOrig (e was on r at the start). One byte
+  // answers both questions a swap asks about an expert and a rank.
+  static constexpr unsigned char kHolds = 1, kOrig = 2;
+  std::vector<unsigned char> state_;
+  std::vector<char> arrived_;         // [R*S] the slot's expert was not on its rank at the start
+  std::vector<double> sorted_share_;  // [R][S] each rank's shares, ascending (by_share_ order)
+  std::vector<int> cnt_;              // [E] replica count
+  std::vector<int> hold_;             // [E][R] holder ranks, first cnt_[e] valid
+  std::vector<double> w_;             // [E] load
+  std::vector<double> L_;             // [R] rank load
+  std::vector<double> sshare_;        // [R*S] share of each slot's expert (w / count)
+  std::vector<int> by_share_;         // [R][S] local slots of each rank by share, ascending
+  // find_swaps scratch: the busiest rank's experts, shares and arrival flags by local slot.
+  std::vector<ExpertId> m_expert_;
+  std::vector<double> m_share_;
+  std::vector<char> m_arrived_;
+  std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
+  std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
+  std::vector<char> is_dirty_;  // [R] rank is in dirty_
   struct Redundant {
     double base;   // load of the slot's rank without it
     double dx;     // rise of the other holders of its expert if it is re-pointed
