@@ -87,7 +87,7 @@ bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
     if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
-    const double ny = w_[y] / (cnt_[y] + 1);
+    const double ny = cold_value_[y];
     if (ny_min < 0.0 || ny < ny_min) ny_min = ny;
     dy_max = std::max(dy_max, sshare_[m * S_ + i] - ny);
   }
@@ -110,10 +110,46 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
   // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
   // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
   redundant_.clear();
+  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares) {
+    // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
+    // besides r and m holds one of m's experts.
+    Redundant d;
+    d.base = base;
+    d.dx = rise_[x];
+    d.xrise = other < 0.0 ? -1.0 : other + d.dx;
+    // Past the bound, x's side can only come back under it where a holder of x also holds
+    // one of m's experts (it then drops by that expert's dy too): keep only such slots,
+    // marked for the exact evaluation.
+    d.exact = false;
+    if (d.xrise >= lim) {
+      d.exact = other_shares;
+      if (!d.exact) return;
+    }
+    d.dx_m = pos(m, x) >= 0 ? d.dx : 0.0;
+    d.rank = r;
+    d.x = x;
+    d.x_arrived = !orig(r, x);
+    d.slot = r * S_ + pos(r, x);
+    redundant_.push_back(d);
+  };
   for (ExpertId x : multi_) {
-    const double sx = w_[x] / cnt_[x];
-    const double dx = w_[x] / (cnt_[x] - 1) - sx;
+    const double sx = share_[x];
     const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+    if (cnt_[x] == 2) {
+      // Most redundant experts have two replicas: the other holder is the one to check.
+      const int h0 = hx[0], h1 = hx[1];
+      if (h0 != m) {
+        const double base = L_[h0] - sx;
+        if (base + ny_min < lim)
+          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_);
+      }
+      if (h1 != m) {
+        const double base = L_[h1] - sx;
+        if (base + ny_min < lim)
+          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_);
+      }
+      continue;
+    }
     // The two heaviest holders off m, and how many holders share one of m's experts: the rise
     // of "the other holders" of a slot is then O(1).
     double top1 = -1.0, top2 = -1.0;
@@ -133,23 +169,9 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     for (int k = 0; k < cnt_[x]; ++k) {
       const int r = hx[k];
       if (r == m) continue;
-      Redundant d;
-      d.base = L_[r] - sx;
-      if (d.base + ny_min >= lim) continue;
-      const double other = r == top1_rank ? top2 : top1;
-      d.dx = dx;
-      d.xrise = other < 0.0 ? -1.0 : other + dx;
-      // Past the bound, x's side can only come back under it where a holder of x also holds
-      // one of m's experts (it then drops by that expert's dy too): keep only such slots,
-      // marked for the exact evaluation.
-      d.exact = false;
-      if (d.xrise >= lim) {
-        d.exact = sharing - (shares_m_[r] == mark_) > 0;
-        if (!d.exact) continue;
-      }
-      d.dx_m = pos(m, x) >= 0 ? dx : 0.0;
-      d.slot = r * S_ + pos(r, x);
-      redundant_.push_back(d);
+      const double base = L_[r] - sx;
+      if (base + ny_min >= lim) continue;
+      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0);
     }
   }
   std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {
@@ -172,7 +194,7 @@ double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, 
 void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
   const ExpertId y = slot_[m * S_ + i];
   if (w_[y] <= 0.0 || cnt_[y] >= R_) return;
-  const double ny = w_[y] / (cnt_[y] + 1);
+  const double ny = cold_value_[y];
   const double dy = sshare_[m * S_ + i] - ny;
   const double floor_y = L_[m] - dy;  // m's new load unless it holds x
   if (floor_y >= bound(best)) return;
@@ -184,10 +206,10 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
     // rank holds both x and y, which exact_replicate_value handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
-    const int r = d.slot / S_;
+    const int r = d.rank;
     if (pos(r, y) >= 0) continue;
-    const ExpertId x = slot_[d.slot];
-    const int dt = !orig(r, y) - !orig(r, x);
+    const ExpertId x = d.x;
+    const int dt = !orig(r, y) - d.x_arrived;
     const double lim = bound_for(best, dt);
     if (lower >= lim) continue;
     bool exact = d.exact;
@@ -220,7 +242,7 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
   if (cnt_[x] < 2) return;
   const double base = L_[m] - sshare_[p];
   if (base >= bound(best)) return;
-  const double dx = w_[x] / (cnt_[x] - 1) - sshare_[p];
+  const double dx = rise_[x];
   const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   // Exact value of re-pointing p to y; returns false when y is not allowed. `overlap`: a
   // holder of x also holds y.
@@ -231,7 +253,7 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
     const double lim = bound_for(best, dt);
     const double ny = cold_value_[y];
     if (base + ny >= lim) return true;
-    const double dy = w_[y] / cnt_[y] - ny;
+    const double dy = share_[y] - ny;
     double aff = base + ny;
     for (int k = 0; k < cnt_[x] && aff < lim; ++k) {
       const int h = hx[k];

@@ -20,6 +20,8 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   m_share_.resize(S_);
   m_arrived_.resize(S_);
   cnt_.resize(E_);
+  share_.assign(E_, 0.0);
+  rise_.assign(E_, 0.0);
   hold_.resize(RE);
   w_.resize(E_);
   L_.resize(R_);
@@ -64,6 +66,8 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
       multi_.push_back(e);
     }
   }
+  for (int e = 0; e < E_; ++e)
+    if (cnt_[e] > 0) refresh_expert(e);
   for (int p = 0; p < R_ * S_; ++p) by_share_[p] = p % S_;
   double total = 0.0;
   for (int r = 0; r < R_; ++r) {
@@ -83,6 +87,11 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
   std::sort(cold_.begin(), cold_.end(), [&](ExpertId a, ExpertId b) {
     return cold_value_[a] < cold_value_[b] || (cold_value_[a] == cold_value_[b] && a < b);
   });
+}
+
+void LayerSearch::refresh_expert(ExpertId e) {
+  share_[e] = w_[e] / cnt_[e];
+  rise_[e] = cnt_[e] >= 2 ? w_[e] / (cnt_[e] - 1) - share_[e] : 0.0;
 }
 
 void LayerSearch::recompute_rank(int r) {
@@ -258,11 +267,14 @@ void LayerSearch::apply(const Candidate& c, Trajectory& out) {
     x_old = slot_[c.p1];
     const ExpertId x = x_old;
     set_slot(c.p1, c.e1);
+    refresh_expert(x);
+    refresh_expert(c.e1);
+    // Every holder of x or of e1 (the slot's rank among them) changes load; each once.
     for (ExpertId e : {x, c.e1}) {
       const int* h = &hold_[static_cast<std::size_t>(e) * R_];
-      for (int k = 0; k < cnt_[e]; ++k) recompute_rank(h[k]);
+      for (int k = 0; k < cnt_[e]; ++k)
+        if (!is_dirty_[h[k]]) recompute_rank(h[k]);
     }
-    recompute_rank(c.p1 / S_);
     out.writes.push_back({c.p1, c.e1});
   }
   transfers_ += c.dt;

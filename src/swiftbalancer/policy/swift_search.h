@@ -75,7 +75,8 @@ class LayerSearch {
   };
 
   void reset(std::span<const ExpertId> start, std::span<const double> load);
-  double share(ExpertId e) const { return w_[e] / cnt_[e]; }
+  double share(ExpertId e) const { return share_[e]; }
+  void refresh_expert(ExpertId e);  // share_ and rise_ of e after its count changed
   int pos(int r, ExpertId e) const { return pos_[static_cast<std::size_t>(r) * E_ + e]; }
   bool orig(int r, ExpertId e) const {
     return (state_[static_cast<std::size_t>(r) * E_ + e] & kOrig) != 0;
@@ -124,9 +125,13 @@ class LayerSearch {
   std::vector<int> cnt_;              // [E] replica count
   std::vector<int> hold_;             // [E][R] holder ranks, first cnt_[e] valid
   std::vector<double> w_;             // [E] load
-  std::vector<double> L_;             // [R] rank load
-  std::vector<double> sshare_;        // [R*S] share of each slot's expert (w / count)
-  std::vector<int> by_share_;         // [R][S] local slots of each rank by share, ascending
+  std::vector<double> share_;         // [E] w / count (for experts with a replica)
+  // [E] w / (count - 1) - w / count: how much the other holders rise when one replica goes
+  // (0 for a single replica).
+  std::vector<double> rise_;
+  std::vector<double> L_;       // [R] rank load
+  std::vector<double> sshare_;  // [R*S] share of each slot's expert (w / count)
+  std::vector<int> by_share_;   // [R][S] local slots of each rank by share, ascending
   // find_swaps scratch: the busiest rank's experts, shares and arrival flags by local slot.
   std::vector<ExpertId> m_expert_;
   std::vector<double> m_share_;
@@ -135,12 +140,15 @@ class LayerSearch {
   std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
   std::vector<char> is_dirty_;  // [R] rank is in dirty_
   struct Redundant {
-    double base;   // load of the slot's rank without it
-    double dx;     // rise of the other holders of its expert if it is re-pointed
-    double xrise;  // highest load among those holders (m excluded) after the rise
-    double dx_m;   // dx if m holds the expert, else 0
-    bool exact;    // xrise may overstate: evaluate x's side exactly
+    double base;     // load of the slot's rank without it
+    double dx;       // rise of the other holders of its expert if it is re-pointed
+    double xrise;    // highest load among those holders (m excluded) after the rise
+    double dx_m;     // dx if m holds the expert, else 0
+    bool exact;      // xrise may overstate: evaluate x's side exactly
+    bool x_arrived;  // x was not on the slot's rank at the start
     int slot;
+    int rank;    // the slot's rank
+    ExpertId x;  // the slot's expert
   };
   std::vector<Redundant> redundant_;  // scratch, rebuilt per step
   std::vector<ExpertId> cold_;        // experts by w / (count + 1), ascending (ties: id)
