@@ -11,15 +11,26 @@
 namespace swiftbalancer::swift {
 
 void LayerSearch::find_swaps(int m, Candidate& best) {
-  // A swap of a (on m) and b (on r) changes the transfers by dt = f(b) + g(a) with
-  // f(b) = !orig(m, b) - !orig(r, b) and g(a) = !orig(r, a) - !orig(m, a); both are 1 unless
-  // the expert already moved, so most swaps cost 2 and only the bound of dt = 2 applies.
+  // A swap of a (on m) and b (on r) changes the transfers by dt = g(a) + f(b) with
+  // g(a) = !orig(r, a) - !orig(m, a) and f(b) = !orig(m, b) - !orig(r, b); both are 1 unless
+  // the expert already moved: f(b) <= 0 only for b that m held at the start (D_m: m no longer
+  // holds them) or b that arrived on r; g(a) <= 0 only for a that arrived on m or that r held
+  // at the start (D_r). Most swaps cost 2, and once a cheaper move is in hand only the few
+  // swaps with such experts can win: they are looked up directly instead of scanning r.
   const double M = L_[m];
+  // Every swap leaves a value >= max((M + Lr) / 2, M - sa) (shares are >= 0); the margin
+  // covers rounding in the tests below that rely on it.
+  const double margin = 1e-12 * M;
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
+  const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
+  int n_dm = 0, n_marr = 0;
   for (int i = 0; i < S_; ++i) {
     m_expert_[i] = slot_[m * S_ + i];
     m_share_[i] = sshare_[m * S_ + i];
     m_arrived_[i] = arrived_[m * S_ + i];
+    if (m_arrived_[i]) m_arr_[n_marr++] = i;
+    const ExpertId e = start_[m * S_ + i];
+    if (!(st_m[e] & kHolds)) d_m_[n_dm++] = e;
   }
   for (int idx = R_ - 1; idx >= 0; --idx) {
     const int r = order_[idx];
@@ -27,43 +38,62 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
     const double Lr = L_[r];
     // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
     if ((M + Lr) * 0.5 >= bound(best)) break;
-    const ExpertId* slot_r = &slot_[static_cast<std::size_t>(r) * S_];
-    const char* arrived_r = &arrived_[static_cast<std::size_t>(r) * S_];
-    int f_min = 1;
-    if (arrivals_[r] > 0 || arrivals_[m] > 0)
+    const std::size_t row = static_cast<std::size_t>(r) * S_;
+    const ExpertId* slot_r = &slot_[row];
+    const char* arrived_r = &arrived_[row];
+    const int* ord = &by_share_[row];
+    const int* q_of = &share_pos_[row];
+    const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
+    const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
+    // low_: r's share positions of the partners b with f(b) <= 0 (not on m), ascending; f_min:
+    // the lowest f of a partner (1 without low ones).
+    int f_min = 1, n_low = 0;
+    auto add_low = [&](int q, int f) {
+      int k = n_low++;
+      while (k > 0 && low_[k - 1] > q) {
+        low_[k] = low_[k - 1];
+        --k;
+      }
+      low_[k] = q;
+      f_min = std::min(f_min, f);
+    };
+    for (int k = 0; k < n_dm; ++k)
+      if (st_r[d_m_[k]] & kHolds) {
+        const int j = pos_r[d_m_[k]];
+        add_low(q_of[j], arrived_r[j] ? -1 : 0);
+      }
+    if (arrivals_[r] > 0)
       for (int j = 0; j < S_; ++j)
-        f_min = std::min(f_min, !(st_m[slot_r[j]] & kOrig) - arrived_r[j]);
+        if (arrived_r[j] && !(st_m[slot_r[j]] & (kOrig | kHolds))) add_low(q_of[j], 0);
     // g(a) < 1 needs a moved onto m, or off r (g = -1 only for an arrival on m from r).
     const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
     if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
-    const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
-    const double* sr = &sorted_share_[static_cast<std::size_t>(r) * S_];
-    const int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
-    for (int i = 0; i < S_; ++i) {
+    const double* sr = &sorted_share_[row];
+    auto try_slot = [&](int i) {
       const ExpertId a = m_expert_[i];
       const unsigned char a_on_r = st_r[a];
-      if (a_on_r & kHolds) continue;
+      if (a_on_r & kHolds) return;
       const double sa = m_share_[i];
       const int g = !(a_on_r & kOrig) - m_arrived_[i];
       // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
       // a window of r's slots by share (lim only falls while it is scanned).
       double lim = bound_for(best, g + f_min);
-      if (sa <= M - lim) continue;
+      if (sa <= M - lim) return;
       const double lo = sa - lim + Lr;
-      int q = 0;
-      while (q < S_ && sr[q] <= lo) ++q;
-      for (; q < S_; ++q) {
+      // Offers the partner at share position q; false once the window is past (d falls as q
+      // grows).
+      auto try_partner = [&](int q) {
         lim = bound_for(best, g + f_min);
         const double d = sa - sr[q];
-        if (d <= M - lim) break;
-        if (d >= lim - Lr) continue;
+        if (d <= M - lim) return false;
+        if (d >= lim - Lr) return true;
         const int j = ord[q];
         const ExpertId b = slot_r[j];
         const unsigned char b_on_m = st_m[b];
-        if (b_on_m & kHolds) continue;
+        if (b_on_m & kHolds) return true;
         const int dt = g + !(b_on_m & kOrig) - arrived_r[j];
         const double aff = std::max(M - d, Lr + d);
-        if (aff >= bound_for(best, dt)) continue;
+        if (aff >= bound_for(best, dt)) return true;
         Candidate c;
         c.kind = 1;
         c.p1 = m * S_ + i;
@@ -73,7 +103,36 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
         c.aff_max = aff;
         c.dt = dt;
         consider(best, c);
+        return true;
+      };
+      // A partner with f = 1 costs g + 1: when no swap of a can reach that bound, only the
+      // low_ partners can be taken. The others could not pass consider(), so skipping them
+      // leaves the bounds the same at every low_ partner: the same candidates are offered.
+      if (bound_for(best, g + 1) <= std::max((M + Lr) * 0.5, M - sa) - margin) {
+        for (int k = 0; k < n_low; ++k)
+          if (sr[low_[k]] > lo && !try_partner(low_[k])) break;
+        return;
       }
+      int q = 0;
+      while (q < S_ && sr[q] <= lo) ++q;
+      for (; q < S_ && try_partner(q); ++q) {
+      }
+    };
+    if (n_low == 0 && bound_for(best, 2) <= (M + Lr) * 0.5 - margin) {
+      // No swap of two experts that never moved (dt = 2), and no cheap partner on r: only a
+      // with g(a) <= 0 can win, those that arrived on m and those of D_r on m, in slot order.
+      int n_a = 0;
+      for (int k = 0; k < n_marr; ++k) a_slots_[n_a++] = m_arr_[k];
+      if (arrivals_[r] > 0)
+        for (int j = 0; j < S_; ++j) {
+          const ExpertId e = start_[row + j];
+          if (!(st_r[e] & kHolds) && (st_m[e] & kHolds) && !m_arrived_[pos_m[e]])
+            a_slots_[n_a++] = pos_m[e];
+        }
+      std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
+      for (int k = 0; k < n_a; ++k) try_slot(a_slots_[k]);
+    } else {
+      for (int i = 0; i < S_; ++i) try_slot(i);
     }
   }
 }

@@ -19,6 +19,11 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   m_expert_.resize(S_);
   m_share_.resize(S_);
   m_arrived_.resize(S_);
+  low_.resize(S_);
+  m_arr_.resize(S_);
+  d_m_.resize(S_);
+  a_slots_.resize(2 * S_);
+  share_pos_.resize(slot_.size());
   cnt_.resize(E_);
   share_.assign(E_, 0.0);
   rise_.assign(E_, 0.0);
@@ -118,7 +123,11 @@ void LayerSearch::recompute_rank(int r) {
     ord[j + 1] = k;
   }
   double* sorted = &sorted_share_[static_cast<std::size_t>(r) * S_];
-  for (int i = 0; i < S_; ++i) sorted[i] = sh[ord[i]];
+  int* q_of = &share_pos_[static_cast<std::size_t>(r) * S_];
+  for (int i = 0; i < S_; ++i) {
+    sorted[i] = sh[ord[i]];
+    q_of[ord[i]] = i;
+  }
 }
 
 bool LayerSearch::heavier(int a, int b) const {

@@ -136,6 +136,11 @@ class LayerSearch {
   std::vector<ExpertId> m_expert_;
   std::vector<double> m_share_;
   std::vector<char> m_arrived_;
+  std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
+  std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
+  std::vector<ExpertId> d_m_;   // experts m held at the start and no longer holds
+  std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
+  std::vector<int> share_pos_;  // [R*S] position of the slot in its rank's by_share_ order
   std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
   std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
   std::vector<char> is_dirty_;  // [R] rank is in dirty_
