@@ -13,14 +13,15 @@ namespace swiftbalancer::swift {
 void LayerSearch::find_swaps(int m, Candidate& best) {
   // A swap of a (on m) and b (on r) changes the transfers by dt = g(a) + f(b) with
   // g(a) = !orig(r, a) - !orig(m, a) and f(b) = !orig(m, b) - !orig(r, b); both are 1 unless
-  // the expert already moved: f(b) <= 0 only for b that m held at the start (D_m: m no longer
-  // holds them) or b that arrived on r; g(a) <= 0 only for a that arrived on m or that r held
-  // at the start (D_r). Most swaps cost 2, and once a cheaper move is in hand only the few
-  // swaps with such experts can win: they are looked up directly instead of scanning r.
+  // the expert already moved: g(a) <= 0 only for a that arrived on m or that r held at the
+  // start (D_r), f(b) <= 0 only for b that m held at the start (D_m) or that arrived on r.
+  // Two passes over the ranks: first the swaps with dt <= 1 (an expert with g or f <= 0 is
+  // involved: few, looked up from the arrival lists), then those of two experts that never
+  // moved (dt = 2), which can win only when no move within the goal costs less: in most steps
+  // the bounds end the second pass at once. Within a pass the order is the order of a single
+  // scan (ranks lightest first, m's slots in order, partners by share), and two moves with
+  // different dt never tie in consider(), so the passes choose exactly what one scan would.
   const double M = L_[m];
-  // Every swap leaves a value >= max((M + Lr) / 2, M - sa) (shares are >= 0); the margin
-  // covers rounding in the tests below that rely on it.
-  const double margin = 1e-12 * M;
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
   const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
   int n_dm = 0, n_marr = 0;
@@ -32,107 +33,134 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
     const ExpertId e = start_[m * S_ + i];
     if (!(st_m[e] & kHolds)) d_m_[n_dm++] = e;
   }
-  for (int idx = R_ - 1; idx >= 0; --idx) {
-    const int r = order_[idx];
-    if (r == m) continue;
-    const double Lr = L_[r];
-    // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
-    if ((M + Lr) * 0.5 >= bound(best)) break;
-    const std::size_t row = static_cast<std::size_t>(r) * S_;
-    const ExpertId* slot_r = &slot_[row];
-    const char* arrived_r = &arrived_[row];
-    const int* ord = &by_share_[row];
-    const int* q_of = &share_pos_[row];
-    const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
-    const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
-    // low_: r's share positions of the partners b with f(b) <= 0 (not on m), ascending; f_min:
-    // the lowest f of a partner (1 without low ones).
-    int f_min = 1, n_low = 0;
-    auto add_low = [&](int q, int f) {
-      int k = n_low++;
-      while (k > 0 && low_[k - 1] > q) {
-        low_[k] = low_[k - 1];
-        --k;
-      }
-      low_[k] = q;
-      f_min = std::min(f_min, f);
-    };
-    for (int k = 0; k < n_dm; ++k)
-      if (st_r[d_m_[k]] & kHolds) {
-        const int j = pos_r[d_m_[k]];
-        add_low(q_of[j], arrived_r[j] ? -1 : 0);
-      }
-    if (arrivals_[r] > 0)
-      for (int j = 0; j < S_; ++j)
-        if (arrived_r[j] && !(st_m[slot_r[j]] & (kOrig | kHolds))) add_low(q_of[j], 0);
-    // g(a) < 1 needs a moved onto m, or off r (g = -1 only for an arrival on m from r).
-    const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
-    if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
-    const double* sr = &sorted_share_[row];
-    auto try_slot = [&](int i) {
-      const ExpertId a = m_expert_[i];
-      const unsigned char a_on_r = st_r[a];
-      if (a_on_r & kHolds) return;
-      const double sa = m_share_[i];
-      const int g = !(a_on_r & kOrig) - m_arrived_[i];
-      // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
-      // a window of r's slots by share (lim only falls while it is scanned).
-      double lim = bound_for(best, g + f_min);
-      if (sa <= M - lim) return;
-      const double lo = sa - lim + Lr;
-      // Offers the partner at share position q; false once the window is past (d falls as q
-      // grows).
-      auto try_partner = [&](int q) {
-        lim = bound_for(best, g + f_min);
-        const double d = sa - sr[q];
-        if (d <= M - lim) return false;
-        if (d >= lim - Lr) return true;
-        const int j = ord[q];
-        const ExpertId b = slot_r[j];
-        const unsigned char b_on_m = st_m[b];
-        if (b_on_m & kHolds) return true;
-        const int dt = g + !(b_on_m & kOrig) - arrived_r[j];
-        const double aff = std::max(M - d, Lr + d);
-        if (aff >= bound_for(best, dt)) return true;
-        Candidate c;
-        c.kind = 1;
-        c.p1 = m * S_ + i;
-        c.e1 = b;
-        c.p2 = r * S_ + j;
-        c.e2 = a;
-        c.aff_max = aff;
-        c.dt = dt;
-        consider(best, c);
-        return true;
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool fresh_pass = pass == 1;
+    for (int idx = R_ - 1; idx >= 0; --idx) {
+      const int r = order_[idx];
+      if (r == m) continue;
+      const double Lr = L_[r];
+      // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
+      if ((M + Lr) * 0.5 >= (fresh_pass ? bound_for(best, 2) : bound(best))) break;
+      const std::size_t row = static_cast<std::size_t>(r) * S_;
+      const ExpertId* slot_r = &slot_[row];
+      const char* arrived_r = &arrived_[row];
+      const int* ord = &by_share_[row];
+      const double* sr = &sorted_share_[row];
+      const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
+      // Offers a (m's slot i, g = g(a)) with the partners of r in its share window that the
+      // pass takes: kind 0 all, 1 the low_ ones (f <= 0), 2 those with f = 1. f_lo: the lowest
+      // f among them, for the window's bound.
+      auto scan = [&](int i, int g, int kind, int f_lo) {
+        const double sa = m_share_[i];
+        // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
+        // a window of r's slots by share (lim only falls while it is scanned).
+        double lim = bound_for(best, g + f_lo);
+        if (sa <= M - lim) return;
+        const double lo = sa - lim + Lr;
+        // false once the window is past (d falls as q grows).
+        auto try_partner = [&](int q) {
+          lim = bound_for(best, g + f_lo);
+          const double d = sa - sr[q];
+          if (d <= M - lim) return false;
+          if (d >= lim - Lr) return true;
+          const int j = ord[q];
+          const ExpertId b = slot_r[j];
+          const unsigned char b_on_m = st_m[b];
+          if (b_on_m & kHolds) return true;
+          const int f = !(b_on_m & kOrig) - arrived_r[j];
+          if (kind == 2 && f != 1) return true;
+          const int dt = g + f;
+          const double aff = std::max(M - d, Lr + d);
+          if (aff >= bound_for(best, dt)) return true;
+          Candidate c;
+          c.kind = 1;
+          c.p1 = m * S_ + i;
+          c.e1 = b;
+          c.p2 = static_cast<int>(row) + j;
+          c.e2 = m_expert_[i];
+          c.aff_max = aff;
+          c.dt = dt;
+          consider(best, c);
+          return true;
+        };
+        if (kind == 1) {
+          for (int k = 0; k < n_low_; ++k)
+            if (sr[low_[k]] > lo && !try_partner(low_[k])) break;
+          return;
+        }
+        int q = 0;
+        while (q < S_ && sr[q] <= lo) ++q;
+        for (; q < S_ && try_partner(q); ++q) {
+        }
       };
-      // A partner with f = 1 costs g + 1: when no swap of a can reach that bound, only the
-      // low_ partners can be taken. The others could not pass consider(), so skipping them
-      // leaves the bounds the same at every low_ partner: the same candidates are offered.
-      if (bound_for(best, g + 1) <= std::max((M + Lr) * 0.5, M - sa) - margin) {
-        for (int k = 0; k < n_low; ++k)
-          if (sr[low_[k]] > lo && !try_partner(low_[k])) break;
-        return;
+      if (fresh_pass) {
+        for (int i = 0; i < S_; ++i) {
+          const unsigned char a_on_r = st_r[m_expert_[i]];
+          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived_[i]) scan(i, 1, 2, 1);
+        }
+        continue;
       }
-      int q = 0;
-      while (q < S_ && sr[q] <= lo) ++q;
-      for (; q < S_ && try_partner(q); ++q) {
+      // low_: r's share positions of the partners with f <= 0 (not on m), ascending; f_low:
+      // their lowest f (1 without any).
+      n_low_ = 0;
+      int f_low = 1;
+      auto add_low = [&](int q, int f) {
+        int k = n_low_++;
+        while (k > 0 && low_[k - 1] > q) {
+          low_[k] = low_[k - 1];
+          --k;
+        }
+        low_[k] = q;
+        f_low = std::min(f_low, f);
+      };
+      const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
+      const int* q_of = &share_pos_[row];
+      for (int k = 0; k < n_dm; ++k)
+        if (st_r[d_m_[k]] & kHolds) {
+          const int j = pos_r[d_m_[k]];
+          add_low(q_of[j], arrived_r[j] ? -1 : 0);
+        }
+      if (arrivals_[r] > 0)
+        for (int j = 0; j < S_; ++j)
+          if (arrived_r[j] && !(st_m[slot_r[j]] & (kOrig | kHolds))) add_low(q_of[j], 0);
+      // a_slots_: m's slots whose a has g(a) <= 0 (valid with r), ascending; g_low: lowest g.
+      int n_a = 0, g_low = 1;
+      for (int k = 0; k < n_marr; ++k) {
+        const unsigned char a_on_r = st_r[m_expert_[m_arr_[k]]];
+        if (a_on_r & kHolds) continue;
+        a_slots_[n_a++] = m_arr_[k];
+        g_low = std::min(g_low, (a_on_r & kOrig) ? -1 : 0);
       }
-    };
-    if (n_low == 0 && bound_for(best, 2) <= (M + Lr) * 0.5 - margin) {
-      // No swap of two experts that never moved (dt = 2), and no cheap partner on r: only a
-      // with g(a) <= 0 can win, those that arrived on m and those of D_r on m, in slot order.
-      int n_a = 0;
-      for (int k = 0; k < n_marr; ++k) a_slots_[n_a++] = m_arr_[k];
       if (arrivals_[r] > 0)
         for (int j = 0; j < S_; ++j) {
           const ExpertId e = start_[row + j];
-          if (!(st_r[e] & kHolds) && (st_m[e] & kHolds) && !m_arrived_[pos_m[e]])
+          if (!(st_r[e] & kHolds) && (st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
             a_slots_[n_a++] = pos_m[e];
+            g_low = std::min(g_low, 0);
+          }
         }
-      std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
-      for (int k = 0; k < n_a; ++k) try_slot(a_slots_[k]);
-    } else {
-      for (int i = 0; i < S_; ++i) try_slot(i);
+      if (n_a == 0 && n_low_ == 0) continue;
+      int dt_min = n_low_ > 0 ? 1 + f_low : 2;
+      if (n_a > 0) dt_min = std::min(dt_min, g_low + f_low);
+      if ((M + Lr) * 0.5 >= bound_for(best, dt_min)) continue;
+      if (n_low_ > 0) {
+        // Every a: with g(a) <= 0 against every partner, else against the low_ ones.
+        for (int i = 0; i < S_; ++i) {
+          const unsigned char a_on_r = st_r[m_expert_[i]];
+          if (a_on_r & kHolds) continue;
+          const int g = !(a_on_r & kOrig) - m_arrived_[i];
+          if (g <= 0)
+            scan(i, g, 0, f_low);
+          else
+            scan(i, g, 1, f_low);
+        }
+      } else {
+        std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
+        for (int k = 0; k < n_a; ++k) {
+          const int i = a_slots_[k];
+          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, 1);
+        }
+      }
     }
   }
 }

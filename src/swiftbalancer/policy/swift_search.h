@@ -137,6 +137,7 @@ class LayerSearch {
   std::vector<double> m_share_;
   std::vector<char> m_arrived_;
   std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
+  int n_low_ = 0;               // entries of low_ in use
   std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
   std::vector<ExpertId> d_m_;   // experts m held at the start and no longer holds
   std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
