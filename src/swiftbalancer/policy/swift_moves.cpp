@@ -273,7 +273,9 @@ double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, 
   const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k) {
     const int h = hx[k];
-    if (h != r && h != m) aff = std::max(aff, L_[h] + dx - (pos(h, y) >= 0 ? dy : 0.0));
+    if (h != r && h != m)
+      aff = std::max(
+          aff, L_[h] + dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
   }
   return aff;
 }
@@ -294,14 +296,16 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     // rank holds both x and y, which exact_replicate_value handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
     const int r = d.rank;
-    if (pos(r, y) >= 0) continue;
+    const unsigned char y_on_r = state_[static_cast<std::size_t>(r) * E_ + y];
+    if (y_on_r & kHolds) continue;
     const ExpertId x = d.x;
-    const int dt = !orig(r, y) - d.x_arrived;
+    const int dt = !(y_on_r & kOrig) - d.x_arrived;
     const double lim = bound_for(best, dt);
     if (lower >= lim) continue;
     bool exact = d.exact;
     if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
-      for (int k = 0; k < cnt_[y]; ++k) exact |= hy[k] != m && pos(hy[k], x) >= 0;
+      for (int k = 0; k < cnt_[y]; ++k)
+        exact |= hy[k] != m && (state_[static_cast<std::size_t>(hy[k]) * E_ + x] & kHolds);
     const double aff =
         exact ? exact_replicate_value(m, r, x, y, lower, d.dx, dy) : std::max(lower, d.xrise);
     if (aff >= lim) continue;
@@ -331,12 +335,15 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
   if (base >= bound(best)) return;
   const double dx = rise_[x];
   const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+  const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
+  const int x_arrived = arrived_[p];
   // Exact value of re-pointing p to y; returns false when y is not allowed. `overlap`: a
   // holder of x also holds y.
   auto eval = [&](ExpertId y, bool& overlap) {
     overlap = false;
-    if (y == x || pos(m, y) >= 0) return false;
-    const int dt = !orig(m, y) - !orig(m, x);
+    const unsigned char y_on_m = st_m[y];
+    if (y == x || (y_on_m & kHolds)) return false;
+    const int dt = !(y_on_m & kOrig) - x_arrived;
     const double lim = bound_for(best, dt);
     const double ny = cold_value_[y];
     if (base + ny >= lim) return true;
@@ -345,7 +352,7 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
     for (int k = 0; k < cnt_[x] && aff < lim; ++k) {
       const int h = hx[k];
       if (h == m) continue;
-      const bool h_has_y = pos(h, y) >= 0;
+      const bool h_has_y = (state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) != 0;
       overlap |= h_has_y;
       aff = std::max(aff, L_[h] + dx - (h_has_y ? dy : 0.0));
     }
