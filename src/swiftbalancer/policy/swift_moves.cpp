@@ -24,15 +24,16 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   const double M = L_[m];
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
   const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
-  int n_dm = 0, n_marr = 0;
   for (int i = 0; i < S_; ++i) {
     m_expert_[i] = slot_[m * S_ + i];
     m_share_[i] = sshare_[m * S_ + i];
     m_arrived_[i] = arrived_[m * S_ + i];
-    if (m_arrived_[i]) m_arr_[n_marr++] = i;
-    const ExpertId e = start_[m * S_ + i];
-    if (!(st_m[e] & kHolds)) d_m_[n_dm++] = e;
   }
+  // m's arrivals in slot order, and D_m.
+  const int n_marr = arrivals_[m], n_dm = arrivals_[m];
+  std::copy_n(&arrived_slots_[static_cast<std::size_t>(m) * S_], n_marr, m_arr_.begin());
+  std::sort(m_arr_.begin(), m_arr_.begin() + n_marr);
+  const ExpertId* d_m = &departed_[static_cast<std::size_t>(m) * S_];
   for (int pass = 0; pass < 2; ++pass) {
     const bool fresh_pass = pass == 1;
     for (int idx = R_ - 1; idx >= 0; --idx) {
@@ -116,13 +117,14 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
       const int* q_of = &share_pos_[row];
       for (int k = 0; k < n_dm; ++k)
-        if (st_r[d_m_[k]] & kHolds) {
-          const int j = pos_r[d_m_[k]];
+        if (st_r[d_m[k]] & kHolds) {
+          const int j = pos_r[d_m[k]];
           add_low(q_of[j], arrived_r[j] ? -1 : 0);
         }
-      if (arrivals_[r] > 0)
-        for (int j = 0; j < S_; ++j)
-          if (arrived_r[j] && !(st_m[slot_r[j]] & (kOrig | kHolds))) add_low(q_of[j], 0);
+      const int* arr_r = &arrived_slots_[row];
+      const ExpertId* d_r = &departed_[row];
+      for (int k = 0; k < arrivals_[r]; ++k)
+        if (!(st_m[slot_r[arr_r[k]]] & (kOrig | kHolds))) add_low(q_of[arr_r[k]], 0);
       // a_slots_: m's slots whose a has g(a) <= 0 (valid with r), ascending; g_low: lowest g.
       int n_a = 0, g_low = 1;
       for (int k = 0; k < n_marr; ++k) {
@@ -131,14 +133,13 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
         a_slots_[n_a++] = m_arr_[k];
         g_low = std::min(g_low, (a_on_r & kOrig) ? -1 : 0);
       }
-      if (arrivals_[r] > 0)
-        for (int j = 0; j < S_; ++j) {
-          const ExpertId e = start_[row + j];
-          if (!(st_r[e] & kHolds) && (st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
-            a_slots_[n_a++] = pos_m[e];
-            g_low = std::min(g_low, 0);
-          }
+      for (int k = 0; k < arrivals_[r]; ++k) {
+        const ExpertId e = d_r[k];
+        if ((st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
+          a_slots_[n_a++] = pos_m[e];
+          g_low = std::min(g_low, 0);
         }
+      }
       if (n_a == 0 && n_low_ == 0) continue;
       int dt_min = n_low_ > 0 ? 1 + f_low : 2;
       if (n_a > 0) dt_min = std::min(dt_min, g_low + f_low);

@@ -21,9 +21,10 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   m_arrived_.resize(S_);
   low_.resize(S_);
   m_arr_.resize(S_);
-  d_m_.resize(S_);
   a_slots_.resize(2 * S_);
   share_pos_.resize(slot_.size());
+  arrived_slots_.resize(slot_.size());
+  departed_.resize(slot_.size());
   cnt_.resize(E_);
   share_.assign(E_, 0.0);
   rise_.assign(E_, 0.0);
@@ -231,7 +232,32 @@ void LayerSearch::set_slot(int p, ExpertId e) {
   const std::size_t row = static_cast<std::size_t>(r) * E_;
   pos_[row + x] = -1;
   state_[row + x] &= ~kHolds;
-  arrivals_[r] += orig(r, x) - orig(r, e);
+  // Arrival and departure lists of r (as many of each: the rank holds S experts): slot p's
+  // expert x leaves, e comes.
+  {
+    const bool x_orig = orig(r, x), e_orig = orig(r, e);
+    int* arr = &arrived_slots_[static_cast<std::size_t>(r) * S_];
+    ExpertId* dep = &departed_[static_cast<std::size_t>(r) * S_];
+    int& n = arrivals_[r];
+    auto drop = [&](auto* list, auto value) {
+      int k = 0;
+      while (list[k] != value) ++k;
+      list[k] = list[n - 1];
+    };
+    if (x_orig && e_orig) {
+      int k = 0;
+      while (dep[k] != e) ++k;
+      dep[k] = x;
+    } else if (x_orig) {
+      arr[n] = p % S_;
+      dep[n] = x;
+      ++n;
+    } else if (e_orig) {
+      drop(arr, p % S_);
+      drop(dep, e);
+      --n;
+    }
+  }
   arrived_[p] = !orig(r, e);
   int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k)

@@ -139,7 +139,6 @@ class LayerSearch {
   std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
   int n_low_ = 0;               // entries of low_ in use
   std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
-  std::vector<ExpertId> d_m_;   // experts m held at the start and no longer holds
   std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
   std::vector<int> share_pos_;  // [R*S] position of the slot in its rank's by_share_ order
   std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
@@ -163,7 +162,11 @@ class LayerSearch {
   std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
   int mark_ = 0;
   std::vector<double> cold_value_;  // [E] w / (count + 1)
-  std::vector<int> arrivals_;       // [R] slots holding an expert the rank did not hold at start
+  // [R][S] per rank, first arrivals_[r] valid (any order): local slots holding an expert the
+  // rank did not hold at the start, and the experts it held at the start and no longer holds.
+  std::vector<int> arrived_slots_;
+  std::vector<ExpertId> departed_;
+  std::vector<int> arrivals_;  // [R] slots holding an expert the rank did not hold at start
   int transfers_ = 0;
   double mean_ = 0.0;
   double eps_ = 0.0;
