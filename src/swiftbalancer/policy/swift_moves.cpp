@@ -22,6 +22,7 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   // scan (ranks lightest first, m's slots in order, partners by share), and two moves with
   // different dt never tie in consider(), so the passes choose exactly what one scan would.
   const double M = L_[m];
+  const double margin = 1e-12 * M;  // far above rounding, far below any gain
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
   const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
   for (int i = 0; i < S_; ++i) {
@@ -144,22 +145,22 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       int dt_min = n_low_ > 0 ? 1 + f_low : 2;
       if (n_a > 0) dt_min = std::min(dt_min, g_low + f_low);
       if ((M + Lr) * 0.5 >= bound_for(best, dt_min)) continue;
-      if (n_low_ > 0) {
+      // a with g(a) = 1 pair only with the low_ partners, at dt >= 1 + f_low: unless that
+      // bound is above the least value of a swap with r, (M + Lr) / 2 (the margin covers
+      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate.
+      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin) {
         // Every a: with g(a) <= 0 against every partner, else against the low_ ones.
         for (int i = 0; i < S_; ++i) {
           const unsigned char a_on_r = st_r[m_expert_[i]];
           if (a_on_r & kHolds) continue;
           const int g = !(a_on_r & kOrig) - m_arrived_[i];
-          if (g <= 0)
-            scan(i, g, 0, f_low);
-          else
-            scan(i, g, 1, f_low);
+          scan(i, g, g <= 0 ? 0 : 1, f_low);
         }
       } else {
         std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
         for (int k = 0; k < n_a; ++k) {
           const int i = a_slots_[k];
-          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, 1);
+          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, f_low);
         }
       }
     }
