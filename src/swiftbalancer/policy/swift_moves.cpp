@@ -297,6 +297,8 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
     // rank holds both x and y, which exact_replicate_value handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
+    // A re-point changes the transfers by -1 .. 1, and the bounds fall as dt grows.
+    if (lower >= bound_for(best, -1)) continue;
     const int r = d.rank;
     const unsigned char y_on_r = state_[static_cast<std::size_t>(r) * E_ + y];
     if (y_on_r & kHolds) continue;
