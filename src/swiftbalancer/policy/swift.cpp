@@ -86,8 +86,10 @@ class SwiftPolicy final : public Policy {
 
     swift::LayerSearch search(topo, experts);
     std::vector<swift::Trajectory> traj(static_cast<std::size_t>(layers));
+    std::vector<double> before(static_cast<std::size_t>(layers));  // imbalance of the start
     for (int l = 0; l < layers; ++l) {
       const LayerBalance b = layer_balance(start.layer(l), in.load.row(l), topo);
+      before[l] = b.imbalance;
       if (!b.has_load || b.imbalance <= in.options.threshold) {
         traj[l].step_end.assign(1, 0);
         traj[l].transfers.assign(1, 0);
@@ -111,9 +113,8 @@ class SwiftPolicy final : public Policy {
       for (int i = 0; i < t.step_end[chosen[l]]; ++i) dst[t.writes[i].slot] = t.writes[i].expert;
       keep_slots(start.layer(l), dst, topo.slots_per_rank, arrivals, stays);
       // Guard against rounding: never return a layer that measures worse than it was.
-      const double before = layer_balance(start.layer(l), in.load.row(l), topo).imbalance;
       const double after = layer_balance(dst, in.load.row(l), topo).imbalance;
-      if (after > before) std::copy(start.layer(l).begin(), start.layer(l).end(), dst.begin());
+      if (after > before[l]) std::copy(start.layer(l).begin(), start.layer(l).end(), dst.begin());
     }
     return out;
   }

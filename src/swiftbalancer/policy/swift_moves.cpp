@@ -11,56 +11,157 @@
 namespace swiftbalancer::swift {
 
 void LayerSearch::find_swaps(int m, Candidate& best) {
-  // A swap of a (on m) and b (on r) changes the transfers by dt = f(b) + g(a) with
-  // f(b) = !orig(m, b) - !orig(r, b) and g(a) = !orig(r, a) - !orig(m, a); both are 1 unless
-  // the expert already moved, so most swaps cost 2 and only the bound of dt = 2 applies.
+  // A swap of a (on m) and b (on r) changes the transfers by dt = g(a) + f(b) with
+  // g(a) = !orig(r, a) - !orig(m, a) and f(b) = !orig(m, b) - !orig(r, b); both are 1 unless
+  // the expert already moved: g(a) <= 0 only for a that arrived on m or that r held at the
+  // start (D_r), f(b) <= 0 only for b that m held at the start (D_m) or that arrived on r.
+  // Two passes over the ranks: first the swaps with dt <= 1 (an expert with g or f <= 0 is
+  // involved: few, looked up from the arrival lists), then those of two experts that never
+  // moved (dt = 2), which can win only when no move within the goal costs less: in most steps
+  // the bounds end the second pass at once. Within a pass the order is the order of a single
+  // scan (ranks lightest first, m's slots in order, partners by share), and two moves with
+  // different dt never tie in consider(), so the passes choose exactly what one scan would.
   const double M = L_[m];
-  for (int idx = R_ - 1; idx >= 0; --idx) {
-    const int r = order_[idx];
-    if (r == m) continue;
-    const double Lr = L_[r];
-    // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
-    if ((M + Lr) * 0.5 >= bound(best)) break;
-    int f_min = 1;
-    if (arrivals_[r] > 0 || arrivals_[m] > 0)
-      for (int j = r * S_; j < (r + 1) * S_; ++j)
-        f_min = std::min(f_min, !orig(m, slot_[j]) - !orig(r, slot_[j]));
-    // g(a) < 1 needs a moved onto m, or off r (g = -1 only for an arrival on m from r).
-    const int g_min = arrivals_[m] > 0 ? -1 : (arrivals_[r] > 0 ? 0 : 1);
-    if ((M + Lr) * 0.5 >= bound_for(best, f_min + g_min)) continue;
-    const double* sr = &sshare_[static_cast<std::size_t>(r) * S_];
-    const int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
-    for (int i = 0; i < S_; ++i) {
-      const ExpertId a = slot_[m * S_ + i];
-      if (pos(r, a) >= 0) continue;
-      const double sa = sshare_[m * S_ + i];
-      const int g = !orig(r, a) - !orig(m, a);
-      // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
-      // a window of r's slots by share (lim only falls while it is scanned).
-      double lim = bound_for(best, g + f_min);
-      if (sa <= M - lim) continue;
-      int q = 0;
-      while (q < S_ && sr[ord[q]] <= sa - lim + Lr) ++q;
-      for (; q < S_; ++q) {
-        const int j = ord[q];
-        lim = bound_for(best, g + f_min);
-        const double d = sa - sr[j];
-        if (d <= M - lim) break;
-        if (d >= lim - Lr) continue;
-        const ExpertId b = slot_[r * S_ + j];
-        if (pos(m, b) >= 0) continue;
-        const int dt = g + !orig(m, b) - !orig(r, b);
-        const double aff = std::max(M - d, Lr + d);
-        if (aff >= bound_for(best, dt)) continue;
-        Candidate c;
-        c.kind = 1;
-        c.p1 = m * S_ + i;
-        c.e1 = b;
-        c.p2 = r * S_ + j;
-        c.e2 = a;
-        c.aff_max = aff;
-        c.dt = dt;
-        consider(best, c);
+  const double margin = 1e-12 * M;  // far above rounding, far below any gain
+  const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
+  const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
+  for (int i = 0; i < S_; ++i) {
+    m_expert_[i] = slot_[m * S_ + i];
+    m_share_[i] = sshare_[m * S_ + i];
+    m_arrived_[i] = arrived_[m * S_ + i];
+  }
+  // m's arrivals in slot order, and D_m.
+  const int n_marr = arrivals_[m], n_dm = arrivals_[m];
+  std::copy_n(&arrived_slots_[static_cast<std::size_t>(m) * S_], n_marr, m_arr_.begin());
+  std::sort(m_arr_.begin(), m_arr_.begin() + n_marr);
+  const ExpertId* d_m = &departed_[static_cast<std::size_t>(m) * S_];
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool fresh_pass = pass == 1;
+    for (int idx = R_ - 1; idx >= 0; --idx) {
+      const int r = order_[idx];
+      if (r == m) continue;
+      const double Lr = L_[r];
+      // A swap leaves both ranks at >= (M + Lr) / 2; ranks come lightest first.
+      if ((M + Lr) * 0.5 >= (fresh_pass ? bound_for(best, 2) : bound(best))) break;
+      const std::size_t row = static_cast<std::size_t>(r) * S_;
+      const ExpertId* slot_r = &slot_[row];
+      const char* arrived_r = &arrived_[row];
+      const int* ord = &by_share_[row];
+      const double* sr = &sorted_share_[row];
+      const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
+      // Offers a (m's slot i, g = g(a)) with the partners of r in its share window that the
+      // pass takes: kind 0 all, 1 the low_ ones (f <= 0), 2 those with f = 1. f_lo: the lowest
+      // f among them, for the window's bound.
+      auto scan = [&](int i, int g, int kind, int f_lo) {
+        const double sa = m_share_[i];
+        // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
+        // a window of r's slots by share (lim only falls while it is scanned).
+        double lim = bound_for(best, g + f_lo);
+        if (sa <= M - lim) return;
+        const double lo = sa - lim + Lr;
+        // false once the window is past (d falls as q grows).
+        auto try_partner = [&](int q) {
+          lim = bound_for(best, g + f_lo);
+          const double d = sa - sr[q];
+          if (d <= M - lim) return false;
+          if (d >= lim - Lr) return true;
+          const int j = ord[q];
+          const ExpertId b = slot_r[j];
+          const unsigned char b_on_m = st_m[b];
+          if (b_on_m & kHolds) return true;
+          const int f = !(b_on_m & kOrig) - arrived_r[j];
+          if (kind == 2 && f != 1) return true;
+          const int dt = g + f;
+          const double aff = std::max(M - d, Lr + d);
+          if (aff >= bound_for(best, dt)) return true;
+          Candidate c;
+          c.kind = 1;
+          c.p1 = m * S_ + i;
+          c.e1 = b;
+          c.p2 = static_cast<int>(row) + j;
+          c.e2 = m_expert_[i];
+          c.aff_max = aff;
+          c.dt = dt;
+          consider(best, c);
+          return true;
+        };
+        if (kind == 1) {
+          for (int k = 0; k < n_low_; ++k)
+            if (sr[low_[k]] > lo && !try_partner(low_[k])) break;
+          return;
+        }
+        int q = 0;
+        while (q < S_ && sr[q] <= lo) ++q;
+        for (; q < S_ && try_partner(q); ++q) {
+        }
+      };
+      if (fresh_pass) {
+        for (int i = 0; i < S_; ++i) {
+          const unsigned char a_on_r = st_r[m_expert_[i]];
+          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived_[i]) scan(i, 1, 2, 1);
+        }
+        continue;
+      }
+      // low_: r's share positions of the partners with f <= 0 (not on m), ascending; f_low:
+      // their lowest f (1 without any).
+      n_low_ = 0;
+      int f_low = 1;
+      auto add_low = [&](int q, int f) {
+        int k = n_low_++;
+        while (k > 0 && low_[k - 1] > q) {
+          low_[k] = low_[k - 1];
+          --k;
+        }
+        low_[k] = q;
+        f_low = std::min(f_low, f);
+      };
+      const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
+      const int* q_of = &share_pos_[row];
+      for (int k = 0; k < n_dm; ++k)
+        if (st_r[d_m[k]] & kHolds) {
+          const int j = pos_r[d_m[k]];
+          add_low(q_of[j], arrived_r[j] ? -1 : 0);
+        }
+      const int* arr_r = &arrived_slots_[row];
+      const ExpertId* d_r = &departed_[row];
+      for (int k = 0; k < arrivals_[r]; ++k)
+        if (!(st_m[slot_r[arr_r[k]]] & (kOrig | kHolds))) add_low(q_of[arr_r[k]], 0);
+      // a_slots_: m's slots whose a has g(a) <= 0 (valid with r), ascending; g_low: lowest g.
+      int n_a = 0, g_low = 1;
+      for (int k = 0; k < n_marr; ++k) {
+        const unsigned char a_on_r = st_r[m_expert_[m_arr_[k]]];
+        if (a_on_r & kHolds) continue;
+        a_slots_[n_a++] = m_arr_[k];
+        g_low = std::min(g_low, (a_on_r & kOrig) ? -1 : 0);
+      }
+      for (int k = 0; k < arrivals_[r]; ++k) {
+        const ExpertId e = d_r[k];
+        if ((st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
+          a_slots_[n_a++] = pos_m[e];
+          g_low = std::min(g_low, 0);
+        }
+      }
+      if (n_a == 0 && n_low_ == 0) continue;
+      int dt_min = n_low_ > 0 ? 1 + f_low : 2;
+      if (n_a > 0) dt_min = std::min(dt_min, g_low + f_low);
+      if ((M + Lr) * 0.5 >= bound_for(best, dt_min)) continue;
+      // a with g(a) = 1 pair only with the low_ partners, at dt >= 1 + f_low: unless that
+      // bound is above the least value of a swap with r, (M + Lr) / 2 (the margin covers
+      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate.
+      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin) {
+        // Every a: with g(a) <= 0 against every partner, else against the low_ ones.
+        for (int i = 0; i < S_; ++i) {
+          const unsigned char a_on_r = st_r[m_expert_[i]];
+          if (a_on_r & kHolds) continue;
+          const int g = !(a_on_r & kOrig) - m_arrived_[i];
+          scan(i, g, g <= 0 ? 0 : 1, f_low);
+        }
+      } else {
+        std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
+        for (int k = 0; k < n_a; ++k) {
+          const int i = a_slots_[k];
+          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, f_low);
+        }
       }
     }
   }
@@ -75,7 +176,7 @@ bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
     if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
-    const double ny = w_[y] / (cnt_[y] + 1);
+    const double ny = cold_value_[y];
     if (ny_min < 0.0 || ny < ny_min) ny_min = ny;
     dy_max = std::max(dy_max, sshare_[m * S_ + i] - ny);
   }
@@ -98,10 +199,46 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
   // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
   // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
   redundant_.clear();
+  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares) {
+    // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
+    // besides r and m holds one of m's experts.
+    Redundant d;
+    d.base = base;
+    d.dx = rise_[x];
+    d.xrise = other < 0.0 ? -1.0 : other + d.dx;
+    // Past the bound, x's side can only come back under it where a holder of x also holds
+    // one of m's experts (it then drops by that expert's dy too): keep only such slots,
+    // marked for the exact evaluation.
+    d.exact = false;
+    if (d.xrise >= lim) {
+      d.exact = other_shares;
+      if (!d.exact) return;
+    }
+    d.dx_m = pos(m, x) >= 0 ? d.dx : 0.0;
+    d.rank = r;
+    d.x = x;
+    d.x_arrived = !orig(r, x);
+    d.slot = r * S_ + pos(r, x);
+    redundant_.push_back(d);
+  };
   for (ExpertId x : multi_) {
-    const double sx = w_[x] / cnt_[x];
-    const double dx = w_[x] / (cnt_[x] - 1) - sx;
+    const double sx = share_[x];
     const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+    if (cnt_[x] == 2) {
+      // Most redundant experts have two replicas: the other holder is the one to check.
+      const int h0 = hx[0], h1 = hx[1];
+      if (h0 != m) {
+        const double base = L_[h0] - sx;
+        if (base + ny_min < lim)
+          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_);
+      }
+      if (h1 != m) {
+        const double base = L_[h1] - sx;
+        if (base + ny_min < lim)
+          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_);
+      }
+      continue;
+    }
     // The two heaviest holders off m, and how many holders share one of m's experts: the rise
     // of "the other holders" of a slot is then O(1).
     double top1 = -1.0, top2 = -1.0;
@@ -121,23 +258,9 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     for (int k = 0; k < cnt_[x]; ++k) {
       const int r = hx[k];
       if (r == m) continue;
-      Redundant d;
-      d.base = L_[r] - sx;
-      if (d.base + ny_min >= lim) continue;
-      const double other = r == top1_rank ? top2 : top1;
-      d.dx = dx;
-      d.xrise = other < 0.0 ? -1.0 : other + dx;
-      // Past the bound, x's side can only come back under it where a holder of x also holds
-      // one of m's experts (it then drops by that expert's dy too): keep only such slots,
-      // marked for the exact evaluation.
-      d.exact = false;
-      if (d.xrise >= lim) {
-        d.exact = sharing - (shares_m_[r] == mark_) > 0;
-        if (!d.exact) continue;
-      }
-      d.dx_m = pos(m, x) >= 0 ? dx : 0.0;
-      d.slot = r * S_ + pos(r, x);
-      redundant_.push_back(d);
+      const double base = L_[r] - sx;
+      if (base + ny_min >= lim) continue;
+      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0);
     }
   }
   std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {
@@ -152,7 +275,9 @@ double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, 
   const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k) {
     const int h = hx[k];
-    if (h != r && h != m) aff = std::max(aff, L_[h] + dx - (pos(h, y) >= 0 ? dy : 0.0));
+    if (h != r && h != m)
+      aff = std::max(
+          aff, L_[h] + dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
   }
   return aff;
 }
@@ -160,7 +285,7 @@ double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, 
 void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
   const ExpertId y = slot_[m * S_ + i];
   if (w_[y] <= 0.0 || cnt_[y] >= R_) return;
-  const double ny = w_[y] / (cnt_[y] + 1);
+  const double ny = cold_value_[y];
   const double dy = sshare_[m * S_ + i] - ny;
   const double floor_y = L_[m] - dy;  // m's new load unless it holds x
   if (floor_y >= bound(best)) return;
@@ -172,15 +297,19 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
     // rank holds both x and y, which exact_replicate_value handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
-    const int r = d.slot / S_;
-    if (pos(r, y) >= 0) continue;
-    const ExpertId x = slot_[d.slot];
-    const int dt = !orig(r, y) - !orig(r, x);
+    // A re-point changes the transfers by -1 .. 1, and the bounds fall as dt grows.
+    if (lower >= bound_for(best, -1)) continue;
+    const int r = d.rank;
+    const unsigned char y_on_r = state_[static_cast<std::size_t>(r) * E_ + y];
+    if (y_on_r & kHolds) continue;
+    const ExpertId x = d.x;
+    const int dt = !(y_on_r & kOrig) - d.x_arrived;
     const double lim = bound_for(best, dt);
     if (lower >= lim) continue;
     bool exact = d.exact;
     if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
-      for (int k = 0; k < cnt_[y]; ++k) exact |= hy[k] != m && pos(hy[k], x) >= 0;
+      for (int k = 0; k < cnt_[y]; ++k)
+        exact |= hy[k] != m && (state_[static_cast<std::size_t>(hy[k]) * E_ + x] & kHolds);
     const double aff =
         exact ? exact_replicate_value(m, r, x, y, lower, d.dx, dy) : std::max(lower, d.xrise);
     if (aff >= lim) continue;
@@ -208,23 +337,26 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
   if (cnt_[x] < 2) return;
   const double base = L_[m] - sshare_[p];
   if (base >= bound(best)) return;
-  const double dx = w_[x] / (cnt_[x] - 1) - sshare_[p];
+  const double dx = rise_[x];
   const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+  const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
+  const int x_arrived = arrived_[p];
   // Exact value of re-pointing p to y; returns false when y is not allowed. `overlap`: a
   // holder of x also holds y.
   auto eval = [&](ExpertId y, bool& overlap) {
     overlap = false;
-    if (y == x || pos(m, y) >= 0) return false;
-    const int dt = !orig(m, y) - !orig(m, x);
+    const unsigned char y_on_m = st_m[y];
+    if (y == x || (y_on_m & kHolds)) return false;
+    const int dt = !(y_on_m & kOrig) - x_arrived;
     const double lim = bound_for(best, dt);
     const double ny = cold_value_[y];
     if (base + ny >= lim) return true;
-    const double dy = w_[y] / cnt_[y] - ny;
+    const double dy = share_[y] - ny;
     double aff = base + ny;
     for (int k = 0; k < cnt_[x] && aff < lim; ++k) {
       const int h = hx[k];
       if (h == m) continue;
-      const bool h_has_y = pos(h, y) >= 0;
+      const bool h_has_y = (state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) != 0;
       overlap |= h_has_y;
       aff = std::max(aff, L_[h] + dx - (h_has_y ? dy : 0.0));
     }

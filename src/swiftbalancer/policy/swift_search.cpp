@@ -13,8 +13,21 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   multi_.reserve(E_);
   multi_at_.assign(E_, -1);
   pos_.assign(RE, -1);
-  orig_.assign(RE, 0);
+  state_.assign(RE, 0);
+  arrived_.assign(slot_.size(), 0);
+  sorted_share_.resize(slot_.size());
+  m_expert_.resize(S_);
+  m_share_.resize(S_);
+  m_arrived_.resize(S_);
+  low_.resize(S_);
+  m_arr_.resize(S_);
+  a_slots_.resize(2 * S_);
+  share_pos_.resize(slot_.size());
+  arrived_slots_.resize(slot_.size());
+  departed_.resize(slot_.size());
   cnt_.resize(E_);
+  share_.assign(E_, 0.0);
+  rise_.assign(E_, 0.0);
   hold_.resize(RE);
   w_.resize(E_);
   L_.resize(R_);
@@ -26,6 +39,8 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   cold_.resize(E_);
   cold_value_.resize(E_);
   arrivals_.assign(R_, 0);
+  is_dirty_.assign(R_, 0);
+  dirty_.reserve(R_);
 }
 
 void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double> load) {
@@ -33,18 +48,20 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
   for (int p = 0; p < R_ * S_; ++p) {
     const auto row = static_cast<std::size_t>(p / S_) * E_;
     pos_[row + slot_[p]] = -1;
-    orig_[row + start_[p]] = 0;
+    state_[row + slot_[p]] = 0;
+    state_[row + start_[p]] = 0;
   }
   std::copy(start.begin(), start.end(), slot_.begin());
   std::copy(start.begin(), start.end(), start_.begin());
   std::fill(cnt_.begin(), cnt_.end(), 0);
   std::fill(arrivals_.begin(), arrivals_.end(), 0);
+  std::fill(arrived_.begin(), arrived_.end(), 0);
   std::copy(load.begin(), load.end(), w_.begin());
   for (int p = 0; p < R_ * S_; ++p) {
     const int r = p / S_;
     const ExpertId e = slot_[p];
     pos_[static_cast<std::size_t>(r) * E_ + e] = p % S_;
-    orig_[static_cast<std::size_t>(r) * E_ + e] = 1;
+    state_[static_cast<std::size_t>(r) * E_ + e] = kHolds | kOrig;
     hold_[static_cast<std::size_t>(e) * R_ + cnt_[e]++] = r;
   }
   multi_.clear();
@@ -55,6 +72,8 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
       multi_.push_back(e);
     }
   }
+  for (int e = 0; e < E_; ++e)
+    if (cnt_[e] > 0) refresh_expert(e);
   for (int p = 0; p < R_ * S_; ++p) by_share_[p] = p % S_;
   double total = 0.0;
   for (int r = 0; r < R_; ++r) {
@@ -76,6 +95,11 @@ void LayerSearch::reset(std::span<const ExpertId> start, std::span<const double>
   });
 }
 
+void LayerSearch::refresh_expert(ExpertId e) {
+  share_[e] = w_[e] / cnt_[e];
+  rise_[e] = cnt_[e] >= 2 ? w_[e] / (cnt_[e] - 1) - share_[e] : 0.0;
+}
+
 void LayerSearch::recompute_rank(int r) {
   double s = 0.0;
   for (int p = r * S_; p < (r + 1) * S_; ++p) {
@@ -83,6 +107,10 @@ void LayerSearch::recompute_rank(int r) {
     s += sshare_[p];
   }
   L_[r] = s;
+  if (!is_dirty_[r]) {
+    is_dirty_[r] = 1;
+    dirty_.push_back(r);
+  }
   // Insertion sort of the rank's slots by share (ties: slot order); S is small.
   int* ord = &by_share_[static_cast<std::size_t>(r) * S_];
   const double* sh = &sshare_[static_cast<std::size_t>(r) * S_];
@@ -95,19 +123,50 @@ void LayerSearch::recompute_rank(int r) {
     }
     ord[j + 1] = k;
   }
+  double* sorted = &sorted_share_[static_cast<std::size_t>(r) * S_];
+  int* q_of = &share_pos_[static_cast<std::size_t>(r) * S_];
+  for (int i = 0; i < S_; ++i) {
+    sorted[i] = sh[ord[i]];
+    q_of[ord[i]] = i;
+  }
+}
+
+bool LayerSearch::heavier(int a, int b) const {
+  return L_[a] > L_[b] || (L_[a] == L_[b] && a < b);
 }
 
 void LayerSearch::sort_ranks() {
-  // Insertion sort: after a move only a few ranks are out of place. Ties by rank id.
+  // Full insertion sort (the start of a layer). Ties by rank id.
   for (int i = 1; i < R_; ++i) {
     const int r = order_[i];
     int j = i - 1;
-    while (j >= 0 && (L_[order_[j]] < L_[r] || (L_[order_[j]] == L_[r] && order_[j] > r))) {
+    while (j >= 0 && heavier(r, order_[j])) {
       order_[j + 1] = order_[j];
       --j;
     }
     order_[j + 1] = r;
   }
+  for (int r : dirty_) is_dirty_[r] = 0;
+  dirty_.clear();
+}
+
+void LayerSearch::resort_dirty_ranks() {
+  // Only the ranks whose load a move changed (dirty_) can be out of place: take them out (the
+  // rest stays sorted), then put each back at its place by binary search. The order is the
+  // unique one by (load descending, id ascending), the same as a full sort gives.
+  if (dirty_.empty()) return;
+  int n = 0;
+  for (int i = 0; i < R_; ++i)
+    if (!is_dirty_[order_[i]]) order_[n++] = order_[i];
+  for (int r : dirty_) {
+    is_dirty_[r] = 0;
+    const auto at = std::lower_bound(order_.begin(), order_.begin() + n, r,
+                                     [&](int a, int b) { return heavier(a, b); });
+    std::copy_backward(at, order_.begin() + n, order_.begin() + n + 1);
+    *at = r;
+    ++n;
+  }
+  dirty_.clear();
 }
 
 void LayerSearch::consider(Candidate& best, const Candidate& c) {
@@ -142,26 +201,64 @@ void LayerSearch::consider(Candidate& best, const Candidate& c) {
 }
 
 void LayerSearch::update_cold(ExpertId e) {
-  // Remove e, refresh its value, insert it back (ties by id). O(E), no allocation.
-  int i = 0;
-  while (cold_[i] != e) ++i;
-  for (; i + 1 < E_; ++i) cold_[i] = cold_[i + 1];
+  // cold_ is sorted by (cold_value_, id), a strict total order: find e by binary search under
+  // its old value, then move it to the place of its new value, shifting only the experts in
+  // between. No allocation.
+  auto colder = [&](ExpertId a, double va, ExpertId b, double vb) {
+    return va < vb || (va == vb && a < b);
+  };
+  const double old_v = cold_value_[e];
   const double v = w_[e] / (cnt_[e] + 1);
+  const auto first = cold_.begin(), last = cold_.end();
+  const auto at = std::lower_bound(
+      first, last, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, old_v); });
   cold_value_[e] = v;
-  int j = E_ - 1;
-  while (j > 0 &&
-         (cold_value_[cold_[j - 1]] > v || (cold_value_[cold_[j - 1]] == v && cold_[j - 1] > e))) {
-    cold_[j] = cold_[j - 1];
-    --j;
+  if (colder(e, v, e, old_v)) {
+    const auto to = std::lower_bound(
+        first, at, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, v); });
+    std::copy_backward(to, at, at + 1);
+    *to = e;
+  } else {
+    const auto to = std::lower_bound(
+        at + 1, last, e, [&](ExpertId a, ExpertId b) { return colder(a, cold_value_[a], b, v); });
+    std::copy(at + 1, to, at);
+    *(to - 1) = e;
   }
-  cold_[j] = e;
 }
 
 void LayerSearch::set_slot(int p, ExpertId e) {
   const int r = p / S_;
   const ExpertId x = slot_[p];
-  pos_[static_cast<std::size_t>(r) * E_ + x] = -1;
-  arrivals_[r] += orig(r, x) - orig(r, e);
+  const std::size_t row = static_cast<std::size_t>(r) * E_;
+  pos_[row + x] = -1;
+  state_[row + x] &= ~kHolds;
+  // Arrival and departure lists of r (as many of each: the rank holds S experts): slot p's
+  // expert x leaves, e comes.
+  {
+    const bool x_orig = orig(r, x), e_orig = orig(r, e);
+    int* arr = &arrived_slots_[static_cast<std::size_t>(r) * S_];
+    ExpertId* dep = &departed_[static_cast<std::size_t>(r) * S_];
+    int& n = arrivals_[r];
+    auto drop = [&](auto* list, auto value) {
+      int k = 0;
+      while (list[k] != value) ++k;
+      list[k] = list[n - 1];
+    };
+    if (x_orig && e_orig) {
+      int k = 0;
+      while (dep[k] != e) ++k;
+      dep[k] = x;
+    } else if (x_orig) {
+      arr[n] = p % S_;
+      dep[n] = x;
+      ++n;
+    } else if (e_orig) {
+      drop(arr, p % S_);
+      drop(dep, e);
+      --n;
+    }
+  }
+  arrived_[p] = !orig(r, e);
   int* hx = &hold_[static_cast<std::size_t>(x) * R_];
   for (int k = 0; k < cnt_[x]; ++k)
     if (hx[k] == r) {
@@ -177,7 +274,8 @@ void LayerSearch::set_slot(int p, ExpertId e) {
     multi_at_[x] = -1;
   }
   slot_[p] = e;
-  pos_[static_cast<std::size_t>(r) * E_ + e] = p % S_;
+  pos_[row + e] = p % S_;
+  state_[row + e] |= kHolds;
   int* he = &hold_[static_cast<std::size_t>(e) * R_];
   int k = cnt_[e]++;
   while (k > 0 && he[k - 1] > r) {
@@ -204,15 +302,18 @@ void LayerSearch::apply(const Candidate& c, Trajectory& out) {
     x_old = slot_[c.p1];
     const ExpertId x = x_old;
     set_slot(c.p1, c.e1);
+    refresh_expert(x);
+    refresh_expert(c.e1);
+    // Every holder of x or of e1 (the slot's rank among them) changes load; each once.
     for (ExpertId e : {x, c.e1}) {
       const int* h = &hold_[static_cast<std::size_t>(e) * R_];
-      for (int k = 0; k < cnt_[e]; ++k) recompute_rank(h[k]);
+      for (int k = 0; k < cnt_[e]; ++k)
+        if (!is_dirty_[h[k]]) recompute_rank(h[k]);
     }
-    recompute_rank(c.p1 / S_);
     out.writes.push_back({c.p1, c.e1});
   }
   transfers_ += c.dt;
-  sort_ranks();
+  resort_dirty_ranks();
   if (c.kind == 2) {
     update_cold(x_old);
     update_cold(c.e1);

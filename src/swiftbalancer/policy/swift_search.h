@@ -75,11 +75,16 @@ class LayerSearch {
   };
 
   void reset(std::span<const ExpertId> start, std::span<const double> load);
-  double share(ExpertId e) const { return w_[e] / cnt_[e]; }
+  double share(ExpertId e) const { return share_[e]; }
+  void refresh_expert(ExpertId e);  // share_ and rise_ of e after its count changed
   int pos(int r, ExpertId e) const { return pos_[static_cast<std::size_t>(r) * E_ + e]; }
-  bool orig(int r, ExpertId e) const { return orig_[static_cast<std::size_t>(r) * E_ + e] != 0; }
+  bool orig(int r, ExpertId e) const {
+    return (state_[static_cast<std::size_t>(r) * E_ + e] & kOrig) != 0;
+  }
   void recompute_rank(int r);
+  bool heavier(int a, int b) const;  // a comes before b in order_
   void sort_ranks();
+  void resort_dirty_ranks();
   // Takes c if it beats best, and then refreshes the bounds.
   void consider(Candidate& best, const Candidate& c);
   // A candidate that changes the transfers by `dt` must have aff_max below this to beat the
@@ -111,21 +116,44 @@ class LayerSearch {
   std::vector<ExpertId> slot_;
   std::vector<ExpertId> start_;  // the layer at the start of the search
   std::vector<int> pos_;         // [R][E] local slot of e on r, or -1
-  std::vector<char> orig_;       // [R][E] e on r at the start
-  std::vector<int> cnt_;         // [E] replica count
-  std::vector<int> hold_;        // [E][R] holder ranks, first cnt_[e] valid
-  std::vector<double> w_;        // [E] load
-  std::vector<double> L_;        // [R] rank load
-  std::vector<double> sshare_;   // [R*S] share of each slot's expert (w / count)
-  std::vector<int> by_share_;    // [R][S] local slots of each rank by share, ascending
-  std::vector<int> order_;       // ranks by load, heaviest first (ties: lower id)
+  // [R][E] bits: kHolds (e is on r now, pos >= 0), kOrig (e was on r at the start). One byte
+  // answers both questions a swap asks about an expert and a rank.
+  static constexpr unsigned char kHolds = 1, kOrig = 2;
+  std::vector<unsigned char> state_;
+  std::vector<char> arrived_;         // [R*S] the slot's expert was not on its rank at the start
+  std::vector<double> sorted_share_;  // [R][S] each rank's shares, ascending (by_share_ order)
+  std::vector<int> cnt_;              // [E] replica count
+  std::vector<int> hold_;             // [E][R] holder ranks, first cnt_[e] valid
+  std::vector<double> w_;             // [E] load
+  std::vector<double> share_;         // [E] w / count (for experts with a replica)
+  // [E] w / (count - 1) - w / count: how much the other holders rise when one replica goes
+  // (0 for a single replica).
+  std::vector<double> rise_;
+  std::vector<double> L_;       // [R] rank load
+  std::vector<double> sshare_;  // [R*S] share of each slot's expert (w / count)
+  std::vector<int> by_share_;   // [R][S] local slots of each rank by share, ascending
+  // find_swaps scratch: the busiest rank's experts, shares and arrival flags by local slot.
+  std::vector<ExpertId> m_expert_;
+  std::vector<double> m_share_;
+  std::vector<char> m_arrived_;
+  std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
+  int n_low_ = 0;               // entries of low_ in use
+  std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
+  std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
+  std::vector<int> share_pos_;  // [R*S] position of the slot in its rank's by_share_ order
+  std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
+  std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
+  std::vector<char> is_dirty_;  // [R] rank is in dirty_
   struct Redundant {
-    double base;   // load of the slot's rank without it
-    double dx;     // rise of the other holders of its expert if it is re-pointed
-    double xrise;  // highest load among those holders (m excluded) after the rise
-    double dx_m;   // dx if m holds the expert, else 0
-    bool exact;    // xrise may overstate: evaluate x's side exactly
+    double base;     // load of the slot's rank without it
+    double dx;       // rise of the other holders of its expert if it is re-pointed
+    double xrise;    // highest load among those holders (m excluded) after the rise
+    double dx_m;     // dx if m holds the expert, else 0
+    bool exact;      // xrise may overstate: evaluate x's side exactly
+    bool x_arrived;  // x was not on the slot's rank at the start
     int slot;
+    int rank;    // the slot's rank
+    ExpertId x;  // the slot's expert
   };
   std::vector<Redundant> redundant_;  // scratch, rebuilt per step
   std::vector<ExpertId> cold_;        // experts by w / (count + 1), ascending (ties: id)
@@ -134,7 +162,11 @@ class LayerSearch {
   std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
   int mark_ = 0;
   std::vector<double> cold_value_;  // [E] w / (count + 1)
-  std::vector<int> arrivals_;       // [R] slots holding an expert the rank did not hold at start
+  // [R][S] per rank, first arrivals_[r] valid (any order): local slots holding an expert the
+  // rank did not hold at the start, and the experts it held at the start and no longer holds.
+  std::vector<int> arrived_slots_;
+  std::vector<ExpertId> departed_;
+  std::vector<int> arrivals_;  // [R] slots holding an expert the rank did not hold at start
   int transfers_ = 0;
   double mean_ = 0.0;
   double eps_ = 0.0;
