@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "bindings.h"
 #include "convert.h"
@@ -32,7 +33,7 @@ py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_
 
 py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_nodes, int num_ranks,
                  py::handle old_obj, const std::string& policy, std::int64_t max_transfers,
-                 double threshold, int log2phy_width) {
+                 double threshold, int log2phy_width, double target) {
   const LoadMatrix load = load_from(weight, "weight", /*allow_window=*/true);
   Placement old;
   EngineRequest q;
@@ -48,6 +49,10 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
   q.max_transfers = max_transfers;
   q.threshold = threshold;
   q.log2phy_width = log2phy_width;
+  if (!(target == 0.0 || (target >= 1.0 && std::isfinite(target))))
+    throw InputError("target must be 0 (the policy's default) or a finite number >= 1, got " +
+                     std::to_string(target));
+  q.target = target;
   DeepSeekResult r;
   {
     py::gil_scoped_release nogil;
@@ -100,7 +105,7 @@ void bind_dropins(py::module_& m) {
         "map, `policy` from it under max_transfers.",
         py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"), py::arg("num_nodes"),
         py::arg("num_ranks"), py::arg("old_map"), py::arg("policy"), py::arg("max_transfers"),
-        py::arg("threshold"), py::arg("log2phy_width"));
+        py::arg("threshold"), py::arg("log2phy_width"), py::arg("target") = 0.0);
   m.def("ascend_rebalance", &ascend, py::arg("current_expert_table"), py::arg("expert_workload"),
         py::arg("ranks_per_node"), py::arg("num_experts"), py::arg("policy"), py::arg("num_groups"),
         py::arg("max_transfers"), py::arg("threshold"), py::arg("min_improvement"));

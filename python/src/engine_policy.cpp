@@ -38,6 +38,7 @@ DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q
     o.num_groups = q.num_groups > 1 && weight.experts() % q.num_groups == 0 ? q.num_groups : 0;
     o.max_transfers = q.max_transfers;
     o.threshold = q.threshold;
+    o.target = q.target;
     PolicyInput in{topo, weight, q.old_map, o};
     out.placement = make_policy(q.policy)->rebalance(in);
     replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,

@@ -23,6 +23,8 @@ struct EngineRequest {
   std::string policy = "swift";
   std::int64_t max_transfers = -1;
   double threshold = 1.0;
+  // Swift's per-layer goal (PolicyOptions::target; 0: the policy's default).
+  double target = 0.0;
   // The last dimension of log2phy: the engines allocate num_replicas - experts + 1 (the most
   // replicas an expert can have); 0 means the largest replica count of the result.
   int log2phy_width = 0;

@@ -10,8 +10,10 @@ shipped three contracts of it (``CONTRACTS``):
 
 The class serves the contract of the installed vLLM's ``AbstractEplbPolicy`` (and derives from
 it) when vLLM is importable; otherwise ``"tuple6"``. ``SwiftEplbPolicy.variant(contract=...,
-max_transfers=..., policy=..., threshold=...)`` makes a subclass with other options (vLLM only
-ever sees the class, so options are class attributes).
+max_transfers=..., policy=..., threshold=..., target=...)`` makes a subclass with other options
+(vLLM only ever sees the class, so options are class attributes). ``target`` is swift's per-layer
+goal (0: the policy's 1.002): under a budget that binds, a coarser goal costs the same balance
+and less time (docs/python.md).
 
 Shapes and dtypes as vLLM's own policy: ``weight`` is ``[layers, experts]`` or a window
 ``[window, layers, experts]`` (summed), int32/int64/float, read without a widening copy.
@@ -83,12 +85,14 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
     policy = "swift"
     max_transfers = None
     threshold = 1.0
+    target = 0.0
 
     @classmethod
     def variant(cls, **options):
-        """A subclass with other class options (contract, policy, max_transfers, threshold)."""
+        """A subclass with other class options (contract, policy, max_transfers, threshold,
+        target)."""
         for key in options:
-            if key not in ("contract", "policy", "max_transfers", "threshold"):
+            if key not in ("contract", "policy", "max_transfers", "threshold", "target"):
                 raise TypeError("unknown SwiftEplbPolicy option %r" % key)
         if options.get("contract", cls.contract) not in CONTRACTS:
             raise ValueError("contract must be one of %s, got %r" % (CONTRACTS,
@@ -118,7 +122,8 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
             _host(weight, "weight"), num_replicas, _count(num_groups, "num_groups"),
             _count(num_nodes, "num_nodes"), num_ranks,
             None if old is None else _host(old, "old_global_expert_indices"), str(cls.policy),
-            _budget(cls, shape, num_ranks), _real(cls.threshold, "threshold"), max(width, 0))
+            _budget(cls, shape, num_ranks), _real(cls.threshold, "threshold"), max(width, 0),
+            _real(cls.target, "target"))
         return tuple(_as_tensor(a) for a in out) if tensor_in else out
 
 

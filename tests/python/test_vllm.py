@@ -89,6 +89,30 @@ def test_old_map_budget_is_honoured(decode_load):
     assert sb.transfer_summary(old, phy2log, topo).total <= layers * 32
 
 
+def test_target_option(decode_load):
+    # Swift's per-layer goal, as a class option: a coarser goal stops each layer's search
+    # sooner; the budget and vLLM's properties hold whatever it is, and a finer goal never
+    # balances worse than a coarser one by more than rounding.
+    w = torch.from_numpy(decode_load.astype(np.int64))
+    layers = w.shape[0]
+    topo = sb.Topology(32, 9, 8)
+    old = torch.arange(288).remainder(256).repeat(layers, 1)
+    results = {}
+    for target in (0.0, 1.05, 1.5):
+        P = sbv.SwiftEplbPolicy.variant(target=target)
+        phy2log, log2phy, logcnt = P.rebalance_experts(w, 288, 8, 4, 32, old)
+        check_vllm_properties(phy2log[:2], log2phy[:2], logcnt[:2], 2, 256, 288)
+        assert sb.transfer_summary(old, phy2log, topo).total <= layers * 32
+        results[target] = sb.balance_summary(phy2log, decode_load, topo).mean_imbalance
+    assert results[0.0] <= results[1.5] + 1e-9
+    # At 1.5 a layer stops as soon as it is within 1.5: balance visibly coarser than the default.
+    assert results[1.5] > results[0.0] + 0.01
+    with pytest.raises(ValueError, match="target"):
+        sbv.SwiftEplbPolicy.variant(target=0.5).rebalance_experts(w, 288, 8, 4, 32, old)
+    with pytest.raises(ValueError, match="target"):
+        sbv.SwiftEplbPolicy.variant(target=float("nan")).rebalance_experts(w, 288, 8, 4, 32, old)
+
+
 def test_numpy_in_numpy_out():
     p, l2p, cnt = sbv.SwiftEplbPolicy.rebalance_experts(README_WEIGHT, 16, 4, 2, 8)
     assert isinstance(p, np.ndarray) and p.dtype == np.int64 and l2p.shape == (2, 12, 5)
