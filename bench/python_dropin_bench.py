@@ -11,41 +11,13 @@ conversion and the result arrays (what an engine pays). The numpy reference
 """
 
 import argparse
-import json
-import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
 import swiftbalancer as sb
+from bench_common import DEFAULT_TRACE, load, median_ms
 from swiftbalancer import reference as ref
-
-HERE = Path(__file__).resolve().parent
-DEFAULT_TRACE = Path(os.environ.get("SWIFTBALANCER_TRACES_DIR", HERE.parent.parent / "shared" /
-                                    "traces")) / "deepseek_v3r1" / "decode_in1000out1000.json"
-
-
-def load(trace):
-    if trace.is_file():
-        with open(trace) as f:
-            w = np.asarray(json.load(f)["logical_count"], dtype=np.float64)
-        return w[w.sum(axis=1) > 0], str(trace)
-    rng = np.random.default_rng(0)
-    w = rng.zipf(1.6, size=(58, 256)).astype(np.float64) * 1000.0
-    return w, "synthetic zipf(1.6), seed 0"
-
-
-def median_ms(fn, repeat):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times), min(times), max(times)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,7 +26,7 @@ def main():
     ap.add_argument("--reference-repeat", type=int, default=3)
     args = ap.parse_args()
 
-    weight, source = load(args.trace)
+    weight, source = load(args.trace, np.float64)
     print("load: %s, %d layers x %d experts; 32 ranks x 9 slots" % (source, *weight.shape))
     cases = [
         ("rebalance_experts hierarchical (8 groups, 4 nodes), float64", weight, (288, 8, 4, 32)),
