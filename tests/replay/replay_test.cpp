@@ -238,28 +238,44 @@ TEST(Replay, RecoveryStepsDefinition) {
   EXPECT_EQ(recovery_steps(s, 20, 5, 0.05, 40), -1);
 }
 
-// A workload switch on a generated trace: swift:async is back in balance within the interval
-// plus the layer pipeline (plus the averaging window), and moves far fewer experts than the
-// from-scratch DeepSeek policy.
-TEST(Replay, SwiftAsyncRecoversAfterASwitch) {
+// The generated trace of the switch tests: 240 steps of 8 layers x 64 experts, top-8, one
+// workload, or two with a switch at `switch_at`; and their 16 x 5 replay (interval and window
+// 40, one policy step; shift detection: a check every 4 steps, early cycles 8 layers per step).
+TraceSpec switch_trace(std::uint64_t seed, std::vector<std::int64_t> switch_at) {
   TraceSpec spec;
   spec.steps = 240;
   spec.tokens = 2048;
   spec.top_k = 8;
-  spec.seed = 3;
-  spec.bases = {synthetic_base(8, 64, 3, 0), synthetic_base(8, 64, 3, 1)};
-  spec.switch_at = {120};
+  spec.seed = seed;
+  spec.bases = {synthetic_base(8, 64, 3, 0)};
+  if (!switch_at.empty()) spec.bases.push_back(synthetic_base(8, 64, 3, 1));
+  spec.switch_at = std::move(switch_at);
+  return spec;
+}
+
+ReplayConfig switch_config(const std::string& policies, const TraceSpec& spec) {
   ReplayConfig c;
   c.topo = Topology::make(16, 5, 8);
-  c.policies = parse_policy_list("static,deepseek-global:sync,swift:async");
+  c.policies = parse_policy_list(policies);
   c.interval = 40;
   c.window = 40;
   c.policy_steps = 1;
   c.policy_ms = 0.0;
   c.switch_at = spec.switch_at;
   c.recover_window = 10;
+  c.shift_check_steps = 4;
+  c.shift_layers_per_step = 8;
+  return c;
+}
+
+// A workload switch on a generated trace: swift:async is back in balance within the interval
+// plus the layer pipeline (plus the averaging window), and moves far fewer experts than the
+// from-scratch DeepSeek policy.
+TEST(Replay, SwiftAsyncRecoversAfterASwitch) {
+  const TraceSpec spec = switch_trace(3, {120});
   auto src = generated_trace(spec);
-  const ReplayResult r = run_replay(*src, c);
+  const ReplayResult r =
+      run_replay(*src, switch_config("static,deepseek-global:sync,swift:async", spec));
   const PolicyResult &stat = r.policies[0], &sync = r.policies[1], &swift = r.policies[2];
   ASSERT_EQ(swift.recover_steps.size(), 1u);
   EXPECT_EQ(stat.recover_steps[0], -1);
@@ -278,26 +294,9 @@ TEST(Replay, SwiftAsyncRecoversAfterASwitch) {
 // decided at step 119 on the old workload, moving one layer per step from 121), gathers one
 // check period later, and its early cycle moves all 8 layers in one step.
 TEST(Replay, ShiftDetectionPreemptsAndRecoversSooner) {
-  TraceSpec spec;
-  spec.steps = 240;
-  spec.tokens = 2048;
-  spec.top_k = 8;
-  spec.seed = 3;
-  spec.bases = {synthetic_base(8, 64, 3, 0), synthetic_base(8, 64, 3, 1)};
-  spec.switch_at = {123};
-  ReplayConfig c;
-  c.topo = Topology::make(16, 5, 8);
-  c.policies = parse_policy_list("swift:async,swift:shift");
-  c.interval = 40;
-  c.window = 40;
-  c.policy_steps = 1;
-  c.policy_ms = 0.0;
-  c.switch_at = spec.switch_at;
-  c.recover_window = 10;
-  c.shift_check_steps = 4;
-  c.shift_layers_per_step = 8;
+  const TraceSpec spec = switch_trace(3, {123});
   auto src = generated_trace(spec);
-  const ReplayResult r = run_replay(*src, c);
+  const ReplayResult r = run_replay(*src, switch_config("swift:async,swift:shift", spec));
   const PolicyResult &fixed = r.policies[0], &shift = r.policies[1];
   EXPECT_EQ(fixed.shift_triggers, 0);
   EXPECT_EQ(shift.shift_triggers, 1);
@@ -317,25 +316,11 @@ TEST(Replay, ShiftDetectionPreemptsAndRecoversSooner) {
   }
 }
 
-// Without a switch the detector never fires: the same gathers, cycles and series.
+// Without a switch the detector never fires: the same gathers and cycles.
 TEST(Replay, ShiftDetectionChangesNothingOnAStationaryTrace) {
-  TraceSpec spec;
-  spec.steps = 240;
-  spec.tokens = 2048;
-  spec.top_k = 8;
-  spec.seed = 5;
-  spec.bases = {synthetic_base(8, 64, 3, 0)};
-  ReplayConfig c;
-  c.topo = Topology::make(16, 5, 8);
-  c.policies = parse_policy_list("swift:async,swift:shift");
-  c.interval = 40;
-  c.window = 40;
-  c.policy_steps = 1;
-  c.policy_ms = 0.0;
-  c.shift_check_steps = 4;
-  c.shift_layers_per_step = 8;
+  const TraceSpec spec = switch_trace(5, {});
   auto src = generated_trace(spec);
-  const ReplayResult r = run_replay(*src, c);
+  const ReplayResult r = run_replay(*src, switch_config("swift:async,swift:shift", spec));
   const PolicyResult &fixed = r.policies[0], &shift = r.policies[1];
   EXPECT_EQ(shift.shift_triggers, 0);
   // A check every 4 steps; each cycle's end restarts the count (at most one check lost).
