@@ -12,6 +12,19 @@
 namespace swiftbalancer {
 namespace {
 
+// A random valid layer: every expert once, the spare slots random replicas, shuffled (drawn
+// again until no rank holds an expert twice).
+std::vector<ExpertId> random_layer(std::mt19937& rng, const Topology& topo, int experts) {
+  std::vector<ExpertId> layer;
+  do {
+    layer.assign(static_cast<std::size_t>(topo.num_slots()), 0);
+    for (int p = 0; p < topo.num_slots(); ++p)
+      layer[p] = p < experts ? p : static_cast<ExpertId>(rng() % experts);
+    std::shuffle(layer.begin(), layer.end(), rng);
+  } while (!validate_layer(layer, topo, experts, 0).ok());
+  return layer;
+}
+
 TEST(SwiftSearch, TrajectoryPrefixesAreValidAndMatchMetrics) {
   std::mt19937 rng(31337);
   std::lognormal_distribution<double> skew(0.0, 1.3);
@@ -23,13 +36,7 @@ TEST(SwiftSearch, TrajectoryPrefixesAreValidAndMatchMetrics) {
     for (int trial = 0; trial < 10; ++trial) {
       std::vector<double> load(static_cast<std::size_t>(experts));
       for (double& v : load) v = std::round(50.0 * skew(rng));
-      std::vector<ExpertId> layer;
-      do {
-        layer.assign(static_cast<std::size_t>(topo.num_slots()), 0);
-        for (int p = 0; p < topo.num_slots(); ++p)
-          layer[p] = p < experts ? p : static_cast<ExpertId>(rng() % experts);
-        std::shuffle(layer.begin(), layer.end(), rng);
-      } while (!validate_layer(layer, topo, experts, 0).ok());
+      const std::vector<ExpertId> layer = random_layer(rng, topo, experts);
 
       swift::Trajectory t;
       swift::SearchLimits limits;  // target 1.0: search until no move helps
@@ -117,13 +124,7 @@ TEST(SwiftSearch, GoalTrajectoriesStayValidAndNeverRise) {
   for (int trial = 0; trial < 20; ++trial) {
     std::vector<double> load(static_cast<std::size_t>(experts));
     for (double& v : load) v = std::round(50.0 * skew(rng));
-    std::vector<ExpertId> layer;
-    do {
-      layer.assign(static_cast<std::size_t>(topo.num_slots()), 0);
-      for (int p = 0; p < topo.num_slots(); ++p)
-        layer[p] = p < experts ? p : static_cast<ExpertId>(rng() % experts);
-      std::shuffle(layer.begin(), layer.end(), rng);
-    } while (!validate_layer(layer, topo, experts, 0).ok());
+    const std::vector<ExpertId> layer = random_layer(rng, topo, experts);
     swift::SearchLimits limits;
     limits.goal_ratio = 0.5;
     swift::Trajectory t;
