@@ -281,6 +281,10 @@ LoadMatrix read_load(const std::string& path, LoadFormat format) {
   return std::move(read_counts(path, format, /*sum=*/true)[0]);
 }
 
+LoadFormat detect_load_format(const std::string& path) {
+  return resolve_read_format(path, LoadFormat::kAuto);
+}
+
 std::vector<LoadMatrix> read_load_steps(const std::string& path, LoadFormat format) {
   return read_counts(path, format, /*sum=*/false);
 }

@@ -30,6 +30,9 @@ enum class LoadFormat { kAuto, kSglangJson, kCsv, kNpy };
 LoadFormat parse_load_format(const std::string& name);
 const char* load_format_name(LoadFormat format);  // "auto", "sglang", "csv", "npy"
 
+// The format kAuto reads `path` as (by extension, else by its first bytes).
+LoadFormat detect_load_format(const std::string& path);
+
 // The whole load, summed over steps when the file has a step axis.
 LoadMatrix read_load(const std::string& path, LoadFormat format = LoadFormat::kAuto);
 // JSON writes {"logical_count": [L][E]}; CSV writes "layer,expert,tokens" with every cell

@@ -426,8 +426,7 @@ class ConcatTrace final : public TraceSource {
 }  // namespace
 
 std::unique_ptr<TraceSource> open_trace_file(const std::string& path) {
-  const std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : "";
-  if (ext == ".npy") return open_npy_trace(path);
+  if (detect_load_format(path) == LoadFormat::kNpy) return open_npy_trace(path);
   // A per-step JSON or CSV dump: small enough to hold (read_load_steps bounds its size).
   const std::vector<LoadMatrix> steps = read_load_steps(path);
   const int L = steps.front().layers(), E = steps.front().experts();

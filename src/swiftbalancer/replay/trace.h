@@ -119,8 +119,8 @@ class TraceSource {
 // one step, whatever the file's length. Throws InputError on a missing file, another rank, or
 // negative / non-finite counts (naming the step, layer and expert).
 std::unique_ptr<TraceSource> open_npy_trace(const std::string& path);
-// A trace file: .npy streamed (open_npy_trace); any other per-step load file that
-// read_load_steps reads (CSV "step,layer,expert,tokens", JSON [T][L][E]) held in memory, one
+// A trace file: npy (detect_load_format) streamed (open_npy_trace); any other per-step load file
+// that read_load_steps reads (CSV "step,layer,expert,tokens", JSON [T][L][E]) held in memory, one
 // step per step id (a file without a step axis is one step). Throws InputError.
 std::unique_ptr<TraceSource> open_trace_file(const std::string& path);
 // The parts one after the other; all must have the same layers and experts (throws InputError

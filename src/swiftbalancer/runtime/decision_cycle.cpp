@@ -219,8 +219,7 @@ void DecisionCycle::preempt() {
 
 void DecisionCycle::drop() {
   reporter_.add(&BalancerCounters::cycles_dropped);
-  result_->cancelled.store(true, std::memory_order_release);
-  result_.reset();
+  preempt();
 }
 
 }  // namespace swiftbalancer
