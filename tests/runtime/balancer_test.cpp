@@ -288,7 +288,10 @@ TEST(Balancer, InvalidPolicyOutputIsRejected) {
     Cluster c;
     c.cfg = fast_config(mode);
     c.cfg.fault = {FaultInjection::Kind::kBadPlacement, /*rank=*/1, /*cycle=*/0};
-    c.steps = 20;
+    // Cycle 1 (gathered at step 10) must decide and move its layers before the run ends. In
+    // async mode that takes a few steps of the worker: 20 steps left too little room under TSan
+    // on a loaded 2-core machine, where a step lasts about a millisecond.
+    c.steps = 60;
     c.run();
     c.expect_consistent();
     for (const RankResult& r : c.results) {
