@@ -1,5 +1,5 @@
 // The swift policy, the vllm-ascend baseline and the transfer planner on the full DeepSeek-V3
-// model (61 layers, 58 with load, 256 experts), one thread. The current placement is
+// model (61 layers, 58 with load, 256 experts), one thread (BM_SwiftThreads: a thread pool). The current placement is
 // deepseek-global on workload A; the policies rebalance for workload B (ANCHORS.md rows).
 // Targets: swift under 10 ms, its transfer plan under 2 ms. Run with
 // --benchmark_repetitions=N --benchmark_report_aggregates_only=true for medians.
@@ -12,6 +12,7 @@
 #include <string>
 
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/exec/thread_pool.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/plan/transfer_plan.h"
 #include "swiftbalancer/policy/policy.h"
@@ -82,6 +83,28 @@ void BM_Policy(benchmark::State& state, const char* name) {
   label(state, row);
 }
 
+// Args: row, threads. Swift without a budget, its per-layer searches on a ThreadPool of that
+// many threads (the caller included); wall time, since the work is spread over threads. The
+// placement is the same for every count (tests/runtime/policy_threads_test.cpp).
+void BM_SwiftThreads(benchmark::State& state) {
+  const int row = static_cast<int>(state.range(0));
+  const Case* c = get_case(row);
+  if (c == nullptr) {
+    state.SkipWithError("shared traces not found");
+    return;
+  }
+  const auto policy = make_policy("swift");
+  ThreadPool pool(static_cast<int>(state.range(1)));
+  PolicyInput in{c->topo, c->load_b, &c->current, {}, &pool};
+  Placement out;
+  for (auto _ : state) {
+    out = policy->rebalance(in);
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["imbalance"] = balance_summary(out, c->load_b, c->topo).mean_imbalance;
+  label(state, row);
+}
+
 void BM_SwiftPlan(benchmark::State& state) {
   const int row = static_cast<int>(state.range(0));
   const Case* c = get_case(row);
@@ -124,6 +147,10 @@ BENCHMARK_CAPTURE(BM_Policy, deepseek_global, "deepseek-global")
     ->Args({0, -1})
     ->Args({1, -1})
     ->Args({2, -1})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SwiftThreads)
+    ->ArgsProduct({{0, 1, 2}, {1, 2, 4}})
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SwiftPlan)->Apply(rows_and_budgets)->Unit(benchmark::kMillisecond);
 

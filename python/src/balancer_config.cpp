@@ -106,6 +106,7 @@ void bind_balancer_config(py::module_& m) {
   MILLIS(transfer_timeout);
   MILLIS(collective_timeout);
   FIELD(background_worker);
+  FIELD(policy_threads);
   FIELD(policy_options);
   FIELD(link_weights);
   FIELD(tag_base);

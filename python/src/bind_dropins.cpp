@@ -9,6 +9,7 @@
 #include "convert.h"
 #include "dropin.h"
 #include "engine_policy.h"
+#include "swiftbalancer/core/limits.h"
 
 namespace swiftbalancer::python {
 namespace {
@@ -33,7 +34,7 @@ py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_
 
 py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_nodes, int num_ranks,
                  py::handle old_obj, const std::string& policy, std::int64_t max_transfers,
-                 double threshold, int log2phy_width, double target) {
+                 double threshold, int log2phy_width, double target, int threads) {
   const LoadMatrix load = load_from(weight, "weight", /*allow_window=*/true);
   Placement old;
   EngineRequest q;
@@ -53,6 +54,10 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
     throw InputError("target must be 0 (the policy's default) or a finite number >= 1, got " +
                      std::to_string(target));
   q.target = target;
+  if (threads < 1 || threads > limits::kMaxPoolThreads)
+    throw InputError("threads must be 1 .. " + std::to_string(limits::kMaxPoolThreads) + ", got " +
+                     std::to_string(threads));
+  q.threads = threads;
   DeepSeekResult r;
   {
     py::gil_scoped_release nogil;
@@ -105,7 +110,8 @@ void bind_dropins(py::module_& m) {
         "map, `policy` from it under max_transfers.",
         py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"), py::arg("num_nodes"),
         py::arg("num_ranks"), py::arg("old_map"), py::arg("policy"), py::arg("max_transfers"),
-        py::arg("threshold"), py::arg("log2phy_width"), py::arg("target") = 0.0);
+        py::arg("threshold"), py::arg("log2phy_width"), py::arg("target") = 0.0,
+        py::arg("threads") = 1);
   m.def("ascend_rebalance", &ascend, py::arg("current_expert_table"), py::arg("expert_workload"),
         py::arg("ranks_per_node"), py::arg("num_experts"), py::arg("policy"), py::arg("num_groups"),
         py::arg("max_transfers"), py::arg("threshold"), py::arg("min_improvement"));

@@ -1,8 +1,10 @@
 #include "engine_policy.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/exec/thread_pool.h"
 
 namespace swiftbalancer::python {
 namespace {
@@ -39,7 +41,9 @@ DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q
     o.max_transfers = q.max_transfers;
     o.threshold = q.threshold;
     o.target = q.target;
-    PolicyInput in{topo, weight, q.old_map, o};
+    std::optional<ThreadPool> pool;
+    if (q.threads > 1) pool.emplace(std::min(q.threads, weight.layers()));
+    PolicyInput in{topo, weight, q.old_map, o, pool ? &*pool : nullptr};
     out.placement = make_policy(q.policy)->rebalance(in);
     replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
                             q.log2phy_width);

@@ -10,10 +10,12 @@ shipped three contracts of it (``CONTRACTS``):
 
 The class serves the contract of the installed vLLM's ``AbstractEplbPolicy`` (and derives from
 it) when vLLM is importable; otherwise ``"tuple6"``. ``SwiftEplbPolicy.variant(contract=...,
-max_transfers=..., policy=..., threshold=..., target=...)`` makes a subclass with other options
-(vLLM only ever sees the class, so options are class attributes). ``target`` is swift's per-layer
-goal (0: the policy's 1.002): under a budget that binds, a coarser goal costs the same balance
-and less time (docs/python.md).
+max_transfers=..., policy=..., threshold=..., target=..., threads=...)`` makes a subclass with
+other options (vLLM only ever sees the class, so options are class attributes). ``target`` is
+swift's per-layer goal (0: the policy's 1.002): under a budget that binds, a coarser goal costs
+the same balance and less time (docs/python.md). ``threads`` is how many threads swift spreads
+its per-layer searches over, the calling one included (None: the CPUs this process may run on,
+at most 8; 1: the calling thread only). The result is the same for any number of threads.
 
 Shapes and dtypes as vLLM's own policy: ``weight`` is ``[layers, experts]`` or a window
 ``[window, layers, experts]`` (summed), int32/int64/float, read without a widening copy.
@@ -40,7 +42,7 @@ import numpy as np
 from . import EplbAssertionError, _as_tensor, _core, _count, _host, _is_tensor, _real
 
 __all__ = ["SwiftEplbPolicy", "EplbAssertionError", "CONTRACTS", "ENV_SWITCH", "register",
-           "detect_contract"]
+           "detect_contract", "default_threads"]
 
 CONTRACTS = ("tuple5", "tuple6", "phy2log6")
 ENV_SWITCH = "SWIFTBALANCER_VLLM_EPLB"
@@ -75,6 +77,26 @@ def _budget(cls, weight_shape, num_ranks):
     return int(cls.max_transfers)
 
 
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads():
+    """Threads a policy call uses when ``threads`` is None: the CPUs this process may run on
+    (its affinity mask, so ``taskset`` and cgroup pinning are honoured), at most 8; beyond that
+    the 58 layers of DeepSeek-V3 leave little to gain."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
+
+
+def _threads(cls):
+    if cls.threads is None:
+        return default_threads()
+    return _count(cls.threads, "threads")
+
+
 _VLLM_BASE = _vllm_abstract_policy()
 
 
@@ -86,13 +108,15 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
     max_transfers = None
     threshold = 1.0
     target = 0.0
+    threads = None
 
     @classmethod
     def variant(cls, **options):
         """A subclass with other class options (contract, policy, max_transfers, threshold,
-        target)."""
+        target, threads)."""
         for key in options:
-            if key not in ("contract", "policy", "max_transfers", "threshold", "target"):
+            if key not in ("contract", "policy", "max_transfers", "threshold", "target",
+                           "threads"):
                 raise TypeError("unknown SwiftEplbPolicy option %r" % key)
         if options.get("contract", cls.contract) not in CONTRACTS:
             raise ValueError("contract must be one of %s, got %r" % (CONTRACTS,
@@ -123,7 +147,7 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
             _count(num_nodes, "num_nodes"), num_ranks,
             None if old is None else _host(old, "old_global_expert_indices"), str(cls.policy),
             _budget(cls, shape, num_ranks), _real(cls.threshold, "threshold"), max(width, 0),
-            _real(cls.target, "target"))
+            _real(cls.target, "target"), _threads(cls))
         return tuple(_as_tensor(a) for a in out) if tensor_in else out
 
 

@@ -18,6 +18,7 @@
 #include "cli/demo_metrics.h"
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
+#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/demo/demo_engine.h"
 #include "swiftbalancer/io/load_io.h"
@@ -658,6 +659,10 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "Layers committed per step (async)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--policy-threads", o.balancer.policy_threads,
+                  "Threads per rank the policy spreads its per-layer work over")
+      ->capture_default_str()
+      ->check(CLI::Range(1, static_cast<int>(limits::kMaxPoolThreads)));
   cmd->add_option("--shift-check", o.balancer.shift_check_steps,
                   "Shift detection: steps between checks (0: off, the fixed interval only)")
       ->capture_default_str()

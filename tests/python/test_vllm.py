@@ -113,6 +113,36 @@ def test_target_option(decode_load):
         sbv.SwiftEplbPolicy.variant(target=float("nan")).rebalance_experts(w, 288, 8, 4, 32, old)
 
 
+def test_threads_option(decode_load):
+    # The per-layer searches spread over threads: the same placement for any count, and the
+    # GIL is released, so calls from two Python threads at once agree with a serial one.
+    w = torch.from_numpy(decode_load.astype(np.int64))
+    old = torch.arange(288).remainder(256).repeat(w.shape[0], 1)
+    assert 1 <= sbv.default_threads() <= sbv.MAX_DEFAULT_THREADS
+    assert sbv.SwiftEplbPolicy.threads is None
+    serial = sbv.SwiftEplbPolicy.variant(threads=1).rebalance_experts(w, 288, 8, 4, 32, old)
+    for n in (2, 3, 8, None):
+        got = sbv.SwiftEplbPolicy.variant(threads=n).rebalance_experts(w, 288, 8, 4, 32, old)
+        for a, b in zip(serial, got):
+            assert torch.equal(a, b), n
+    import threading
+    out = [None, None]
+
+    def call(i):
+        out[i] = sbv.SwiftEplbPolicy.variant(threads=2).rebalance_experts(w, 288, 8, 4, 32, old)
+
+    ts = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for got in out:
+        assert all(torch.equal(a, b) for a, b in zip(serial, got))
+    for bad in (0, -1, 1.5, "2", 100000):
+        with pytest.raises(ValueError, match="threads"):
+            sbv.SwiftEplbPolicy.variant(threads=bad).rebalance_experts(w, 288, 8, 4, 32, old)
+
+
 def test_numpy_in_numpy_out():
     p, l2p, cnt = sbv.SwiftEplbPolicy.rebalance_experts(README_WEIGHT, 16, 4, 2, 8)
     assert isinstance(p, np.ndarray) and p.dtype == np.int64 and l2p.shape == (2, 12, 5)

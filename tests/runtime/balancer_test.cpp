@@ -60,6 +60,7 @@ struct Cluster {
   BalancerConfig cfg;
   int steps = 60;
   int records_per_layer = 1;
+  std::string policy_name = "deepseek-global";
   std::chrono::microseconds forward_time{500};
   // Called on each rank before after_forward of `step` (1-based): lets a test stall a rank.
   std::function<void(int rank, int step)> hook;
@@ -71,7 +72,7 @@ struct Cluster {
     hashes.assign(static_cast<std::size_t>(steps), std::vector<std::int64_t>(kRanks * kLayers));
     const Topology topo = Topology::make(kRanks, kSlots);
     const Placement initial = contiguous_placement(topo, kLayers, kExperts);
-    std::shared_ptr<const Policy> policy = make_policy("deepseek-global");
+    std::shared_ptr<const Policy> policy = make_policy(policy_name);
     testing::run_ranks(kRanks, [&](int rank, Transport& t) {
       RankResult& res = results[static_cast<std::size_t>(rank)];
       std::mutex log_mu;
@@ -244,6 +245,24 @@ TEST(Balancer, SyncRunsAreReproducible) {
   a.run();
   b.run();
   EXPECT_EQ(a.results[0].final_placement, b.results[0].final_placement);
+}
+
+// The policy's threads change nothing a rank serves: swift from the placement in service,
+// with 1 and 3 threads per rank, serves the same tables at every step.
+TEST(Balancer, PolicyThreadsChangeNoDecision) {
+  Cluster a, b;
+  a.cfg = b.cfg = fast_config(BalancerMode::kSync);
+  a.policy_name = b.policy_name = "swift";
+  b.cfg.policy_threads = 3;
+  a.steps = b.steps = 30;
+  a.run();
+  b.run();
+  b.expect_consistent();
+  EXPECT_EQ(a.hashes, b.hashes);
+  EXPECT_GE(b.results[0].counters.rebalances, 1);
+  EXPECT_LT(
+      mean_imbalance(b.results[0].final_placement),
+      mean_imbalance(contiguous_placement(Topology::make(kRanks, kSlots), kLayers, kExperts)));
 }
 
 TEST(Balancer, TransferTimeoutKeepsTheLayerOldOnEveryRank) {

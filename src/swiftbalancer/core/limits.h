@@ -18,5 +18,7 @@ inline constexpr std::int64_t kMaxExperts = std::int64_t{1} << 20;
 // Cells of one placement (layers x slots) or one load matrix (layers x experts): 2^27 cells is
 // 512 MiB of expert ids or 1 GiB of doubles.
 inline constexpr std::int64_t kMaxCells = std::int64_t{1} << 27;
+// Threads of one ThreadPool (exec/thread_pool.h), the caller included.
+inline constexpr int kMaxPoolThreads = 256;
 
 }  // namespace swiftbalancer::limits

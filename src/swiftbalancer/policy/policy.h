@@ -3,7 +3,8 @@
 // A policy is a pure function of its input: no clocks, threads, randomness or unordered
 // iteration in its result, so every rank computes the same placement from the same gathered
 // load and no placement is ever broadcast. Policy objects hold no mutable state; rebalance() is
-// const and safe to call from several threads at once.
+// const and safe to call from several threads at once. A policy never starts a thread: work it
+// can spread goes to the executor its caller hands it (PolicyInput::executor).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "swiftbalancer/core/load_matrix.h"
 #include "swiftbalancer/core/placement.h"
+#include "swiftbalancer/core/task_executor.h"
 #include "swiftbalancer/core/topology.h"
 
 namespace swiftbalancer {
@@ -37,6 +39,9 @@ struct PolicyInput {
   const LoadMatrix& load;
   const Placement* current = nullptr;  // the placement in service, if any (not owned)
   PolicyOptions options{};
+  // Where a policy may run work that is independent per layer (not owned; nullptr: on the
+  // calling thread). The result never depends on it (core/task_executor.h).
+  TaskExecutor* executor = nullptr;
 };
 
 class Policy {

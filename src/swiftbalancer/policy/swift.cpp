@@ -14,6 +14,7 @@
 #include "swiftbalancer/policy/swift.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -84,9 +85,9 @@ class SwiftPolicy final : public Policy {
     Placement out = start;
     if (budget == 0) return out;
 
-    swift::LayerSearch search(topo, experts);
     std::vector<swift::Trajectory> traj(static_cast<std::size_t>(layers));
     std::vector<double> before(static_cast<std::size_t>(layers));  // imbalance of the start
+    std::vector<int> searched;  // layers worth a search, in layer order
     for (int l = 0; l < layers; ++l) {
       const LayerBalance b = layer_balance(start.layer(l), in.load.row(l), topo);
       before[l] = b.imbalance;
@@ -96,11 +97,24 @@ class SwiftPolicy final : public Policy {
         traj[l].imbalance.assign(1, b.imbalance);
         continue;
       }
-      swift::SearchLimits limits;
-      limits.target = in.options.target > 0.0 ? in.options.target : kDefaultTarget;
-      limits.goal_ratio = kGoalRatio;
-      search.run(start.layer(l), in.load.row(l), limits, traj[l]);
+      searched.push_back(l);
     }
+    // Each layer's search depends only on its own start and load, so the layers may run on
+    // the caller's executor in any order: the trajectories, and so the result, are the same.
+    swift::SearchLimits limits;
+    limits.target = in.options.target > 0.0 ? in.options.target : kDefaultTarget;
+    limits.goal_ratio = kGoalRatio;
+    InlineExecutor inline_executor;
+    TaskExecutor& exec = in.executor != nullptr ? *in.executor : inline_executor;
+    // One workspace per worker, made by the first task that needs it.
+    std::vector<std::unique_ptr<swift::LayerSearch>> search(
+        static_cast<std::size_t>(exec.workers()));
+    exec.run(static_cast<int>(searched.size()), [&](int task, int worker) {
+      auto& s = search.at(static_cast<std::size_t>(worker));
+      if (!s) s = std::make_unique<swift::LayerSearch>(topo, experts);
+      const int l = searched[static_cast<std::size_t>(task)];
+      s->run(start.layer(l), in.load.row(l), limits, traj[l]);
+    });
     const std::vector<int> chosen = budget < 0 ? swift::choose_unlimited(traj, kMinGainPerTransfer)
                                                : swift::allocate_budget(traj, budget);
 

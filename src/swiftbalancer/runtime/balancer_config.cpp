@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/splitmix.h"
 
 namespace swiftbalancer {
@@ -68,6 +69,8 @@ void validate_config(const BalancerConfig& c) {
     throw InputError("window_decay must be in [0, 1)");
   if (c.layers_per_step < 1) throw InputError("layers_per_step must be at least 1");
   if (c.decision_poll_steps < 1) throw InputError("decision_poll_steps must be at least 1");
+  if (c.policy_threads < 1 || c.policy_threads > limits::kMaxPoolThreads)
+    throw InputError("policy_threads must be 1 .. " + std::to_string(limits::kMaxPoolThreads));
   if (!(c.fault.random_rate >= 0.0 && c.fault.random_rate <= 1.0))
     throw InputError("fault.random_rate must be in [0, 1]");
   if (c.max_collective_failures < 1) throw InputError("max_collective_failures must be at least 1");

@@ -57,6 +57,10 @@ struct BalancerConfig {
   // Run the worker at the lowest CPU priority (Linux: nice 19 for that thread), so that the
   // policy takes CPU time the serving threads leave, instead of preempting them.
   bool background_worker = true;
+  // Threads the policy may spread its per-layer work over, the worker included (swift's
+  // searches; 1: the worker alone). The extra threads run at the worker's priority. The
+  // decision is the same for any count, so ranks may differ in it.
+  int policy_threads = 1;
   PolicyOptions policy_options{};
   LinkWeights link_weights{};
   // Tags [tag_base, Transport::kMaxTag) are the balancer's; the engine uses the ones below.

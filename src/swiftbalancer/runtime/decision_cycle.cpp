@@ -67,6 +67,13 @@ DecisionCycle::DecisionCycle(const Topology& topo, int rank, std::shared_ptr<con
       cfg_(config),
       reporter_(reporter),
       pool_(pool) {
+  if (cfg_.policy_threads > 1) {
+    // The policy's helpers run at the worker's priority (they are the worker, spread out).
+    const bool lower = cfg_.mode == BalancerMode::kAsync && cfg_.background_worker;
+    policy_threads_ = std::make_unique<ThreadPool>(cfg_.policy_threads, [lower] {
+      if (lower) lower_current_thread_priority();
+    });
+  }
   if (cfg_.mode == BalancerMode::kAsync) worker_ = std::thread([this] { worker_loop(); });
 }
 
@@ -88,7 +95,7 @@ void DecisionCycle::decide(const Job& job, Result& out) const {
   try {
     if (f.hits(FaultInjection::Kind::kWorkerException, rank_, job.cycle, topo_.ranks))
       throw std::runtime_error("injected worker exception");
-    PolicyInput in{topo_, job.load, &job.current, cfg_.policy_options};
+    PolicyInput in{topo_, job.load, &job.current, cfg_.policy_options, policy_threads_.get()};
     Placement target = policy_->rebalance(in);
     if (f.hits(FaultInjection::Kind::kBadPlacement, rank_, job.cycle, topo_.ranks) &&
         target.num_slots() > 1)

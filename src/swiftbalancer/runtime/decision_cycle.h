@@ -26,6 +26,7 @@
 #include "swiftbalancer/core/load_matrix.h"
 #include "swiftbalancer/core/placement.h"
 #include "swiftbalancer/core/topology.h"
+#include "swiftbalancer/exec/thread_pool.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer_config.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
@@ -76,6 +77,9 @@ class DecisionCycle {
   StagingPool& pool_;
   std::int64_t next_cycle_ = 0;
   std::shared_ptr<Result> result_;  // the active cycle
+  // Threads for the policy's per-layer work when cfg_.policy_threads > 1 (else null). Used by
+  // one decision at a time: the worker's (async) or the serving thread's (sync).
+  std::unique_ptr<ThreadPool> policy_threads_;
 
   std::thread worker_;
   std::mutex mu_;
