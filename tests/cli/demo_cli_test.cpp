@@ -85,6 +85,41 @@ TEST(DemoCli, RejectsBadArguments) {
   EXPECT_EQ(run_cli("demo --help").code, 0);
 }
 
+// The policy's threads change no decision: the same sync run (reproducible step for step) with 1
+// and 3 policy threads per rank moves the same bytes and serves the same imbalance every step.
+TEST(DemoCli, PolicyThreadsChangeNoDecision) {
+  if (!testing::cli_built()) GTEST_SKIP() << "CLI not built";
+  const CliRun bad = run_cli("demo --steps 10 --quiet --policy-threads 0");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--policy-threads"), std::string::npos) << bad.out;
+  nlohmann::json runs[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string report =
+        (std::filesystem::temp_directory_path() /
+         ("sb_threads_" + std::to_string(::getpid()) + "_" + std::to_string(i) + ".json"))
+            .string();
+    const CliRun r = run_cli(
+        "demo --mode sync --policy swift --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 "
+        "--tokens 32 --hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --quiet "
+        "--policy-threads " +
+        std::string(i == 0 ? "1" : "3") + " --report '" + report + "'");
+    EXPECT_EQ(r.code, 0) << r.out;
+    std::ifstream in(report);
+    runs[i] = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+    std::filesystem::remove(report);
+    ASSERT_TRUE(runs[i].is_object()) << r.out;
+  }
+  const auto& a = runs[0]["runs"][0];
+  const auto& b = runs[1]["runs"][0];
+  EXPECT_EQ(a["totals"]["mismatches"], 0);
+  EXPECT_EQ(b["totals"]["mismatches"], 0);
+  EXPECT_GE(b["totals"]["rebalances"].get<int>(), 1);
+  EXPECT_EQ(a["totals"]["bytes_moved"], b["totals"]["bytes_moved"]);
+  ASSERT_EQ(a["steps"].size(), b["steps"].size());
+  for (std::size_t k = 0; k < a["steps"].size(); ++k)
+    EXPECT_EQ(a["steps"][k]["imbalance"], b["steps"][k]["imbalance"]) << "step " << k + 1;
+}
+
 TEST(DemoCli, SwitchAtReportsEachSwitchsRecovery) {
   if (!testing::cli_built()) GTEST_SKIP() << "CLI not built";
   // Out of the run, twice, or before step 2: exit 2 with the option named.
