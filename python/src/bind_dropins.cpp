@@ -9,7 +9,6 @@
 #include "convert.h"
 #include "dropin.h"
 #include "engine_policy.h"
-#include "swiftbalancer/core/limits.h"
 
 namespace swiftbalancer::python {
 namespace {
@@ -54,9 +53,6 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
     throw InputError("target must be 0 (the policy's default) or a finite number >= 1, got " +
                      std::to_string(target));
   q.target = target;
-  if (threads < 1 || threads > limits::kMaxPoolThreads)
-    throw InputError("threads must be 1 .. " + std::to_string(limits::kMaxPoolThreads) + ", got " +
-                     std::to_string(threads));
   q.threads = threads;
   DeepSeekResult r;
   {
@@ -68,7 +64,7 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
 
 py::tuple ascend(py::handle table_obj, py::handle workload_obj, int ranks_per_node, int num_experts,
                  const std::string& policy, int num_groups, std::int64_t max_transfers,
-                 double threshold, double min_improvement) {
+                 double threshold, double min_improvement, int threads) {
   py::array table = numeric_array(table_obj, "current_expert_table", true);
   check_ndim(table, "current_expert_table", 3, "[layers][ranks][slots]");
   py::array work = numeric_array(workload_obj, "expert_workload", false);
@@ -92,7 +88,8 @@ py::tuple ascend(py::handle table_obj, py::handle workload_obj, int ranks_per_no
   {
     py::gil_scoped_release nogil;
     r = ascend_rebalance(current, workload, topo, policy,
-                         options_of(num_groups, max_transfers, threshold), min_improvement);
+                         options_of(num_groups, max_transfers, threshold), min_improvement,
+                         threads);
   }
   py::object table_out = placement_array(r.placement).attr("reshape")(L, R, S);
   return py::make_tuple(r.changed, array_of(r.priority, {py::ssize_t{L}}), table_out,
@@ -114,7 +111,8 @@ void bind_dropins(py::module_& m) {
         py::arg("threads") = 1);
   m.def("ascend_rebalance", &ascend, py::arg("current_expert_table"), py::arg("expert_workload"),
         py::arg("ranks_per_node"), py::arg("num_experts"), py::arg("policy"), py::arg("num_groups"),
-        py::arg("max_transfers"), py::arg("threshold"), py::arg("min_improvement"));
+        py::arg("max_transfers"), py::arg("threshold"), py::arg("min_improvement"),
+        py::arg("threads") = 1);
 }
 
 }  // namespace swiftbalancer::python

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 
+#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/exec/thread_pool.h"
 #include "swiftbalancer/policy/deepseek.h"
 
 namespace swiftbalancer::python {
@@ -131,9 +134,23 @@ void align_to_current(const Placement& current, Placement& next, const Topology&
   }
 }
 
+void check_threads(int threads) {
+  if (threads < 1 || threads > limits::kMaxPoolThreads)
+    throw InputError("threads must be 1 .. " + std::to_string(limits::kMaxPoolThreads) + ", got " +
+                     std::to_string(threads));
+}
+
+Placement rebalance_on_threads(const Policy& policy, PolicyInput in, int threads) {
+  check_threads(threads);
+  std::optional<ThreadPool> pool;
+  if (threads > 1 && in.load.layers() > 1) pool.emplace(std::min(threads, in.load.layers()));
+  in.executor = pool ? &*pool : nullptr;
+  return policy.rebalance(in);
+}
+
 AscendResult ascend_rebalance(const Placement& current, const std::vector<double>& slot_workload,
                               const Topology& topo, const std::string& policy_name,
-                              const PolicyOptions& options, double min_improvement) {
+                              const PolicyOptions& options, double min_improvement, int threads) {
   const int layers = current.layers(), experts = current.experts(), slots = current.num_slots();
   if (!std::isfinite(min_improvement) || min_improvement < 0.0 || min_improvement >= 1.0)
     throw InputError("min_improvement must be in [0, 1), got " + std::to_string(min_improvement));
@@ -153,9 +170,9 @@ AscendResult ascend_rebalance(const Placement& current, const std::vector<double
     }
 
   const auto policy = make_policy(policy_name);
-  PolicyInput in{topo, load, &current, options};
   AscendResult out;
-  out.placement = policy->rebalance(in);
+  out.placement =
+      rebalance_on_threads(*policy, PolicyInput{topo, load, &current, options}, threads);
   if (out.placement.layers() != layers || out.placement.num_slots() != slots)
     throw InputError("policy '" + policy_name + "' returned a placement of the wrong shape");
   align_to_current(current, out.placement, topo);

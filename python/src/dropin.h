@@ -61,6 +61,14 @@ struct AscendResult {
 };
 AscendResult ascend_rebalance(const Placement& current, const std::vector<double>& slot_workload,
                               const Topology& topo, const std::string& policy_name,
-                              const PolicyOptions& options, double min_improvement);
+                              const PolicyOptions& options, double min_improvement,
+                              int threads = 1);
+
+// policy.rebalance(in) with its per-layer work spread over `threads` threads, the caller's
+// included (at most one per layer). The pool is made for the call and joined before it
+// returns: engines fork their workers, and a pool made before a fork has no threads in the
+// child. InputError naming `threads` unless it is 1 .. limits::kMaxPoolThreads.
+Placement rebalance_on_threads(const Policy& policy, PolicyInput in, int threads);
+void check_threads(int threads);  // the check of rebalance_on_threads, for calls that skip it
 
 }  // namespace swiftbalancer::python

@@ -1,10 +1,8 @@
 #include "engine_policy.h"
 
 #include <algorithm>
-#include <optional>
 
 #include "swiftbalancer/core/metrics.h"
-#include "swiftbalancer/exec/thread_pool.h"
 
 namespace swiftbalancer::python {
 namespace {
@@ -23,6 +21,7 @@ void check_old_map(const Placement& old, const LoadMatrix& weight, const Topolog
 }  // namespace
 
 DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q) {
+  check_threads(q.threads);
   DeepSeekResult out;
   if (q.old_map == nullptr) {
     out = deepseek_rebalance_experts(weight, q.num_replicas, q.num_groups, q.num_nodes, q.num_ranks,
@@ -41,10 +40,8 @@ DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q
     o.max_transfers = q.max_transfers;
     o.threshold = q.threshold;
     o.target = q.target;
-    std::optional<ThreadPool> pool;
-    if (q.threads > 1) pool.emplace(std::min(q.threads, weight.layers()));
-    PolicyInput in{topo, weight, q.old_map, o, pool ? &*pool : nullptr};
-    out.placement = make_policy(q.policy)->rebalance(in);
+    out.placement = rebalance_on_threads(*make_policy(q.policy),
+                                         PolicyInput{topo, weight, q.old_map, o}, q.threads);
     replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
                             q.log2phy_width);
   }

@@ -26,8 +26,7 @@ struct EngineRequest {
   // Swift's per-layer goal (PolicyOptions::target; 0: the policy's default).
   double target = 0.0;
   // Threads the policy may spread its per-layer searches over, the caller's included (1: the
-  // calling thread only). The pool lives for the call: engines fork their workers, and a pool
-  // made before a fork has no threads in the child. The result does not depend on it.
+  // calling thread only; rebalance_on_threads). The result does not depend on it.
   int threads = 1;
   // The last dimension of log2phy: the engines allocate num_replicas - experts + 1 (the most
   // replicas an expert can have); 0 means the largest replica count of the result.

@@ -24,6 +24,7 @@ threads keep running.
 """
 
 import operator
+import os
 import sys
 
 import numpy as np
@@ -40,7 +41,7 @@ __all__ = [
     "align_to_current", "make_transfer_plan", "make_layer_plan", "apply_layer_plan",
     "balance_summary", "transfer_summary", "rank_loads", "dense_log2phy", "validate_placement",
     "contiguous_placement", "read_load", "write_load", "read_placement", "write_placement",
-    "EplbAssertionError",
+    "EplbAssertionError", "default_threads",
 ]
 
 _INT_MAX = 2**31 - 1
@@ -111,6 +112,24 @@ def _experts_arg(num_experts):
     return 0 if num_experts is None else _count(num_experts, "num_experts")
 
 
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads():
+    """Threads a policy call spreads its per-layer work over when ``threads`` is None: the CPUs
+    this process may run on (its affinity mask, so ``taskset`` and cgroup pinning are honoured),
+    at most 8; beyond that the 58 layers of DeepSeek-V3 leave little to gain."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
+
+
+def _threads_arg(threads):
+    return default_threads() if threads is None else _count(threads, "threads")
+
+
 # ---------------------------------------------------------------------------------------------
 # Drop-in: deepseek-ai/EPLB
 
@@ -177,10 +196,13 @@ class VllmAscendPolicy:
             vllm-ascend counts them).
         num_groups, max_transfers, threshold: the policy options (see ``rebalance``).
         min_improvement: fraction, see ``changed``.
+        threads: threads the policy spreads its per-layer work over, the calling one included
+            (None: ``default_threads()``); the result is the same for any count.
     """
 
     def __init__(self, config=None, *, policy="swift", ranks_per_node=None, num_experts=None,
-                 num_groups=0, max_transfers=-1, threshold=1.0, min_improvement=0.05):
+                 num_groups=0, max_transfers=-1, threshold=1.0, min_improvement=0.05,
+                 threads=None):
         if ranks_per_node is None:
             ranks_per_node = getattr(config, "num_die_per_host", 0) if config is not None else 0
         self.config = config
@@ -191,6 +213,7 @@ class VllmAscendPolicy:
         self.max_transfers = int(max_transfers)
         self.threshold = _real(threshold, "threshold")
         self.min_improvement = _real(min_improvement, "min_improvement")
+        self.threads = _threads_arg(threads)
         # Busiest-rank load per layer before and after the last call (diagnostics).
         self.last_max_load_before = None
         self.last_max_load_after = None
@@ -200,7 +223,7 @@ class VllmAscendPolicy:
             _host(current_expert_table, "current_expert_table"),
             _host(expert_workload, "expert_workload"), self.ranks_per_node,
             _experts_arg(self.num_experts), self.policy, self.num_groups, self.max_transfers,
-            self.threshold, self.min_improvement)
+            self.threshold, self.min_improvement, self.threads)
         self.last_max_load_before, self.last_max_load_after = before, after
         return int(changed), priority, table.tolist()
 

@@ -39,7 +39,8 @@ import os
 
 import numpy as np
 
-from . import EplbAssertionError, _as_tensor, _core, _count, _host, _is_tensor, _real
+from . import (MAX_DEFAULT_THREADS, EplbAssertionError, _as_tensor, _core, _count, _host,
+               _is_tensor, _real, _threads_arg, default_threads)
 
 __all__ = ["SwiftEplbPolicy", "EplbAssertionError", "CONTRACTS", "ENV_SWITCH", "register",
            "detect_contract", "default_threads"]
@@ -77,24 +78,8 @@ def _budget(cls, weight_shape, num_ranks):
     return int(cls.max_transfers)
 
 
-MAX_DEFAULT_THREADS = 8
-
-
-def default_threads():
-    """Threads a policy call uses when ``threads`` is None: the CPUs this process may run on
-    (its affinity mask, so ``taskset`` and cgroup pinning are honoured), at most 8; beyond that
-    the 58 layers of DeepSeek-V3 leave little to gain."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_DEFAULT_THREADS))
-
-
 def _threads(cls):
-    if cls.threads is None:
-        return default_threads()
-    return _count(cls.threads, "threads")
+    return _threads_arg(cls.threads)
 
 
 _VLLM_BASE = _vllm_abstract_policy()

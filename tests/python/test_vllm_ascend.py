@@ -115,6 +115,29 @@ def test_swift_respects_transfer_budget():
     assert 0 < moved.total <= 500
 
 
+def test_threads_change_nothing():
+    # The swift policy's per-layer searches on 1 or 4 threads: the same deployment, priority and
+    # loads; a thread count outside 1 .. 256 is refused naming `threads`.
+    swift_or_skip()
+    weight = load_trace("decode_in1000out1000.json")
+    topo = sb.Topology(32, 9, 8)
+    table, work = trace_tables(weight, topo)
+    outs = []
+    for threads in (1, 4, None):
+        policy = sb.VllmAscendPolicy(max_transfers=800, ranks_per_node=8, threads=threads)
+        assert policy.threads == (threads or sb.default_threads())
+        outs.append((policy.rebalance_experts(table, work), policy.last_max_load_after))
+    for (changed, priority, new), after in outs[1:]:
+        assert changed == outs[0][0][0] and new == outs[0][0][2]
+        assert priority.tolist() == outs[0][0][1].tolist()
+        np.testing.assert_array_equal(after, outs[0][1])
+    for bad in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="threads"):
+            sb.VllmAscendPolicy(threads=bad)
+    with pytest.raises(ValueError, match="threads"):
+        sb.VllmAscendPolicy(threads=1000).rebalance_experts(table, work)
+
+
 BAD = [
     ([[0, 1], [2, 3]], [[1, 1], [1, 1]], "3-D"),
     ([[[0, 1], [2, 3]]], [[[1, 1]]], "shape"),
