@@ -18,7 +18,7 @@ struct ThreadPool::Job {
   std::exception_ptr error;
 };
 
-ThreadPool::ThreadPool(int threads, std::function<void()> on_thread_start) {
+ThreadPool::ThreadPool(int threads, const std::function<void()>& on_thread_start) {
   if (threads < 1 || threads > limits::kMaxPoolThreads)
     throw InputError("thread pool size must be 1 .. " + std::to_string(limits::kMaxPoolThreads) +
                      ", got " + std::to_string(threads));

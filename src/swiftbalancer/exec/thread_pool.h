@@ -27,7 +27,7 @@ class ThreadPool final : public TaskExecutor {
  public:
   // threads: workers including the caller of run(), 1 .. limits::kMaxPoolThreads (InputError
   // otherwise). on_thread_start runs first on each started thread (e.g. to lower its priority).
-  explicit ThreadPool(int threads, std::function<void()> on_thread_start = {});
+  explicit ThreadPool(int threads, const std::function<void()>& on_thread_start = {});
   ~ThreadPool() override;
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
