@@ -57,8 +57,9 @@ def main():
     shape = (weight.shape[0], 32, 9)
     table = cur.reshape(shape)
     work = (np.take_along_axis(weight, cur, 1) / np.take_along_axis(cnt, cur, 1)).reshape(shape)
-    for policy in ("swift", "deepseek-global"):
-        p = sb.VllmAscendPolicy(policy=policy, ranks_per_node=8)
+    # threads None: default_threads() (the CPUs of this process, at most 8).
+    for policy, threads in (("swift", None), ("swift", 1), ("deepseek-global", None)):
+        p = sb.VllmAscendPolicy(policy=policy, ranks_per_node=8, threads=threads)
         try:
             med, lo, hi = median_ms(lambda: p.rebalance_experts(table, work),
                                     max(3, args.repeat // 5))
@@ -66,7 +67,7 @@ def main():
             print("VllmAscendPolicy(%s): %s" % (policy, e))
             continue
         print("%-62s median %7.2f ms  (min %.2f, max %.2f)" % (
-            "VllmAscendPolicy(policy=%r).rebalance_experts" % policy, med, lo, hi))
+            "VllmAscendPolicy(policy=%r, threads=%d)" % (policy, p.threads), med, lo, hi))
 
 
 if __name__ == "__main__":
