@@ -3,6 +3,7 @@
 #include <cmath>
 #include <random>
 
+#include "support/random_load.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/policy/deepseek.h"
 
@@ -47,16 +48,7 @@ TEST(DeepSeekPolicy, AutoPicksHierarchicalOnlyWhenGroupsDivideNodes) {
 namespace swiftbalancer {
 namespace {
 
-// Heavy-tailed random loads with some all-zero layers, over many topologies.
-LoadMatrix random_load(std::mt19937& rng, int layers, int experts) {
-  LoadMatrix m(layers, experts);
-  std::lognormal_distribution<double> d(0.0, 1.5);
-  for (int l = 0; l < layers; ++l) {
-    if (rng() % 5 == 0) continue;  // a dense layer: all zero
-    for (int e = 0; e < experts; ++e) m.at(l, e) = std::floor(d(rng) * 100);
-  }
-  return m;
-}
+using testing::heavy_tailed_load;
 
 TEST(DeepSeekPolicy, RandomInputsGiveValidPlacementsWithoutDuplicatesOnARank) {
   std::mt19937 rng(42);
@@ -72,7 +64,7 @@ TEST(DeepSeekPolicy, RandomInputsGiveValidPlacementsWithoutDuplicatesOnARank) {
     if (min_slots > experts_per_node) continue;
     const int slots = min_slots + static_cast<int>(rng() % (experts_per_node - min_slots + 1));
     const Topology topo = Topology::make(ranks, slots, ranks_per_node);
-    const LoadMatrix load = random_load(rng, 3, experts);
+    const LoadMatrix load = heavy_tailed_load(rng, 3, experts);
     for (DeepSeekMode mode :
          {DeepSeekMode::kGlobal, DeepSeekMode::kHierarchical, DeepSeekMode::kAuto}) {
       PolicyInput in{topo, load};
@@ -97,7 +89,7 @@ TEST(DeepSeekPolicy, RandomInputsGiveValidPlacementsWithoutDuplicatesOnARank) {
 TEST(DeepSeekPolicy, HierarchicalKeepsEachGroupOnOneNode) {
   const Topology topo = Topology::make(8, 3, 4);  // 2 nodes, 24 slots
   std::mt19937 rng(3);
-  const LoadMatrix load = random_load(rng, 4, 16);
+  const LoadMatrix load = heavy_tailed_load(rng, 4, 16);
   PolicyInput in{topo, load};
   in.options.num_groups = 4;  // groups of 4 experts, 2 per node
   const Placement p = make_deepseek_policy(DeepSeekMode::kHierarchical)->rebalance(in);

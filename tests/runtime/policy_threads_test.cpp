@@ -1,13 +1,14 @@
 // The policy's per-layer work on a thread pool (PolicyInput::executor, exec/thread_pool.h)
 // decides exactly what the calling thread alone decides: swift's placements are compared cell
-// for cell on random skewed loads and on the DeepSeek-V3 traces, with and without a budget and
-// a current placement.
+// for cell on random heavy-tailed loads and on the DeepSeek-V3 traces, with and without a budget
+// and a current placement.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <string>
 
+#include "support/random_load.h"
 #include "support/traces.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/exec/thread_pool.h"
@@ -16,21 +17,6 @@
 
 namespace swiftbalancer {
 namespace {
-
-// Zipf-like skew with a random hot set per layer, and some idle layers (no search).
-LoadMatrix skewed_load(std::mt19937& rng, int layers, int experts) {
-  LoadMatrix m(layers, experts);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int l = 0; l < layers; ++l) {
-    if (l % 7 == 3) continue;  // an idle layer
-    std::vector<int> perm(static_cast<std::size_t>(experts));
-    for (int e = 0; e < experts; ++e) perm[e] = e;
-    std::shuffle(perm.begin(), perm.end(), rng);
-    for (int k = 0; k < experts; ++k)
-      m.at(l, perm[k]) = std::floor(1000.0 / std::pow(k + 1.0, 0.8) * (0.5 + u(rng)));
-  }
-  return m;
-}
 
 Placement decide(const Policy& p, const Topology& topo, const LoadMatrix& load,
                  const Placement* current, std::int64_t budget, TaskExecutor* exec) {
@@ -47,7 +33,7 @@ TEST(PolicyThreads, SwiftDecidesTheSameOnAnyPoolOnRandomLoads) {
     const int ranks = 4 + trial % 5 * 3, slots = 2 + trial % 3, layers = 5 + trial;
     const int experts = ranks * slots - (trial % 4) * 2;
     const Topology topo = Topology::make(ranks, slots);
-    const LoadMatrix load = skewed_load(rng, layers, experts);
+    const LoadMatrix load = testing::heavy_tailed_load(rng, layers, experts);
     const Placement start = contiguous_placement(topo, layers, experts);
     for (std::int64_t budget : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{layers * 2}}) {
       const Placement serial = decide(*swift, topo, load, &start, budget, nullptr);
