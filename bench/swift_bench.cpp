@@ -1,7 +1,7 @@
 // The swift policy, the vllm-ascend baseline and the transfer planner on the full DeepSeek-V3
-// model (61 layers, 58 with load, 256 experts), one thread (BM_SwiftThreads: a thread pool). The current placement is
-// deepseek-global on workload A; the policies rebalance for workload B (ANCHORS.md rows).
-// Targets: swift under 10 ms, its transfer plan under 2 ms. Run with
+// model (61 layers, 58 with load, 256 experts), one thread (BM_SwiftThreads: a thread pool). The
+// current placement is deepseek-global on workload A; the policies rebalance for workload B
+// (ANCHORS.md rows). Targets: swift under 10 ms, its transfer plan under 2 ms. Run with
 // --benchmark_repetitions=N --benchmark_report_aggregates_only=true for medians.
 // Skips (with a message) when the shared traces are absent.
 #include <benchmark/benchmark.h>
@@ -61,6 +61,19 @@ void label(benchmark::State& state, int row) {
                  r.to);
 }
 
+// The timed loop of the policy benchmarks; the last placement's figures become counters.
+void time_policy(benchmark::State& state, int row, const Case& c, const Policy& policy,
+                 const PolicyInput& in) {
+  Placement out;
+  for (auto _ : state) {
+    out = policy.rebalance(in);
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["imbalance"] = balance_summary(out, c.load_b, c.topo).mean_imbalance;
+  state.counters["transfers"] = static_cast<double>(transfer_summary(c.current, out, c.topo).total);
+  label(state, row);
+}
+
 // Args: row, budget (-1 unlimited).
 void BM_Policy(benchmark::State& state, const char* name) {
   const int row = static_cast<int>(state.range(0));
@@ -69,18 +82,9 @@ void BM_Policy(benchmark::State& state, const char* name) {
     state.SkipWithError("shared traces not found");
     return;
   }
-  const auto policy = make_policy(name);
   PolicyInput in{c->topo, c->load_b, &c->current};
   in.options.max_transfers = state.range(1);
-  Placement out;
-  for (auto _ : state) {
-    out = policy->rebalance(in);
-    benchmark::DoNotOptimize(out);
-  }
-  state.counters["imbalance"] = balance_summary(out, c->load_b, c->topo).mean_imbalance;
-  state.counters["transfers"] =
-      static_cast<double>(transfer_summary(c->current, out, c->topo).total);
-  label(state, row);
+  time_policy(state, row, *c, *make_policy(name), in);
 }
 
 // Args: row, threads. Swift without a budget, its per-layer searches on a ThreadPool of that
@@ -93,16 +97,9 @@ void BM_SwiftThreads(benchmark::State& state) {
     state.SkipWithError("shared traces not found");
     return;
   }
-  const auto policy = make_policy("swift");
   ThreadPool pool(static_cast<int>(state.range(1)));
-  PolicyInput in{c->topo, c->load_b, &c->current, {}, &pool};
-  Placement out;
-  for (auto _ : state) {
-    out = policy->rebalance(in);
-    benchmark::DoNotOptimize(out);
-  }
-  state.counters["imbalance"] = balance_summary(out, c->load_b, c->topo).mean_imbalance;
-  label(state, row);
+  time_policy(state, row, *c, *make_policy("swift"),
+              PolicyInput{c->topo, c->load_b, &c->current, {}, &pool});
 }
 
 void BM_SwiftPlan(benchmark::State& state) {
