@@ -61,6 +61,13 @@ void label(benchmark::State& state, int row) {
                  r.to);
 }
 
+// The benchmark's row, or nullptr after marking it skipped (no shared traces).
+const Case* case_or_skip(benchmark::State& state, int row) {
+  const Case* c = get_case(row);
+  if (c == nullptr) state.SkipWithError("shared traces not found");
+  return c;
+}
+
 // The timed loop of the policy benchmarks; the last placement's figures become counters.
 void time_policy(benchmark::State& state, int row, const Case& c, const Policy& policy,
                  const PolicyInput& in) {
@@ -77,11 +84,8 @@ void time_policy(benchmark::State& state, int row, const Case& c, const Policy& 
 // Args: row, budget (-1 unlimited).
 void BM_Policy(benchmark::State& state, const char* name) {
   const int row = static_cast<int>(state.range(0));
-  const Case* c = get_case(row);
-  if (c == nullptr) {
-    state.SkipWithError("shared traces not found");
-    return;
-  }
+  const Case* c = case_or_skip(state, row);
+  if (c == nullptr) return;
   PolicyInput in{c->topo, c->load_b, &c->current};
   in.options.max_transfers = state.range(1);
   time_policy(state, row, *c, *make_policy(name), in);
@@ -92,11 +96,8 @@ void BM_Policy(benchmark::State& state, const char* name) {
 // placement is the same for every count (tests/runtime/policy_threads_test.cpp).
 void BM_SwiftThreads(benchmark::State& state) {
   const int row = static_cast<int>(state.range(0));
-  const Case* c = get_case(row);
-  if (c == nullptr) {
-    state.SkipWithError("shared traces not found");
-    return;
-  }
+  const Case* c = case_or_skip(state, row);
+  if (c == nullptr) return;
   ThreadPool pool(static_cast<int>(state.range(1)));
   time_policy(state, row, *c, *make_policy("swift"),
               PolicyInput{c->topo, c->load_b, &c->current, {}, &pool});
@@ -104,11 +105,8 @@ void BM_SwiftThreads(benchmark::State& state) {
 
 void BM_SwiftPlan(benchmark::State& state) {
   const int row = static_cast<int>(state.range(0));
-  const Case* c = get_case(row);
-  if (c == nullptr) {
-    state.SkipWithError("shared traces not found");
-    return;
-  }
+  const Case* c = case_or_skip(state, row);
+  if (c == nullptr) return;
   PolicyInput in{c->topo, c->load_b, &c->current};
   in.options.max_transfers = state.range(1);
   const Placement next = make_policy("swift")->rebalance(in);
