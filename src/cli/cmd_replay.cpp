@@ -4,13 +4,16 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/exec/thread_pool.h"
 #include "swiftbalancer/io/atomic_file.h"
 #include "swiftbalancer/replay/replay.h"
 #include "swiftbalancer/replay/svg.h"
@@ -26,6 +29,7 @@ struct ReplayOpts {
   std::string policies = "off,static,deepseek-global:sync,swift:async";
   replay::ReplayConfig cfg;
   std::string policy_ms = "auto";
+  int policy_threads = 1;
   std::string start = "static";
   std::string json, plot, title;
 };
@@ -113,6 +117,11 @@ void write_replay_outputs(const ReplayOpts& o, const replay::ReplayResult& r) {
 
 int run_replay(const ReplayOpts& o) {
   replay::ReplayConfig cfg = make_config(o);
+  // The simulated worker's threads: the policy calls run on them, and with --policy-ms auto
+  // their measured time is the decision's.
+  std::optional<ThreadPool> pool;
+  if (o.policy_threads > 1) pool.emplace(o.policy_threads);
+  cfg.executor = pool ? &*pool : nullptr;
   for (const std::string& f : o.trace_files) check_inputs({{"--trace", f}});
   for (const std::string& f : o.trace.base_files) check_inputs({{"--base", f}});
   check_outputs({{"--json", o.json}, {"--plot", o.plot}});
@@ -169,6 +178,10 @@ void add_policy_options(CLI::App* sub, ReplayOpts& o) {
   sub->add_option("--policy-ms", o.policy_ms,
                   "Policy time per call in ms, or 'auto' for the measured wall time")
       ->capture_default_str();
+  sub->add_option("--policy-threads", o.policy_threads,
+                  "Threads of the simulated worker the policy spreads its per-layer work over")
+      ->capture_default_str()
+      ->check(CLI::Range(1, static_cast<int>(limits::kMaxPoolThreads)));
   sub->add_option("--policy-steps", o.cfg.policy_steps,
                   "Async policy delay in steps (default: policy time / modelled step time)")
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));

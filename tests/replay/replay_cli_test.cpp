@@ -111,6 +111,21 @@ TEST_F(ReplayCli, CsvTracesPlayInOrderWithASwitchBetween) {
   EXPECT_LE(j["policies"][1]["recover_steps"][0].get<int>(), 4);
 }
 
+// The simulated worker's threads change no decision: with a fixed policy time the table is the
+// same for 1 and 3 threads.
+TEST_F(ReplayCli, PolicyThreadsChangeNoDecision) {
+  const std::string args =
+      "replay --steps 160 --layers 6 --experts 32 --tokens 512 --switch-at 80 --seed 9"
+      " --ranks 8 --slots 5 --ranks-per-node 4 --interval 20 --window 20"
+      " --policy swift:async,swift:sync --policy-ms 2 --policy-threads ";
+  ASSERT_EQ(run(args + "1"), 0) << out_;
+  const std::string one = out_.substr(0, out_.find("(imbalance"));
+  ASSERT_EQ(run(args + "3"), 0) << out_;
+  EXPECT_EQ(out_.substr(0, out_.find("(imbalance")), one);
+  EXPECT_NE(one.find("swift:sync"), std::string::npos) << one;
+  EXPECT_EQ(run(args + "0"), 2);
+}
+
 TEST_F(ReplayCli, BadInputExitsWithTwo) {
   EXPECT_EQ(run("replay --trace " + path("missing.npy")), 2);
   EXPECT_EQ(run("replay --steps 10 --layers 2 --experts 16 --ranks 4 --slots 4 --policy nope"), 2);

@@ -97,7 +97,7 @@ void PolicySim::cycle_ended(std::int64_t t) {
 }
 
 void PolicySim::init_static(const LoadMatrix& first_window) {
-  PolicyInput in{topo_, first_window, &cur_, cfg_.options};
+  PolicyInput in{topo_, first_window, &cur_, cfg_.options, cfg_.executor};
   set_placement(call_policy(in));
 }
 
@@ -184,7 +184,7 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
     return;
   }
   // Decide.
-  PolicyInput in{topo_, load, &cur_, cfg_.options};
+  PolicyInput in{topo_, load, &cur_, cfg_.options, cfg_.executor};
   const auto t0 = std::chrono::steady_clock::now();
   Placement p = call_policy(in);
   const double wall =

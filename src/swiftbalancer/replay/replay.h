@@ -66,12 +66,16 @@ std::vector<PolicySpec> parse_policy_list(const std::string& list);
 struct ReplayConfig {
   Topology topo;
   std::vector<PolicySpec> policies;
-  int interval = 100;        // steps between gathers
-  int window = 100;          // sliding-window length (steps, whole intervals), when decay == 0
-  double decay = 0.0;        // in (0, 1): decayed sum (per interval) instead of a window
-  int layers_per_step = 1;   // async commit rate
-  int poll_steps = 1;        // async: the worker's result is picked up every this many steps
-  double policy_ms = -1.0;   // policy time; negative: the measured wall time of each call
+  int interval = 100;       // steps between gathers
+  int window = 100;         // sliding-window length (steps, whole intervals), when decay == 0
+  double decay = 0.0;       // in (0, 1): decayed sum (per interval) instead of a window
+  int layers_per_step = 1;  // async commit rate
+  int poll_steps = 1;       // async: the worker's result is picked up every this many steps
+  double policy_ms = -1.0;  // policy time; negative: the measured wall time of each call
+  // Where the policy calls run their per-layer work (not owned; nullptr: the calling thread).
+  // The placements do not depend on it; the measured policy time is that of a worker with this
+  // executor's threads.
+  TaskExecutor* executor = nullptr;
   int policy_steps = -1;     // async delay in steps; negative: from policy time and step time
   bool start_static = true;  // sync/async start from the static placement (else contiguous)
   PolicyOptions options{};
