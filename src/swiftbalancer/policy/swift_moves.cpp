@@ -9,6 +9,20 @@
 #include "swiftbalancer/policy/swift_search.h"
 
 namespace swiftbalancer::swift {
+namespace {
+
+// Ascending sort of a few distinct ints (local slots of m): cheaper than std::sort at these
+// sizes, and distinct values have one sorted order.
+void insertion_sort(int* v, int n) {
+  for (int k = 1; k < n; ++k) {
+    const int x = v[k];
+    int j = k;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+}
+
+}  // namespace
 
 void LayerSearch::find_swaps(int m, Candidate& best) {
   // A swap of a (on m) and b (on r) changes the transfers by dt = g(a) + f(b) with
@@ -25,15 +39,15 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   const double margin = 1e-12 * M;  // far above rounding, far below any gain
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
   const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
-  for (int i = 0; i < S_; ++i) {
-    m_expert_[i] = slot_[m * S_ + i];
-    m_share_[i] = sshare_[m * S_ + i];
-    m_arrived_[i] = arrived_[m * S_ + i];
-  }
+  // m's experts, shares and arrival flags by local slot (nothing changes them during the scan).
+  const ExpertId* m_expert = &slot_[static_cast<std::size_t>(m) * S_];
+  const double* m_share = &sshare_[static_cast<std::size_t>(m) * S_];
+  const char* m_arrived = &arrived_[static_cast<std::size_t>(m) * S_];
+  const double sa_max = *std::max_element(m_share, m_share + S_);
   // m's arrivals in slot order, and D_m.
   const int n_marr = arrivals_[m], n_dm = arrivals_[m];
   std::copy_n(&arrived_slots_[static_cast<std::size_t>(m) * S_], n_marr, m_arr_.begin());
-  std::sort(m_arr_.begin(), m_arr_.begin() + n_marr);
+  insertion_sort(m_arr_.data(), n_marr);
   const ExpertId* d_m = &departed_[static_cast<std::size_t>(m) * S_];
   for (int pass = 0; pass < 2; ++pass) {
     const bool fresh_pass = pass == 1;
@@ -53,7 +67,7 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       // pass takes: kind 0 all, 1 the low_ ones (f <= 0), 2 those with f = 1. f_lo: the lowest
       // f among them, for the window's bound.
       auto scan = [&](int i, int g, int kind, int f_lo) {
-        const double sa = m_share_[i];
+        const double sa = m_share[i];
         // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
         // a window of r's slots by share (lim only falls while it is scanned).
         double lim = bound_for(best, g + f_lo);
@@ -79,7 +93,7 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
           c.p1 = m * S_ + i;
           c.e1 = b;
           c.p2 = static_cast<int>(row) + j;
-          c.e2 = m_expert_[i];
+          c.e2 = m_expert[i];
           c.aff_max = aff;
           c.dt = dt;
           consider(best, c);
@@ -97,8 +111,8 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       };
       if (fresh_pass) {
         for (int i = 0; i < S_; ++i) {
-          const unsigned char a_on_r = st_r[m_expert_[i]];
-          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived_[i]) scan(i, 1, 2, 1);
+          const unsigned char a_on_r = st_r[m_expert[i]];
+          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived[i]) scan(i, 1, 2, 1);
         }
         continue;
       }
@@ -129,14 +143,14 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       // a_slots_: m's slots whose a has g(a) <= 0 (valid with r), ascending; g_low: lowest g.
       int n_a = 0, g_low = 1;
       for (int k = 0; k < n_marr; ++k) {
-        const unsigned char a_on_r = st_r[m_expert_[m_arr_[k]]];
+        const unsigned char a_on_r = st_r[m_expert[m_arr_[k]]];
         if (a_on_r & kHolds) continue;
         a_slots_[n_a++] = m_arr_[k];
         g_low = std::min(g_low, (a_on_r & kOrig) ? -1 : 0);
       }
       for (int k = 0; k < arrivals_[r]; ++k) {
         const ExpertId e = d_r[k];
-        if ((st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
+        if ((st_m[e] & kHolds) && !m_arrived[pos_m[e]]) {
           a_slots_[n_a++] = pos_m[e];
           g_low = std::min(g_low, 0);
         }
@@ -147,20 +161,24 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       if ((M + Lr) * 0.5 >= bound_for(best, dt_min)) continue;
       // a with g(a) = 1 pair only with the low_ partners, at dt >= 1 + f_low: unless that
       // bound is above the least value of a swap with r, (M + Lr) / 2 (the margin covers
-      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate.
-      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin) {
+      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate. Nor can they when
+      // even the largest drop of m with a low_ partner, sa_max - (their least share), is not
+      // above M - bound (rounding is monotone, and the bound only falls while r is scanned).
+      // The scans of the a with g(a) <= 0 are then those of a_slots_, in the same order.
+      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin &&
+          sa_max - sr[low_[0]] > M - bound_for(best, 1 + f_low)) {
         // Every a: with g(a) <= 0 against every partner, else against the low_ ones.
         for (int i = 0; i < S_; ++i) {
-          const unsigned char a_on_r = st_r[m_expert_[i]];
+          const unsigned char a_on_r = st_r[m_expert[i]];
           if (a_on_r & kHolds) continue;
-          const int g = !(a_on_r & kOrig) - m_arrived_[i];
+          const int g = !(a_on_r & kOrig) - m_arrived[i];
           scan(i, g, g <= 0 ? 0 : 1, f_low);
         }
       } else {
-        std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
+        insertion_sort(a_slots_.data(), n_a);
         for (int k = 0; k < n_a; ++k) {
           const int i = a_slots_[k];
-          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, f_low);
+          scan(i, !(st_r[m_expert[i]] & kOrig) - m_arrived[i], 0, f_low);
         }
       }
     }

@@ -132,10 +132,7 @@ class LayerSearch {
   std::vector<double> L_;       // [R] rank load
   std::vector<double> sshare_;  // [R*S] share of each slot's expert (w / count)
   std::vector<int> by_share_;   // [R][S] local slots of each rank by share, ascending
-  // find_swaps scratch: the busiest rank's experts, shares and arrival flags by local slot.
-  std::vector<ExpertId> m_expert_;
-  std::vector<double> m_share_;
-  std::vector<char> m_arrived_;
+  // find_swaps scratch.
   std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
   int n_low_ = 0;               // entries of low_ in use
   std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
