@@ -62,6 +62,9 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       const char* arrived_r = &arrived_[row];
       const int* ord = &by_share_[row];
       const double* sr = &sorted_share_[row];
+      // A swap drops m by d = sa - sb <= sa_max - sr[0] (rounding is monotone) and must drop it
+      // by more than M - bound: without that margin no swap with r can be taken in this pass.
+      if (sa_max - sr[0] <= M - (fresh_pass ? bound_for(best, 2) : bound(best))) continue;
       const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
       // Offers a (m's slot i, g = g(a)) with the partners of r in its share window that the
       // pass takes: kind 0 all, 1 the low_ ones (f <= 0), 2 those with f = 1. f_lo: the lowest
@@ -71,7 +74,10 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
         // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
         // a window of r's slots by share (lim only falls while it is scanned).
         double lim = bound_for(best, g + f_lo);
-        if (sa <= M - lim) return;
+        // The largest d is against the least share the kind admits (sr ascending, low_ too;
+        // rounding is monotone): at most M - lim, no partner can be taken (shares are not
+        // negative, so this also covers sa <= M - lim).
+        if (sa - sr[kind == 1 ? low_[0] : 0] <= M - lim) return;
         const double lo = sa - lim + Lr;
         // false once the window is past (d falls as q grows).
         auto try_partner = [&](int q) {
