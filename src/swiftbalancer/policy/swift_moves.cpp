@@ -292,20 +292,6 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
   });
 }
 
-double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower,
-                                          double dx, double dy) const {
-  // x's other holders rise by dx, and drop by dy where they also hold y.
-  double aff = lower;
-  const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
-  for (int k = 0; k < cnt_[x]; ++k) {
-    const int h = hx[k];
-    if (h != r && h != m)
-      aff = std::max(
-          aff, L_[h] + dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
-  }
-  return aff;
-}
-
 void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
   const ExpertId y = slot_[m * S_ + i];
   if (w_[y] <= 0.0 || cnt_[y] >= R_) return;
@@ -319,7 +305,7 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     if (Lr >= bound(best)) break;
     // Ranks that rise: r, m (drops by dy, rises by dx if it holds x), and x's other holders
     // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
-    // rank holds both x and y, which exact_replicate_value handles.
+    // rank holds both x and y, which the exact evaluation below handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
     // A re-point changes the transfers by -1 .. 1, and the bounds fall as dt grows.
     if (lower >= bound_for(best, -1)) continue;
@@ -334,8 +320,21 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
       for (int k = 0; k < cnt_[y]; ++k)
         exact |= hy[k] != m && (state_[static_cast<std::size_t>(hy[k]) * E_ + x] & kHolds);
-    const double aff =
-        exact ? exact_replicate_value(m, r, x, y, lower, d.dx, dy) : std::max(lower, d.xrise);
+    double aff;
+    if (exact) {
+      // x's other holders rise by dx, and drop by dy where they also hold y.
+      aff = lower;
+      const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+      for (int k = 0; k < cnt_[x]; ++k) {
+        const int h = hx[k];
+        if (h != r && h != m)
+          aff = std::max(
+              aff,
+              L_[h] + d.dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
+      }
+    } else {
+      aff = std::max(lower, d.xrise);
+    }
     if (aff >= lim) continue;
     Candidate c;
     c.kind = 2;

@@ -107,8 +107,6 @@ class LayerSearch {
   void mark_holders_of_m(int m);
   void gather_redundant(int m, double ny_min, double lim);
   void try_replicas_of(int m, int i, Candidate& best);
-  double exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower, double dx,
-                               double dy) const;
   void shed_slot(int m, int i, Candidate& best);
 
   Topology topo_;
