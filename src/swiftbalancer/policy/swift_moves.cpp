@@ -49,6 +49,13 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   std::copy_n(&arrived_slots_[static_cast<std::size_t>(m) * S_], n_marr, m_arr_.begin());
   insertion_sort(m_arr_.data(), n_marr);
   const ExpertId* d_m = &departed_[static_cast<std::size_t>(m) * S_];
+  // holds_dm_[r] == dm_mark_: r holds an expert of D_m (found from the holder lists once, not
+  // by looking up every expert of D_m on every rank).
+  ++dm_mark_;
+  for (int k = 0; k < n_dm; ++k) {
+    const int* h = &hold_[static_cast<std::size_t>(d_m[k]) * R_];
+    for (int j = 0; j < cnt_[d_m[k]]; ++j) holds_dm_[h[j]] = dm_mark_;
+  }
   for (int pass = 0; pass < 2; ++pass) {
     const bool fresh_pass = pass == 1;
     for (int idx = R_ - 1; idx >= 0; --idx) {
@@ -137,11 +144,12 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       };
       const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
       const int* q_of = &share_pos_[row];
-      for (int k = 0; k < n_dm; ++k)
-        if (st_r[d_m[k]] & kHolds) {
-          const int j = pos_r[d_m[k]];
-          add_low(q_of[j], arrived_r[j] ? -1 : 0);
-        }
+      if (holds_dm_[r] == dm_mark_)
+        for (int k = 0; k < n_dm; ++k)
+          if (st_r[d_m[k]] & kHolds) {
+            const int j = pos_r[d_m[k]];
+            add_low(q_of[j], arrived_r[j] ? -1 : 0);
+          }
       const int* arr_r = &arrived_slots_[row];
       const ExpertId* d_r = &departed_[row];
       for (int k = 0; k < arrivals_[r]; ++k)
@@ -223,9 +231,9 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
   // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
   // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
   redundant_.clear();
-  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares) {
+  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares, bool m_holds) {
     // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
-    // besides r and m holds one of m's experts.
+    // besides r and m holds one of m's experts; m_holds: m is a holder of x.
     Redundant d;
     d.base = base;
     d.dx = rise_[x];
@@ -238,11 +246,11 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
       d.exact = other_shares;
       if (!d.exact) return;
     }
-    d.dx_m = pos(m, x) >= 0 ? d.dx : 0.0;
+    d.dx_m = m_holds ? d.dx : 0.0;
     d.rank = r;
     d.x = x;
-    d.x_arrived = !orig(r, x);
     d.slot = r * S_ + pos(r, x);
+    d.x_arrived = arrived_[d.slot] != 0;  // == !orig(r, x)
     redundant_.push_back(d);
   };
   for (ExpertId x : multi_) {
@@ -254,12 +262,12 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
       if (h0 != m) {
         const double base = L_[h0] - sx;
         if (base + ny_min < lim)
-          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_);
+          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_, h1 == m);
       }
       if (h1 != m) {
         const double base = L_[h1] - sx;
         if (base + ny_min < lim)
-          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_);
+          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_, h0 == m);
       }
       continue;
     }
@@ -267,9 +275,13 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     // of "the other holders" of a slot is then O(1).
     double top1 = -1.0, top2 = -1.0;
     int top1_rank = -1, sharing = 0;
+    bool m_holds = false;
     for (int k = 0; k < cnt_[x]; ++k) {
       const int h = hx[k];
-      if (h == m) continue;
+      if (h == m) {
+        m_holds = true;
+        continue;
+      }
       if (L_[h] > top1) {
         top2 = top1;
         top1 = L_[h];
@@ -284,7 +296,7 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
       if (r == m) continue;
       const double base = L_[r] - sx;
       if (base + ny_min >= lim) continue;
-      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0);
+      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0, m_holds);
     }
   }
   std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {

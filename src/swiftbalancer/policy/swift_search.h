@@ -136,6 +136,8 @@ class LayerSearch {
   std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
   std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
   std::vector<int> share_pos_;  // [R*S] position of the slot in its rank's by_share_ order
+  std::vector<int> holds_dm_;   // [R] == dm_mark_: holds an expert that left the busiest rank
+  int dm_mark_ = 0;
   std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
   std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
   std::vector<char> is_dirty_;  // [R] rank is in dirty_
