@@ -199,12 +199,13 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   }
 }
 
-bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min) const {
+bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min,
+                                    double& dy_max) const {
   // ny: the share a new replica of one of m's experts y would have; m drops by at most dy_max.
   // No candidate leaves its target rank below (its load without the re-pointed slot) + ny_min,
   // nor m below M - dy_max.
   ny_min = -1.0;
-  double dy_max = 0.0;
+  dy_max = 0.0;
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
     if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
@@ -226,10 +227,12 @@ void LayerSearch::mark_holders_of_m(int m) {
   }
 }
 
-void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
+void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double lim) {
   // Redundant slots (replicas of experts with >= 2) off m that could still beat `lim`, sorted
   // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
   // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
+  // Every y that try_replicas_of offers has dy <= dy_max, so m keeps at least m_floor.
+  const double m_floor = L_[m] - dy_max;
   redundant_.clear();
   auto add = [&](ExpertId x, int r, double base, double other, bool other_shares, bool m_holds) {
     // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
@@ -245,8 +248,14 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     if (d.xrise >= lim) {
       d.exact = other_shares;
       if (!d.exact) return;
+      // The exact value keeps the heaviest other holder at >= xrise - dy >= xrise - dy_max
+      // (rounding is monotone): at lim or above, it cannot come back under it.
+      if (d.xrise - dy_max >= lim) return;
     }
     d.dx_m = m_holds ? d.dx : 0.0;
+    // m keeps at least m_floor + dx_m (try_replicas_of's floor_y >= m_floor; rounding is
+    // monotone): at lim or above, no move with this slot can be taken.
+    if (m_holds && m_floor + d.dx_m >= lim) return;
     d.rank = r;
     d.x = x;
     d.slot = r * S_ + pos(r, x);
@@ -360,9 +369,10 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
 
 void LayerSearch::find_replicate(int m, Candidate& best) {
   double ny_min;
-  if (!replicate_can_win(m, best, ny_min)) return;
+  double dy_max;
+  if (!replicate_can_win(m, best, ny_min, dy_max)) return;
   mark_holders_of_m(m);
-  gather_redundant(m, ny_min, bound(best));
+  gather_redundant(m, ny_min, dy_max, bound(best));
   for (int i = 0; i < S_ && !redundant_.empty(); ++i) try_replicas_of(m, i, best);
 }
 
@@ -419,7 +429,9 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
     if (h == m) continue;
     for (int j = h * S_; j < (h + 1) * S_; ++j) eval(slot_[j], overlap);
   }
-  for (int j = m * S_; j < (m + 1) * S_; ++j) eval(start_[j], overlap);
+  // An expert still in its start slot is on m, which eval rejects: only the others are tried.
+  for (int j = m * S_; j < (m + 1) * S_; ++j)
+    if (start_[j] != slot_[j]) eval(start_[j], overlap);
 }
 
 void LayerSearch::find_shed(int m, Candidate& best) {

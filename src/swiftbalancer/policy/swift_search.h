@@ -103,9 +103,9 @@ class LayerSearch {
   // find_replicate in steps: the smallest new share of one of m's experts (-1: none can gain
   // a replica) and the largest drop of m; the ranks sharing an expert with m; the redundant
   // slots worth trying; the moves that give m's i-th expert the replica.
-  bool replicate_can_win(int m, const Candidate& best, double& ny_min) const;
+  bool replicate_can_win(int m, const Candidate& best, double& ny_min, double& dy_max) const;
   void mark_holders_of_m(int m);
-  void gather_redundant(int m, double ny_min, double lim);
+  void gather_redundant(int m, double ny_min, double dy_max, double lim);
   void try_replicas_of(int m, int i, Candidate& best);
   void shed_slot(int m, int i, Candidate& best);
 
