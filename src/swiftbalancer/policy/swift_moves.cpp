@@ -218,12 +218,22 @@ bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min
 
 void LayerSearch::mark_holders_of_m(int m) {
   // shares_m_[h] == mark_: rank h holds one of m's experts (it drops when that one gains a
-  // replica).
+  // replica), and drop_m_[h] is then the most it can drop so: the largest dy (as
+  // try_replicas_of computes it) of the experts it holds that can gain one.
   ++mark_;
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
+    const double dy = w_[y] <= 0.0 || cnt_[y] >= R_ ? 0.0 : sshare_[m * S_ + i] - cold_value_[y];
     const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
-    for (int k = 0; k < cnt_[y]; ++k) shares_m_[hy[k]] = mark_;
+    for (int k = 0; k < cnt_[y]; ++k) {
+      const int h = hy[k];
+      if (shares_m_[h] != mark_) {
+        shares_m_[h] = mark_;
+        drop_m_[h] = dy;
+      } else {
+        drop_m_[h] = std::max(drop_m_[h], dy);
+      }
+    }
   }
 }
 
@@ -234,9 +244,11 @@ void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double l
   // Every y that try_replicas_of offers has dy <= dy_max, so m keeps at least m_floor.
   const double m_floor = L_[m] - dy_max;
   redundant_.clear();
-  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares, bool m_holds) {
+  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares, bool m_holds,
+                 double other_drop) {
     // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
-    // besides r and m holds one of m's experts; m_holds: m is a holder of x.
+    // besides r and m holds one of m's experts; m_holds: m is a holder of x; other_drop: the
+    // most the heaviest other holder drops with y (any dy it may see is at most this).
     Redundant d;
     d.base = base;
     d.dx = rise_[x];
@@ -248,9 +260,9 @@ void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double l
     if (d.xrise >= lim) {
       d.exact = other_shares;
       if (!d.exact) return;
-      // The exact value keeps the heaviest other holder at >= xrise - dy >= xrise - dy_max
-      // (rounding is monotone): at lim or above, it cannot come back under it.
-      if (d.xrise - dy_max >= lim) return;
+      // The exact value keeps the heaviest other holder at >= xrise - other_drop (rounding is
+      // monotone): at lim or above, it cannot come back under it.
+      if (d.xrise - other_drop >= lim) return;
     }
     d.dx_m = m_holds ? d.dx : 0.0;
     // m keeps at least m_floor + dx_m (try_replicas_of's floor_y >= m_floor; rounding is
@@ -271,12 +283,14 @@ void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double l
       if (h0 != m) {
         const double base = L_[h0] - sx;
         if (base + ny_min < lim)
-          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_, h1 == m);
+          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_, h1 == m,
+              shares_m_[h1] == mark_ ? drop_m_[h1] : 0.0);
       }
       if (h1 != m) {
         const double base = L_[h1] - sx;
         if (base + ny_min < lim)
-          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_, h0 == m);
+          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_, h0 == m,
+              shares_m_[h0] == mark_ ? drop_m_[h0] : 0.0);
       }
       continue;
     }
@@ -305,7 +319,8 @@ void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double l
       if (r == m) continue;
       const double base = L_[r] - sx;
       if (base + ny_min >= lim) continue;
-      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0, m_holds);
+      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0, m_holds,
+          dy_max);
     }
   }
   std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {

@@ -33,6 +33,7 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   sshare_.resize(slot_.size());
   by_share_.resize(slot_.size());
   shares_m_.assign(R_, 0);
+  drop_m_.assign(R_, 0.0);
   holds_dm_.assign(R_, 0);
   cold_.resize(E_);
   cold_value_.resize(E_);

@@ -157,6 +157,7 @@ class LayerSearch {
   std::vector<ExpertId> multi_;       // experts with >= 2 replicas (any order)
   std::vector<int> multi_at_;         // [E] index in multi_, or -1
   std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
+  std::vector<double> drop_m_;        // [R] where shares_m_: the most it drops (mark_holders_of_m)
   int mark_ = 0;
   std::vector<double> cold_value_;  // [E] w / (count + 1)
   // [R][S] per rank, first arrivals_[r] valid (any order): local slots holding an expert the
