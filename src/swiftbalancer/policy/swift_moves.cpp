@@ -9,6 +9,20 @@
 #include "swiftbalancer/policy/swift_search.h"
 
 namespace swiftbalancer::swift {
+namespace {
+
+// Ascending sort of a few distinct ints (local slots of m): cheaper than std::sort at these
+// sizes, and distinct values have one sorted order.
+void insertion_sort(int* v, int n) {
+  for (int k = 1; k < n; ++k) {
+    const int x = v[k];
+    int j = k;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+}
+
+}  // namespace
 
 void LayerSearch::find_swaps(int m, Candidate& best) {
   // A swap of a (on m) and b (on r) changes the transfers by dt = g(a) + f(b) with
@@ -25,16 +39,23 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
   const double margin = 1e-12 * M;  // far above rounding, far below any gain
   const unsigned char* st_m = &state_[static_cast<std::size_t>(m) * E_];
   const int* pos_m = &pos_[static_cast<std::size_t>(m) * E_];
-  for (int i = 0; i < S_; ++i) {
-    m_expert_[i] = slot_[m * S_ + i];
-    m_share_[i] = sshare_[m * S_ + i];
-    m_arrived_[i] = arrived_[m * S_ + i];
-  }
+  // m's experts, shares and arrival flags by local slot (nothing changes them during the scan).
+  const ExpertId* m_expert = &slot_[static_cast<std::size_t>(m) * S_];
+  const double* m_share = &sshare_[static_cast<std::size_t>(m) * S_];
+  const char* m_arrived = &arrived_[static_cast<std::size_t>(m) * S_];
+  const double sa_max = *std::max_element(m_share, m_share + S_);
   // m's arrivals in slot order, and D_m.
   const int n_marr = arrivals_[m], n_dm = arrivals_[m];
   std::copy_n(&arrived_slots_[static_cast<std::size_t>(m) * S_], n_marr, m_arr_.begin());
-  std::sort(m_arr_.begin(), m_arr_.begin() + n_marr);
+  insertion_sort(m_arr_.data(), n_marr);
   const ExpertId* d_m = &departed_[static_cast<std::size_t>(m) * S_];
+  // holds_dm_[r] == dm_mark_: r holds an expert of D_m (found from the holder lists once, not
+  // by looking up every expert of D_m on every rank).
+  ++dm_mark_;
+  for (int k = 0; k < n_dm; ++k) {
+    const int* h = &hold_[static_cast<std::size_t>(d_m[k]) * R_];
+    for (int j = 0; j < cnt_[d_m[k]]; ++j) holds_dm_[h[j]] = dm_mark_;
+  }
   for (int pass = 0; pass < 2; ++pass) {
     const bool fresh_pass = pass == 1;
     for (int idx = R_ - 1; idx >= 0; --idx) {
@@ -48,16 +69,22 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       const char* arrived_r = &arrived_[row];
       const int* ord = &by_share_[row];
       const double* sr = &sorted_share_[row];
+      // A swap drops m by d = sa - sb <= sa_max - sr[0] (rounding is monotone) and must drop it
+      // by more than M - bound: without that margin no swap with r can be taken in this pass.
+      if (sa_max - sr[0] <= M - (fresh_pass ? bound_for(best, 2) : bound(best))) continue;
       const unsigned char* st_r = &state_[static_cast<std::size_t>(r) * E_];
       // Offers a (m's slot i, g = g(a)) with the partners of r in its share window that the
       // pass takes: kind 0 all, 1 the low_ ones (f <= 0), 2 those with f = 1. f_lo: the lowest
       // f among them, for the window's bound.
       auto scan = [&](int i, int g, int kind, int f_lo) {
-        const double sa = m_share_[i];
+        const double sa = m_share[i];
         // aff < lim needs M - lim < d = sa - sb < lim - Lr: sb in (sa - lim + Lr, sa - M + lim),
         // a window of r's slots by share (lim only falls while it is scanned).
         double lim = bound_for(best, g + f_lo);
-        if (sa <= M - lim) return;
+        // The largest d is against the least share the kind admits (sr ascending, low_ too;
+        // rounding is monotone): at most M - lim, no partner can be taken (shares are not
+        // negative, so this also covers sa <= M - lim).
+        if (sa - sr[kind == 1 ? low_[0] : 0] <= M - lim) return;
         const double lo = sa - lim + Lr;
         // false once the window is past (d falls as q grows).
         auto try_partner = [&](int q) {
@@ -79,7 +106,7 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
           c.p1 = m * S_ + i;
           c.e1 = b;
           c.p2 = static_cast<int>(row) + j;
-          c.e2 = m_expert_[i];
+          c.e2 = m_expert[i];
           c.aff_max = aff;
           c.dt = dt;
           consider(best, c);
@@ -97,8 +124,8 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       };
       if (fresh_pass) {
         for (int i = 0; i < S_; ++i) {
-          const unsigned char a_on_r = st_r[m_expert_[i]];
-          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived_[i]) scan(i, 1, 2, 1);
+          const unsigned char a_on_r = st_r[m_expert[i]];
+          if (!(a_on_r & kHolds) && !(a_on_r & kOrig) && !m_arrived[i]) scan(i, 1, 2, 1);
         }
         continue;
       }
@@ -117,11 +144,12 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       };
       const int* pos_r = &pos_[static_cast<std::size_t>(r) * E_];
       const int* q_of = &share_pos_[row];
-      for (int k = 0; k < n_dm; ++k)
-        if (st_r[d_m[k]] & kHolds) {
-          const int j = pos_r[d_m[k]];
-          add_low(q_of[j], arrived_r[j] ? -1 : 0);
-        }
+      if (holds_dm_[r] == dm_mark_)
+        for (int k = 0; k < n_dm; ++k)
+          if (st_r[d_m[k]] & kHolds) {
+            const int j = pos_r[d_m[k]];
+            add_low(q_of[j], arrived_r[j] ? -1 : 0);
+          }
       const int* arr_r = &arrived_slots_[row];
       const ExpertId* d_r = &departed_[row];
       for (int k = 0; k < arrivals_[r]; ++k)
@@ -129,14 +157,14 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       // a_slots_: m's slots whose a has g(a) <= 0 (valid with r), ascending; g_low: lowest g.
       int n_a = 0, g_low = 1;
       for (int k = 0; k < n_marr; ++k) {
-        const unsigned char a_on_r = st_r[m_expert_[m_arr_[k]]];
+        const unsigned char a_on_r = st_r[m_expert[m_arr_[k]]];
         if (a_on_r & kHolds) continue;
         a_slots_[n_a++] = m_arr_[k];
         g_low = std::min(g_low, (a_on_r & kOrig) ? -1 : 0);
       }
       for (int k = 0; k < arrivals_[r]; ++k) {
         const ExpertId e = d_r[k];
-        if ((st_m[e] & kHolds) && !m_arrived_[pos_m[e]]) {
+        if ((st_m[e] & kHolds) && !m_arrived[pos_m[e]]) {
           a_slots_[n_a++] = pos_m[e];
           g_low = std::min(g_low, 0);
         }
@@ -147,32 +175,37 @@ void LayerSearch::find_swaps(int m, Candidate& best) {
       if ((M + Lr) * 0.5 >= bound_for(best, dt_min)) continue;
       // a with g(a) = 1 pair only with the low_ partners, at dt >= 1 + f_low: unless that
       // bound is above the least value of a swap with r, (M + Lr) / 2 (the margin covers
-      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate.
-      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin) {
+      // rounding), only the a with g(a) <= 0 (a_slots_) can give a candidate. Nor can they when
+      // even the largest drop of m with a low_ partner, sa_max - (their least share), is not
+      // above M - bound (rounding is monotone, and the bound only falls while r is scanned).
+      // The scans of the a with g(a) <= 0 are then those of a_slots_, in the same order.
+      if (n_low_ > 0 && bound_for(best, 1 + f_low) > (M + Lr) * 0.5 - margin &&
+          sa_max - sr[low_[0]] > M - bound_for(best, 1 + f_low)) {
         // Every a: with g(a) <= 0 against every partner, else against the low_ ones.
         for (int i = 0; i < S_; ++i) {
-          const unsigned char a_on_r = st_r[m_expert_[i]];
+          const unsigned char a_on_r = st_r[m_expert[i]];
           if (a_on_r & kHolds) continue;
-          const int g = !(a_on_r & kOrig) - m_arrived_[i];
+          const int g = !(a_on_r & kOrig) - m_arrived[i];
           scan(i, g, g <= 0 ? 0 : 1, f_low);
         }
       } else {
-        std::sort(a_slots_.begin(), a_slots_.begin() + n_a);
+        insertion_sort(a_slots_.data(), n_a);
         for (int k = 0; k < n_a; ++k) {
           const int i = a_slots_[k];
-          scan(i, !(st_r[m_expert_[i]] & kOrig) - m_arrived_[i], 0, f_low);
+          scan(i, !(st_r[m_expert[i]] & kOrig) - m_arrived[i], 0, f_low);
         }
       }
     }
   }
 }
 
-bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min) const {
+bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min,
+                                    double& dy_max) const {
   // ny: the share a new replica of one of m's experts y would have; m drops by at most dy_max.
   // No candidate leaves its target rank below (its load without the re-pointed slot) + ny_min,
   // nor m below M - dy_max.
   ny_min = -1.0;
-  double dy_max = 0.0;
+  dy_max = 0.0;
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
     if (w_[y] <= 0.0 || cnt_[y] >= R_) continue;
@@ -185,23 +218,37 @@ bool LayerSearch::replicate_can_win(int m, const Candidate& best, double& ny_min
 
 void LayerSearch::mark_holders_of_m(int m) {
   // shares_m_[h] == mark_: rank h holds one of m's experts (it drops when that one gains a
-  // replica).
+  // replica), and drop_m_[h] is then the most it can drop so: the largest dy (as
+  // try_replicas_of computes it) of the experts it holds that can gain one.
   ++mark_;
   for (int i = 0; i < S_; ++i) {
     const ExpertId y = slot_[m * S_ + i];
+    const double dy = w_[y] <= 0.0 || cnt_[y] >= R_ ? 0.0 : sshare_[m * S_ + i] - cold_value_[y];
     const int* hy = &hold_[static_cast<std::size_t>(y) * R_];
-    for (int k = 0; k < cnt_[y]; ++k) shares_m_[hy[k]] = mark_;
+    for (int k = 0; k < cnt_[y]; ++k) {
+      const int h = hy[k];
+      if (shares_m_[h] != mark_) {
+        shares_m_[h] = mark_;
+        drop_m_[h] = dy;
+      } else {
+        drop_m_[h] = std::max(drop_m_[h], dy);
+      }
+    }
   }
 }
 
-void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
+void LayerSearch::gather_redundant(int m, double ny_min, double dy_max, double lim) {
   // Redundant slots (replicas of experts with >= 2) off m that could still beat `lim`, sorted
   // by the load their rank keeps without them. Per slot p holding x: dx = rise of x's other
   // holders, xrise = the highest of them after the rise (m excluded: it is handled with y).
+  // Every y that try_replicas_of offers has dy <= dy_max, so m keeps at least m_floor.
+  const double m_floor = L_[m] - dy_max;
   redundant_.clear();
-  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares) {
+  auto add = [&](ExpertId x, int r, double base, double other, bool other_shares, bool m_holds,
+                 double other_drop) {
     // other: the heaviest holder of x besides r and m (-1: none); other_shares: a holder of x
-    // besides r and m holds one of m's experts.
+    // besides r and m holds one of m's experts; m_holds: m is a holder of x; other_drop: the
+    // most the heaviest other holder drops with y (any dy it may see is at most this).
     Redundant d;
     d.base = base;
     d.dx = rise_[x];
@@ -213,12 +260,18 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     if (d.xrise >= lim) {
       d.exact = other_shares;
       if (!d.exact) return;
+      // The exact value keeps the heaviest other holder at >= xrise - other_drop (rounding is
+      // monotone): at lim or above, it cannot come back under it.
+      if (d.xrise - other_drop >= lim) return;
     }
-    d.dx_m = pos(m, x) >= 0 ? d.dx : 0.0;
+    d.dx_m = m_holds ? d.dx : 0.0;
+    // m keeps at least m_floor + dx_m (try_replicas_of's floor_y >= m_floor; rounding is
+    // monotone): at lim or above, no move with this slot can be taken.
+    if (m_holds && m_floor + d.dx_m >= lim) return;
     d.rank = r;
     d.x = x;
-    d.x_arrived = !orig(r, x);
     d.slot = r * S_ + pos(r, x);
+    d.x_arrived = arrived_[d.slot] != 0;  // == !orig(r, x)
     redundant_.push_back(d);
   };
   for (ExpertId x : multi_) {
@@ -230,12 +283,14 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
       if (h0 != m) {
         const double base = L_[h0] - sx;
         if (base + ny_min < lim)
-          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_);
+          add(x, h0, base, h1 == m ? -1.0 : L_[h1], h1 != m && shares_m_[h1] == mark_, h1 == m,
+              shares_m_[h1] == mark_ ? drop_m_[h1] : 0.0);
       }
       if (h1 != m) {
         const double base = L_[h1] - sx;
         if (base + ny_min < lim)
-          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_);
+          add(x, h1, base, h0 == m ? -1.0 : L_[h0], h0 != m && shares_m_[h0] == mark_, h0 == m,
+              shares_m_[h0] == mark_ ? drop_m_[h0] : 0.0);
       }
       continue;
     }
@@ -243,9 +298,13 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
     // of "the other holders" of a slot is then O(1).
     double top1 = -1.0, top2 = -1.0;
     int top1_rank = -1, sharing = 0;
+    bool m_holds = false;
     for (int k = 0; k < cnt_[x]; ++k) {
       const int h = hx[k];
-      if (h == m) continue;
+      if (h == m) {
+        m_holds = true;
+        continue;
+      }
       if (L_[h] > top1) {
         top2 = top1;
         top1 = L_[h];
@@ -260,26 +319,13 @@ void LayerSearch::gather_redundant(int m, double ny_min, double lim) {
       if (r == m) continue;
       const double base = L_[r] - sx;
       if (base + ny_min >= lim) continue;
-      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0);
+      add(x, r, base, r == top1_rank ? top2 : top1, sharing - (shares_m_[r] == mark_) > 0, m_holds,
+          dy_max);
     }
   }
   std::sort(redundant_.begin(), redundant_.end(), [](const Redundant& a, const Redundant& b) {
     return a.base < b.base || (a.base == b.base && a.slot < b.slot);
   });
-}
-
-double LayerSearch::exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower,
-                                          double dx, double dy) const {
-  // x's other holders rise by dx, and drop by dy where they also hold y.
-  double aff = lower;
-  const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
-  for (int k = 0; k < cnt_[x]; ++k) {
-    const int h = hx[k];
-    if (h != r && h != m)
-      aff = std::max(
-          aff, L_[h] + dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
-  }
-  return aff;
 }
 
 void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
@@ -295,7 +341,7 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     if (Lr >= bound(best)) break;
     // Ranks that rise: r, m (drops by dy, rises by dx if it holds x), and x's other holders
     // (by dx, or dx - dy where they also hold y). d.xrise ignores the "- dy": exact unless a
-    // rank holds both x and y, which exact_replicate_value handles.
+    // rank holds both x and y, which the exact evaluation below handles.
     const double lower = std::max(Lr, floor_y + d.dx_m);
     // A re-point changes the transfers by -1 .. 1, and the bounds fall as dt grows.
     if (lower >= bound_for(best, -1)) continue;
@@ -310,8 +356,21 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
     if (!exact && cnt_[y] >= 2 && d.xrise >= 0.0)
       for (int k = 0; k < cnt_[y]; ++k)
         exact |= hy[k] != m && (state_[static_cast<std::size_t>(hy[k]) * E_ + x] & kHolds);
-    const double aff =
-        exact ? exact_replicate_value(m, r, x, y, lower, d.dx, dy) : std::max(lower, d.xrise);
+    double aff;
+    if (exact) {
+      // x's other holders rise by dx, and drop by dy where they also hold y.
+      aff = lower;
+      const int* hx = &hold_[static_cast<std::size_t>(x) * R_];
+      for (int k = 0; k < cnt_[x]; ++k) {
+        const int h = hx[k];
+        if (h != r && h != m)
+          aff = std::max(
+              aff,
+              L_[h] + d.dx - ((state_[static_cast<std::size_t>(h) * E_ + y] & kHolds) ? dy : 0.0));
+      }
+    } else {
+      aff = std::max(lower, d.xrise);
+    }
     if (aff >= lim) continue;
     Candidate c;
     c.kind = 2;
@@ -325,9 +384,10 @@ void LayerSearch::try_replicas_of(int m, int i, Candidate& best) {
 
 void LayerSearch::find_replicate(int m, Candidate& best) {
   double ny_min;
-  if (!replicate_can_win(m, best, ny_min)) return;
+  double dy_max;
+  if (!replicate_can_win(m, best, ny_min, dy_max)) return;
   mark_holders_of_m(m);
-  gather_redundant(m, ny_min, bound(best));
+  gather_redundant(m, ny_min, dy_max, bound(best));
   for (int i = 0; i < S_ && !redundant_.empty(); ++i) try_replicas_of(m, i, best);
 }
 
@@ -384,11 +444,16 @@ void LayerSearch::shed_slot(int m, int i, Candidate& best) {
     if (h == m) continue;
     for (int j = h * S_; j < (h + 1) * S_; ++j) eval(slot_[j], overlap);
   }
-  for (int j = m * S_; j < (m + 1) * S_; ++j) eval(start_[j], overlap);
+  // An expert still in its start slot is on m, which eval rejects: only the others are tried.
+  for (int j = m * S_; j < (m + 1) * S_; ++j)
+    if (start_[j] != slot_[j]) eval(start_[j], overlap);
 }
 
 void LayerSearch::find_shed(int m, Candidate& best) {
-  for (int i = 0; i < S_; ++i) shed_slot(m, i, best);
+  // Only a replica of an expert with another one can be re-pointed (shed_slot checks it too;
+  // checked here it saves the call for most slots).
+  for (int i = 0; i < S_; ++i)
+    if (cnt_[slot_[m * S_ + i]] >= 2) shed_slot(m, i, best);
 }
 
 }  // namespace swiftbalancer::swift

@@ -16,9 +16,6 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   state_.assign(RE, 0);
   arrived_.assign(slot_.size(), 0);
   sorted_share_.resize(slot_.size());
-  m_expert_.resize(S_);
-  m_share_.resize(S_);
-  m_arrived_.resize(S_);
   low_.resize(S_);
   m_arr_.resize(S_);
   a_slots_.resize(2 * S_);
@@ -36,6 +33,8 @@ LayerSearch::LayerSearch(const Topology& topo, int experts)
   sshare_.resize(slot_.size());
   by_share_.resize(slot_.size());
   shares_m_.assign(R_, 0);
+  drop_m_.assign(R_, 0.0);
+  holds_dm_.assign(R_, 0);
   cold_.resize(E_);
   cold_value_.resize(E_);
   arrivals_.assign(R_, 0);

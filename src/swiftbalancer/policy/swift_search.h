@@ -103,12 +103,10 @@ class LayerSearch {
   // find_replicate in steps: the smallest new share of one of m's experts (-1: none can gain
   // a replica) and the largest drop of m; the ranks sharing an expert with m; the redundant
   // slots worth trying; the moves that give m's i-th expert the replica.
-  bool replicate_can_win(int m, const Candidate& best, double& ny_min) const;
+  bool replicate_can_win(int m, const Candidate& best, double& ny_min, double& dy_max) const;
   void mark_holders_of_m(int m);
-  void gather_redundant(int m, double ny_min, double lim);
+  void gather_redundant(int m, double ny_min, double dy_max, double lim);
   void try_replicas_of(int m, int i, Candidate& best);
-  double exact_replicate_value(int m, int r, ExpertId x, ExpertId y, double lower, double dx,
-                               double dy) const;
   void shed_slot(int m, int i, Candidate& best);
 
   Topology topo_;
@@ -132,15 +130,14 @@ class LayerSearch {
   std::vector<double> L_;       // [R] rank load
   std::vector<double> sshare_;  // [R*S] share of each slot's expert (w / count)
   std::vector<int> by_share_;   // [R][S] local slots of each rank by share, ascending
-  // find_swaps scratch: the busiest rank's experts, shares and arrival flags by local slot.
-  std::vector<ExpertId> m_expert_;
-  std::vector<double> m_share_;
-  std::vector<char> m_arrived_;
+  // find_swaps scratch.
   std::vector<int> low_;        // a rank's share positions of partners that cost less than 1
   int n_low_ = 0;               // entries of low_ in use
   std::vector<int> m_arr_;      // local slots of m holding an arrival, ascending
   std::vector<int> a_slots_;    // local slots of m worth a swap with one rank
   std::vector<int> share_pos_;  // [R*S] position of the slot in its rank's by_share_ order
+  std::vector<int> holds_dm_;   // [R] == dm_mark_: holds an expert that left the busiest rank
+  int dm_mark_ = 0;
   std::vector<int> order_;      // ranks by load, heaviest first (ties: lower id)
   std::vector<int> dirty_;      // ranks whose load changed since order_ was last sorted
   std::vector<char> is_dirty_;  // [R] rank is in dirty_
@@ -160,6 +157,7 @@ class LayerSearch {
   std::vector<ExpertId> multi_;       // experts with >= 2 replicas (any order)
   std::vector<int> multi_at_;         // [E] index in multi_, or -1
   std::vector<int> shares_m_;         // [R] == mark_: holds one of the busiest rank's experts
+  std::vector<double> drop_m_;        // [R] where shares_m_: the most it drops (mark_holders_of_m)
   int mark_ = 0;
   std::vector<double> cold_value_;  // [E] w / (count + 1)
   // [R][S] per rank, first arrivals_[r] valid (any order): local slots holding an expert the
