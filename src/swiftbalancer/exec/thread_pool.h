@@ -1,15 +1,16 @@
 // ThreadPool: a TaskExecutor (core/task_executor.h) on a fixed set of threads. Owner: exec
 // component, the one place besides the runtime and transports where threads are made.
 //
-// A pool of `threads` workers starts threads - 1 threads; the thread that calls run() is the
-// last worker, so a pool of 1 starts none and runs everything inline. Tasks are handed out one
+// A pool of `threads` workers starts threads - 1 threads; the thread that calls run() is
+// worker 0, so a pool of 1 starts none and runs everything inline. Tasks are handed out one
 // at a time from a shared counter, so uneven tasks (layers that need long searches next to
 // layers already balanced) spread over the workers.
 //
 // Thread-safety: run() may be called from any thread; calls are serialized (one run at a time).
 // The destructor stops and joins the threads; it must not run while a run() is in progress.
 // Not fork-safe, like any pool: a forked child has none of the threads. Engines that fork
-// (vLLM's workers) create the pool after forking, or per call (python/src/engine_policy.cpp).
+// (vLLM's workers) create the pool after forking, or per call (python/src/dropin.h,
+// rebalance_on_threads).
 #pragma once
 
 #include <condition_variable>
