@@ -78,10 +78,6 @@ def _budget(cls, weight_shape, num_ranks):
     return int(cls.max_transfers)
 
 
-def _threads(cls):
-    return _threads_arg(cls.threads)
-
-
 _VLLM_BASE = _vllm_abstract_policy()
 
 
@@ -132,7 +128,7 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
             _count(num_nodes, "num_nodes"), num_ranks,
             None if old is None else _host(old, "old_global_expert_indices"), str(cls.policy),
             _budget(cls, shape, num_ranks), _real(cls.threshold, "threshold"), max(width, 0),
-            _real(cls.target, "target"), _threads(cls))
+            _real(cls.target, "target"), _threads_arg(cls.threads))
         return tuple(_as_tensor(a) for a in out) if tensor_in else out
 
 

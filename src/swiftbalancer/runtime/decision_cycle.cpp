@@ -67,8 +67,9 @@ DecisionCycle::DecisionCycle(const Topology& topo, int rank, std::shared_ptr<con
       cfg_(config),
       reporter_(reporter),
       pool_(pool) {
-  if (cfg_.policy_threads > 1) {
-    // The policy's helpers run at the worker's priority (they are the worker, spread out).
+  if (cfg_.policy_threads > 1 && cfg_.mode != BalancerMode::kOff) {
+    // The policy's helpers run at the worker's priority (they are the worker, spread out); off
+    // mode never decides, so it starts none.
     const bool lower = cfg_.mode == BalancerMode::kAsync && cfg_.background_worker;
     policy_threads_ = std::make_unique<ThreadPool>(cfg_.policy_threads, [lower] {
       if (lower) lower_current_thread_priority();
