@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime_bindings.h"
+#include "shared_bindings.h"
 #include "swiftbalancer/runtime/balancer.h"
 
 namespace swiftbalancer::python {
@@ -123,6 +124,14 @@ void bind_balancer_config(py::module_& m) {
 #undef FIELD
 #undef MILLIS
   c.attr("field_names") = py::tuple(py::cast(names));
+  // A copy of the C++ config for another extension of the package (swiftbalancer._torch, built
+  // against torch's own pybind11, cannot take this class): both are built from one header by one
+  // compiler, so the struct is the same on both sides. The capsule owns the copy.
+  c.def("_capsule", [](const C& x) {
+    return py::capsule(new C(x), kConfigCapsuleName, [](PyObject* o) {
+      delete static_cast<C*>(PyCapsule_GetPointer(o, kConfigCapsuleName));
+    });
+  });
 }
 
 }  // namespace swiftbalancer::python

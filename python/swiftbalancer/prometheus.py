@@ -5,8 +5,8 @@
     REGISTRY.register(BalancerCollector.of_ranks(balancers))       # several, label rank="i"
     start_http_server(9400, addr="127.0.0.1")
 
-Reads ``counters()`` (a ``swiftbalancer.runtime.Balancer``, a ``swiftbalancer.torch.WeightMover``
-through its ``counters`` dict, or any callable returning such a dict) at every scrape; nothing
+Reads ``counters()`` (a ``swiftbalancer.runtime.Balancer``, a ``swiftbalancer.torch.Balancer``,
+or any callable returning such a dict) at every scrape; nothing
 is cached. Families (all counters; labels of bounded cardinality, no per-layer label):
 
   swiftbalancer_steps_total, swiftbalancer_gathers_total, swiftbalancer_rebalances_total,

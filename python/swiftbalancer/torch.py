@@ -1,285 +1,184 @@
-"""swiftbalancer.torch: moves expert weights between ranks on torch.distributed, one layer at a
-time, following SwiftBalancer's transfer plan (``make_layer_plan`` of the C++ library).
+"""swiftbalancer.torch: SwiftBalancer's asynchronous runtime inside a torch engine.
 
-    mover = WeightMover(topology, rank, experts, phy2log)   # experts[layer][slot] = [tensors]
-    move = mover.post(layer, new_layer)    # before the forward: stage local copies, post P2P
-    ...forward (the layer keeps serving from its old slots)...
-    ok = move.commit()                     # after it: bounded wait, agree, install, swap the map
+One process per rank on ``torch.distributed``; each MoE layer's experts are tensors whose leading
+dimension is the local slot (``w13[slots, 2I, H]``, ``w2[slots, H, I]``, scales, biases). The
+engine adds a dozen lines::
 
-The same pattern as the C++ runtime: every source is read from the old placement (local copies
-are staged at post time; receives land in staging buffers; sends read the old slots, which are
-not written before commit), one receive per (expert, destination rank), every tensor of an
-expert (weights, scales, biases) moved together. ``commit`` waits at most ``timeout_s`` for this
-rank's transfers, then the ranks agree (an all-reduce of a success flag, also bounded): only if
-every rank succeeded are the staged experts copied into their slots (only slots whose expert
-changes) and the layer's map replaced. Otherwise every rank keeps the layer's bytes and map.
+    import swiftbalancer, swiftbalancer.torch as sbt
+    bal = sbt.Balancer(swiftbalancer.Topology(ranks, slots_per_rank), phy2log,
+                       experts=[[w13[l], w2[l]] for l in range(layers)],
+                       interval_steps=50, cpu_group=eplb_gloo_group)
+    # every step:
+    bal.before_forward()                          # post this step's weight moves
+    for layer in range(layers):
+        slots = bal.route(layer, topk_ids)        # logical top-k ids -> physical slots
+        counts = dispatch(hidden, slots)          # tokens per local slot, after dispatch
+        bal.record(layer, counts)
+        ...expert MLP on the local slots, combine...
+    stats = bal.after_forward()                   # bounded wait, install, swap tables
 
-Operations go out with ``batch_isend_irecv`` in batches of at most ``max_ops_per_batch``
-point-to-point operations per rank (more than about a thousand in one batch has hung NCCL), one
-batch after the other; ``one_peer_rounds=True`` adds rounds in which each rank talks to one peer
-only (pairs by the round-robin tournament). Every rank derives the same batches and tags from the
-same plan, so no schedule is exchanged.
+Everything else is the C++ runtime (``swiftbalancer._torch``, built where torch 2.x is found):
+counts gathered every ``interval_steps`` over the CPU group, the policy and the transfer plan on
+a worker thread (no Python runs there), transfers posted before a forward and waited after it
+(``layers_per_step`` layers per step) on the weight group, every rank agreeing per layer, the
+weights written in place (only slots whose expert changes) and then the routing tables. A
+failure (a transfer that fails or times out, a peer that stops answering, a worker exception)
+leaves the layer on its old placement and serving goes on; every wait is bounded.
 
-Waits: gloo completes a P2P operation only inside ``Work.wait()``, and a ``wait(timeout)`` that
-expires breaks its connection; so a helper thread waits on the operations and ``commit`` waits
-on that thread with the timeout. After a timeout the layer's staging buffers are parked (kept
-referenced) until the late operations finish, never reused. The same code runs on gloo with CPU
-tensors and on NCCL with CUDA tensors; on NCCL a timed-out layer leaves operations in flight on
-the communicator, which the engine should treat as fatal for that communicator.
+Groups: ``cpu_group`` carries counts, votes and hashes (a gloo group, as vLLM keeps one for
+EPLB; default: the default group); ``device_group`` carries the weights (gloo for CPU tensors,
+NCCL for CUDA tensors; default: ``cpu_group``). One group may serve both; when it is an NCCL
+group only, the collectives run on CUDA tensors.
 
-Threading: one thread drives a mover (post / commit); counters may be read from any thread.
+Tables (int64, on the experts' device, updated in place at each layer's commit, so a captured
+CUDA graph keeps reading them): ``phy2log[L, P]``, ``log2phy[L, E, max_replicas]`` (-1 padded,
+replicas in slot order) and ``replica_count[L, E]``, as vLLM's EPLB state lays them out.
+
+Threading: one serving thread per rank calls record / before_forward / after_forward / route;
+``before_forward``, ``after_forward`` and ``close`` release the GIL while they wait.
+``counters()`` and ``metrics_text()`` may be called from any thread.
 """
 
-import threading
-import time
-import numpy as np
+import types
+
 import torch
 import torch.distributed as dist
 
-from . import make_layer_plan
+from . import runtime as _runtime
 
-__all__ = ["WeightMover", "LayerMove", "batches"]
+try:
+    from . import _torch
+except ImportError as e:  # built only where CMake found torch 2.x for the module's interpreter
+    _torch = None
+    _IMPORT_ERROR = e
 
-_TAG_SPACE = 1 << 30
-
-
-def _round_robin(ranks):
-    """Rounds of disjoint rank pairs covering every pair once (circle method)."""
-    players = list(range(ranks)) + ([None] if ranks % 2 else [])
-    n = len(players)
-    rounds = []
-    for _ in range(n - 1):
-        pairs = [(players[i], players[n - 1 - i]) for i in range(n // 2)]
-        rounds.append({frozenset(p) for p in pairs if None not in p})
-        players = [players[0]] + [players[-1]] + players[1:-1]
-    return rounds
+__all__ = ["Balancer", "route_topk"]
 
 
-def batches(remote_ops, tensors_per_expert, ranks, max_ops_per_batch, one_peer_rounds=False):
-    """The batches of (op_index, tensor_index) pairs, in the order every rank posts them: per
-    round (one, or the round-robin rounds), plan order, split so that no rank has more than
-    max_ops_per_batch operations (sends plus receives) in one batch."""
-    if max_ops_per_batch < 1:
-        raise ValueError("max_ops_per_batch must be positive, got %r" % max_ops_per_batch)
-    rounds = _round_robin(ranks) if one_peer_rounds else [None]
-    out = []
-    for pairs in rounds:
-        batch, load = [], {}
-        for i, op in enumerate(remote_ops):
-            src, dst = int(op[1]), int(op[3])
-            if pairs is not None and frozenset((src, dst)) not in pairs:
-                continue
-            for t in range(tensors_per_expert):
-                if batch and max(load.get(src, 0), load.get(dst, 0)) >= max_ops_per_batch:
-                    out.append(batch)
-                    batch, load = [], {}
-                batch.append((i, t))
-                load[src] = load.get(src, 0) + 1
-                load[dst] = load.get(dst, 0) + 1
-        if batch:
-            out.append(batch)
-    return out
+def route_topk(log2phy, replica_count, topk_ids, offset=0):
+    """Physical slots for logical top-k ids of one layer: ``log2phy[E, R]`` and
+    ``replica_count[E]`` are that layer's rows of the balancer's tables, ``topk_ids`` any-shape
+    integer ids. The (token, k) pair at flat position i goes to replica ``(i + offset) % count``
+    of its expert, so tokens spread evenly over replicas. Pure tensor ops on the tables' device
+    (no host sync, safe to capture in a CUDA graph). Returns int64 ids shaped like topk_ids."""
+    ids = topk_ids.long()
+    count = replica_count[ids]
+    pick = (torch.arange(ids.numel(), device=ids.device).view_as(ids) + offset) % count
+    return log2phy[ids, pick]
 
 
-class _Waiter:
-    """Posts this rank's batches one after the other on a helper thread and waits on each
-    (``Work.wait`` without a timeout: gloo breaks the pair when a timed wait expires)."""
-
-    def __init__(self, post_batch, count, device, delay_s=0.0):
-        self.done = threading.Event()
-        self.error = None
-        self._thread = threading.Thread(target=self._run,
-                                        args=(post_batch, count, device, delay_s), daemon=True)
-        self._thread.start()
-
-    def _run(self, post_batch, count, device, delay_s):
-        try:
-            if device.type == "cuda":
-                torch.cuda.set_device(device)  # NCCL issues on this thread's device
-            if delay_s:
-                time.sleep(delay_s)  # injected fault: this rank is late
-            for k in range(count):
-                for work in post_batch(k):
-                    work.wait()
-                    while not work.is_completed():  # NCCL: wait() only orders streams
-                        time.sleep(1e-4)
-        except Exception as e:  # reported by commit(), never raised on this thread
-            self.error = e
-        finally:
-            self.done.set()
+def _process_group(group):
+    if group is None:
+        if not dist.is_initialized():
+            raise ValueError("torch.distributed is not initialized and no group was given")
+        group = dist.group.WORLD
+    return group
 
 
-class LayerMove:
-    """One layer in flight on this rank (from WeightMover.post); commit() once."""
-
-    def __init__(self, mover, layer, new_layer, plan, tag_base, delay_s):
-        self.mover, self.layer, self.plan = mover, layer, plan
-        self.new_layer = new_layer
-        self.ok = None
-        ops = plan.ops_array()
-        rank = mover.rank
-        self._remote = ops[ops[:, 1] != ops[:, 3]]
-        local = ops[ops[:, 1] == ops[:, 3]]
-        slots = mover.experts[layer]
-        # Local copies first: every source is read before any slot of the layer is written.
-        self._staged = [(int(op[4]), [t.clone() for t in slots[int(op[2])]])
-                        for op in local if op[3] == rank]
-        self._recv = {i: [torch.empty_like(t) for t in slots[int(op[4])]]
-                      for i, op in enumerate(self._remote) if op[3] == rank}
-        self._staged += [(int(self._remote[i][4]), bufs) for i, bufs in self._recv.items()]
-        self._batches = batches(self._remote, mover.tensors_per_expert, mover.topology.ranks,
-                                mover.max_ops_per_batch, mover.one_peer_rounds)
-        self._tag_base = tag_base
-        self._waiter = _Waiter(self._post_batch, len(self._batches), mover.device, delay_s)
-
-    def _post_batch(self, k):
-        m, rank = self.mover, self.mover.rank
-        p2p = []
-        for i, t in self._batches[k]:
-            op = self._remote[i]
-            tag = (self._tag_base + i * m.tensors_per_expert + t) % _TAG_SPACE
-            if op[1] == rank:
-                tensor = m.experts[self.layer][int(op[2])][t]
-                p2p.append(dist.P2POp(dist.isend, tensor, m._peer(op[3]), m.group, tag))
-                m.counters["bytes_sent"] += tensor.numel() * tensor.element_size()
-            elif op[3] == rank:
-                p2p.append(dist.P2POp(dist.irecv, self._recv[i][t], m._peer(op[1]), m.group,
-                                      tag))
-        return dist.batch_isend_irecv(p2p) if p2p else []
-
-    def wait(self):
-        """This rank's transfers done within the mover's timeout (does not agree)."""
-        if not self._waiter.done.wait(self.mover.timeout_s):
-            self.mover.counters["timeouts"] += 1
-            return False
-        if self._waiter.error is not None:
-            self.mover.counters["transfer_errors"] += 1
-            self.mover.last_error = repr(self._waiter.error)
-            return False
-        return True
-
-    def commit(self):
-        """Bounded wait, agreement of all ranks, then install and swap the map (or nothing)."""
-        if self.ok is not None:
-            raise RuntimeError("layer move already committed")
-        m = self.mover
-        self.ok = m._agree(self.wait())
-        if not self.ok:
-            m.counters["layers_failed"] += 1
-            if not self._waiter.done.is_set():
-                m._parked.append(self)  # late operations may still write the staging
-            return False
-        slots = m.experts[self.layer]
-        for slot, tensors in self._staged:
-            for dst, src in zip(slots[slot], tensors):
-                dst.copy_(src)
-        for i, bufs in self._recv.items():
-            m.counters["bytes_received"] += sum(b.numel() * b.element_size() for b in bufs)
-        m._phy2log[self.layer] = self.new_layer
-        m.counters["layers_committed"] += 1
-        return True
+def _control_device(group, experts_device):
+    """Where the control group's collectives take their tensors: the CPU unless the group has
+    no CPU backend (an NCCL-only group)."""
+    backend = str(dist.get_backend(group))
+    if "gloo" in backend or "mpi" in backend or "ucc" in backend:
+        return "cpu"
+    if experts_device.type == "cpu":
+        raise ValueError("the control group (%s) cannot run collectives on CPU tensors; give a "
+                         "gloo cpu_group" % backend)
+    return str(experts_device)
 
 
-class WeightMover:
-    """Executes layer plans on torch.distributed for one rank.
+def _config(config, overrides):
+    if isinstance(config, dict):
+        overrides = {**config, **overrides}
+        config = None
+    return _runtime.make_config(config, **overrides)
 
-    experts[layer][local_slot]: the tensors of the expert in that slot (same count, shapes and
-    dtypes in every slot of a layer, on every rank); owned by the caller, written in place on
-    commit. phy2log: the placement in service, [layers][ranks * slots_per_rank]. group: the
-    process group (default: the world); topology rank r is rank r of the group. timeout_s
-    bounds each wait (transfers, agreement).
+
+class Balancer:
+    """One rank's balancer over a torch engine: ``Balancer(topology, phy2log, experts, *,
+    config=None, policy="swift", cpu_group=None, device_group=None, max_ops_in_flight=512,
+    **overrides)``.
+
+    ``topology``: a ``swiftbalancer.Topology`` whose ranks equal the groups' size.
+    ``phy2log``: the placement in service, integer ``[layers, ranks * slots_per_rank]``.
+    ``experts``: ``experts[layer]`` = this rank's tensors of that layer, each contiguous with
+    ``slots_per_rank`` as leading dimension, all on one device (CPU or CUDA).
+    ``config`` / ``overrides``: ``BalancerConfig`` fields (``swiftbalancer.runtime.make_config``).
+    ``max_ops_in_flight``: the most point-to-point operations this rank has outstanding.
     """
 
-    def __init__(self, topology, rank, experts, phy2log, *, group=None, timeout_s=10.0,
-                 max_ops_per_batch=256, one_peer_rounds=False, num_experts=None,
-                 intra_node=1.0, inter_node=4.0):
-        self.topology, self.rank, self.group = topology, int(rank), group
-        self.experts = experts
-        self._phy2log = np.array(phy2log, dtype=np.int64, copy=True)
-        if self._phy2log.ndim != 2 or self._phy2log.shape[1] != topology.num_slots:
-            raise ValueError("phy2log must be [layers][%d]" % topology.num_slots)
-        if len(experts) != self._phy2log.shape[0]:
-            raise ValueError("experts has %d layers, phy2log %d"
-                             % (len(experts), self._phy2log.shape[0]))
-        if any(len(layer) != topology.slots_per_rank for layer in experts):
-            raise ValueError("experts[layer] must hold %d local slots" % topology.slots_per_rank)
-        self.tensors_per_expert = len(experts[0][0])
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be positive, got %r" % timeout_s)
-        self.timeout_s = float(timeout_s)
-        self.max_ops_per_batch = int(max_ops_per_batch)
-        self.one_peer_rounds = bool(one_peer_rounds)
-        self.num_experts = int(num_experts or self._phy2log.max() + 1)
-        self.link = (float(intra_node), float(inter_node))
-        self.device = experts[0][0][0].device
-        self.counters = {"layers_committed": 0, "layers_failed": 0, "timeouts": 0,
-                         "transfer_errors": 0, "agreement_failures": 0, "bytes_sent": 0,
-                         "bytes_received": 0}
-        self.last_error = ""
-        self._tag = 0
-        self._parked = []
-        self._delays = {}
+    def __init__(self, topology, phy2log, experts, *, config=None, policy="swift",
+                 cpu_group=None, device_group=None, max_ops_in_flight=512, **overrides):
+        if _torch is None:
+            raise ImportError("swiftbalancer._torch is not built (%s): build the package with "
+                              "torch 2.x importable (scripts/install-deps.sh)" % _IMPORT_ERROR)
+        experts = [list(layer) for layer in experts]
+        if not experts or not experts[0]:
+            raise ValueError("experts must hold at least one tensor per layer")
+        cpu_group = _process_group(cpu_group)
+        device_group = cpu_group if device_group is None else device_group
+        device = experts[0][0].device
+        cfg = _config(config, overrides)
+        if not isinstance(phy2log, torch.Tensor):
+            phy2log = torch.as_tensor(phy2log)
+        self.topology = topology
+        self._b = _torch.Balancer(
+            ranks=topology.ranks, slots_per_rank=topology.slots_per_rank,
+            ranks_per_node=topology.ranks_per_node, control_group=cpu_group,
+            weight_group=device_group, policy=str(policy), phy2log=phy2log, experts=experts,
+            config=cfg._capsule(), max_ops_in_flight=int(max_ops_in_flight),
+            control_device=_control_device(cpu_group, device))
+        self.rank = self._b.rank
+        # Stable tensors: the C++ side writes their rows in place.
+        self.phy2log = self._b.phy2log
+        self.log2phy = self._b.log2phy
+        self.replica_count = self._b.replica_count
+
+    def record(self, layer, counts):
+        """Adds this rank's tokens per local slot of ``layer`` (integer tensor
+        ``[slots_per_rank]``, on the CPU or the experts' device)."""
+        self._b.record(layer, counts)
+
+    def before_forward(self):
+        self._b.before_forward()
+
+    def after_forward(self):
+        """The step's figures (``step``, ``serving_ns``, ``copy_ns``, ``wait_ns``,
+        ``bytes_sent``, ``bytes_received``, ``layers_committed``, ``layers_failed``,
+        ``gathered``, ``cycle_agreed``, ``rebalance_finished``, ``errors``)."""
+        return types.SimpleNamespace(**self._b.after_forward())
+
+    def route(self, layer, topk_ids):
+        """Physical slot ids for logical ``topk_ids`` of ``layer`` (see ``route_topk``)."""
+        return route_topk(self.log2phy[layer], self.replica_count[layer], topk_ids,
+                          offset=self.rank)
 
     @property
-    def phy2log(self):
-        """A copy of the placement in service."""
-        return self._phy2log.copy()
+    def step(self):
+        return self._b.step
 
     @property
-    def parked(self):
-        """Moves whose late operations may still write their staging buffers."""
-        self._parked = [mv for mv in self._parked if not mv._waiter.done.is_set()]
-        return len(self._parked)
+    def transport(self):
+        """The transport's name, e.g. ``torch-gloo``."""
+        return self._b.transport
 
-    def inject_delay(self, layer, seconds):
-        """For tests: this rank starts its transfers of the next move of `layer` late."""
-        self._delays[int(layer)] = float(seconds)
+    def placement(self):
+        """The placement in service as a CPU int64 tensor ``[layers, P]`` (a copy)."""
+        return self._b.placement()[0]
 
-    def post(self, layer, new_layer):
-        """Plans the layer's move from the map in service to new_layer and posts it."""
-        layer = int(layer)
-        new_layer = np.asarray(new_layer, dtype=np.int64)
-        plan = make_layer_plan(self._phy2log[layer], new_layer, self.topology, layer=layer,
-                               num_experts=self.num_experts, intra_node=self.link[0],
-                               inter_node=self.link[1])
-        tag_base = self._tag
-        self._tag = (self._tag + plan.remote_ops * self.tensors_per_expert) % _TAG_SPACE
-        self.parked  # noqa: B018  (drops finished parked moves)
-        return LayerMove(self, layer, new_layer.copy(), plan, tag_base,
-                         self._delays.pop(layer, 0.0))
+    def counters(self):
+        return self._b.counters()
 
-    def move_layer(self, layer, new_layer):
-        """post() then commit(): True when the layer now serves new_layer on every rank."""
-        return self.post(layer, new_layer).commit()
+    def metrics_text(self):
+        """``counters()`` in Prometheus text exposition, labelled with this rank."""
+        return self._b.metrics_text()
 
-    def _peer(self, rank):
-        """The global rank of topology rank `rank` (P2POp takes global ranks)."""
-        if self.group is None:
-            return int(rank)
-        to_global = (getattr(dist, "get_global_rank", None)  # torch >= 2.0
-                     or dist.distributed_c10d._get_global_rank)
-        return to_global(self.group, int(rank))
+    def close(self):
+        """Stops the worker (waits for a running policy) and releases the groups and tensors."""
+        self._b.close()
 
-    def _agree(self, ok):
-        flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=self.device)
-        done = threading.Event()
-        box = {}
+    def __enter__(self):
+        return self
 
-        def run():
-            try:
-                work = dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=self.group,
-                                       async_op=True)
-                work.wait()
-                box["value"] = int(flag.item())
-            except Exception as e:
-                box["error"] = e
-            finally:
-                done.set()
-
-        threading.Thread(target=run, daemon=True).start()
-        if not done.wait(self.timeout_s) or "error" in box:
-            self.counters["agreement_failures"] += 1
-            self.last_error = repr(box.get("error", "agreement timed out"))
-            return False
-        return box["value"] == 1
-
+    def __exit__(self, *exc):
+        self.close()

@@ -189,6 +189,13 @@ void Balancer::move_sync(StepStats& stats) {
   }
 }
 
+bool Balancer::reads_counts_next() const {
+  const Parts& p = *parts_;
+  if (cfg_.mode == BalancerMode::kOff || p.phase == Parts::Phase::kStopped) return false;
+  const std::int64_t next = step_ + 1;
+  return next >= p.next_gather || (p.shift && next >= p.next_check);
+}
+
 StepStats Balancer::after_forward() {
   const auto t0 = Clock::now();
   Parts& p = *parts_;

@@ -94,6 +94,11 @@ class Balancer {
 
   const RoutingTable& routing(int layer) const { return state_->routing(layer); }
 
+  // Whether the coming after_forward() may read the counts recorded so far (a gather or a shift
+  // check falls on it). An engine that accumulates counts elsewhere (on its device) must hand
+  // them over with record() before such a step; on other steps it may keep them.
+  bool reads_counts_next() const;
+
   void before_forward();
   StepStats after_forward();
 

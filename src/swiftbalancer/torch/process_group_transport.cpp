@@ -1,0 +1,434 @@
+#include "swiftbalancer/torch/process_group_transport.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/StreamGuard.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "swiftbalancer/core/status.h"
+
+namespace swiftbalancer::torch_engine {
+namespace {
+
+at::Tensor bytes_view(const P2POp& op, c10::Device device) {
+  return at::from_blob(op.data, {static_cast<std::int64_t>(op.size)},
+                       at::TensorOptions().dtype(at::kByte).device(device));
+}
+
+c10d::ReduceOp to_c10d(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMin:
+      return c10d::ReduceOp::MIN;
+    case ReduceOp::kMax:
+      return c10d::ReduceOp::MAX;
+    case ReduceOp::kSum:
+      break;
+  }
+  return c10d::ReduceOp::SUM;
+}
+
+std::string what_of(const std::exception_ptr& e) {
+  if (!e) return "unknown error";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
+
+}  // namespace
+
+// One gloo operation the waiter thread waits on.
+struct ProcessGroupTransport::Op {
+  c10::intrusive_ptr<c10d::Work> work;
+  enum class State { kPending, kDone, kFailed } state = State::kPending;  // guarded by mu_
+  std::string error;
+};
+
+// A batch: its operations in pair order, cut into stages, and the stage in flight.
+struct ProcessGroupTransport::BatchState {
+  std::vector<P2POp> ops;
+  std::vector<std::vector<std::size_t>> stages;  // indices into ops
+  std::size_t stage = 0;                         // the stage posted last
+  // The stage in flight: gloo operations (waited on by the waiter thread) or one coalesced
+  // work per stage (other backends).
+  std::vector<std::shared_ptr<Op>> gloo_ops;
+  c10::intrusive_ptr<c10d::Work> group_work;
+  std::optional<Status> result;  // set once completed (Ok) or failed
+};
+
+class ProcessGroupBatch final : public TransferBatch {
+ public:
+  ProcessGroupBatch(ProcessGroupTransport& t, std::shared_ptr<ProcessGroupTransport::BatchState> b)
+      : t_(t), b_(std::move(b)) {}
+  ~ProcessGroupBatch() override {
+    if (!b_->result) (void)cancel();
+  }
+  State poll() override;
+  Status wait(Clock::time_point deadline) override;
+  Status cancel() override;
+
+ private:
+  // Checks the stage in flight and posts the next one when it completed.
+  State advance();
+  ProcessGroupTransport& t_;
+  std::shared_ptr<ProcessGroupTransport::BatchState> b_;
+  bool cancelled_ = false;
+};
+
+ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGroup> control,
+                                             c10::intrusive_ptr<c10d::ProcessGroup> weights,
+                                             ProcessGroupTransportOptions options)
+    : control_(std::move(control)), weights_(std::move(weights)), opt_(options) {
+  if (!control_ || !weights_) throw InputError("process groups must not be None");
+  if (control_->getRank() != weights_->getRank() || control_->getSize() != weights_->getSize())
+    throw InputError("the control and weight groups differ in rank or size (" +
+                     std::to_string(control_->getRank()) + "/" +
+                     std::to_string(control_->getSize()) + " against " +
+                     std::to_string(weights_->getRank()) + "/" +
+                     std::to_string(weights_->getSize()) + ")");
+  if (opt_.max_ops_in_flight < 1) throw InputError("max_ops_in_flight must be at least 1");
+  rank_ = control_->getRank();
+  size_ = control_->getSize();
+  weight_kind_ = opt_.weight_device.is_cpu() ? MemoryKind::kHost : MemoryKind::kDevice;
+  // CPU tensors move on gloo (torch's CPU point-to-point backend), whatever else the group has.
+  gloo_weights_ = opt_.weight_device.is_cpu();
+  if (gloo_weights_) waiter_ = std::thread([this] { waiter_loop(); });
+}
+
+ProcessGroupTransport::~ProcessGroupTransport() {
+  std::vector<std::shared_ptr<Op>> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    pending.assign(queue_.begin(), queue_.end());
+    for (const auto& b : parked_)
+      for (const auto& op : b->gloo_ops) pending.push_back(op);
+  }
+  cv_.notify_all();
+  // Wakes the waiter out of a wait on an operation that will never complete.
+  for (const auto& op : pending) op->work->abort();
+  if (waiter_.joinable()) waiter_.join();
+}
+
+std::string ProcessGroupTransport::name() const {
+  const std::string c = control_->getBackendName(), w = weights_->getBackendName();
+  return c == w && control_.get() == weights_.get() ? "torch-" + c : "torch-" + c + "+" + w;
+}
+
+void ProcessGroupTransport::mark_broken(const std::string&) {
+  broken_.store(true, std::memory_order_release);
+}
+
+std::size_t ProcessGroupTransport::parked_operations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t n = 0;
+  for (const auto& b : parked_) n += b->ops.size();
+  return n;
+}
+
+Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& work,
+                                        Millis timeout, const char* what) {
+  const std::string name = std::string(what) + " on " + control_->getBackendName();
+  if (opt_.control_device.is_cpu()) {
+    // gloo runs collectives on its own threads; Work::wait(timeout) only waits, so an expired
+    // wait leaves the collective running (and the group out of step).
+    try {
+      work->wait(timeout);
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      if (!work->isCompleted()) {
+        mark_broken(name);
+        return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) +
+                               " ms");
+      }
+      mark_broken(name);
+      return Status::TransportError(name + " failed: " + e.what());
+    }
+  }
+  const auto deadline = Clock::now() + timeout;
+  while (!work->isCompleted()) {
+    if (Clock::now() >= deadline) {
+      work->abort();
+      mark_broken(name);
+      return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) +
+                             " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  if (!work->isSuccess()) {
+    mark_broken(name);
+    return Status::TransportError(name + " failed: " + what_of(work->exception()));
+  }
+  return Status::Ok();
+}
+
+Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
+                                         std::span<std::int64_t> out, Millis timeout) {
+  if (broken()) return Status::TransportError("the transport is broken");
+  if (out.size() != mine.size() * static_cast<std::size_t>(size_))
+    return Status::InvalidInput("all_gather: out holds " + std::to_string(out.size()) +
+                                " values, expected " +
+                                std::to_string(mine.size() * static_cast<std::size_t>(size_)));
+  if (mine.empty()) return Status::Ok();
+  const auto n = static_cast<std::int64_t>(mine.size());
+  const auto opts = at::TensorOptions().dtype(at::kLong).device(opt_.control_device);
+  // Owned tensors, never the caller's memory: a timed-out collective may still write them.
+  at::Tensor in = at::empty({n}, at::kLong);
+  std::memcpy(in.data_ptr<std::int64_t>(), mine.data(), mine.size() * sizeof(std::int64_t));
+  in = in.to(opt_.control_device);
+  std::vector<std::vector<at::Tensor>> outs(1);
+  for (int r = 0; r < size_; ++r) outs[0].push_back(at::empty({n}, opts));
+  std::vector<at::Tensor> ins{in};
+  try {
+    auto work = control_->allgather(outs, ins);
+    if (Status s = wait_work(work, timeout, "all-gather"); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    mark_broken("all-gather");
+    return Status::TransportError(std::string("all-gather failed: ") + e.what());
+  }
+  for (int r = 0; r < size_; ++r) {
+    const at::Tensor got = outs[0][static_cast<std::size_t>(r)].cpu();
+    std::memcpy(out.data() + static_cast<std::size_t>(r) * mine.size(),
+                got.data_ptr<std::int64_t>(), mine.size() * sizeof(std::int64_t));
+  }
+  return Status::Ok();
+}
+
+Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceOp op,
+                                         Millis timeout) {
+  if (broken()) return Status::TransportError("the transport is broken");
+  if (values.empty()) return Status::Ok();
+  at::Tensor t = at::empty({static_cast<std::int64_t>(values.size())}, at::kLong);
+  std::memcpy(t.data_ptr<std::int64_t>(), values.data(), values.size() * sizeof(std::int64_t));
+  t = t.to(opt_.control_device);
+  std::vector<at::Tensor> ts{t};
+  c10d::AllreduceOptions o;
+  o.reduceOp = to_c10d(op);
+  try {
+    auto work = control_->allreduce(ts, o);
+    if (Status s = wait_work(work, timeout, "all-reduce"); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    mark_broken("all-reduce");
+    return Status::TransportError(std::string("all-reduce failed: ") + e.what());
+  }
+  const at::Tensor got = ts[0].cpu();
+  std::memcpy(values.data(), got.data_ptr<std::int64_t>(), values.size() * sizeof(std::int64_t));
+  return Status::Ok();
+}
+
+std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp> ops) {
+  if (broken()) return failed_batch(Status::TransportError("the transport is broken"));
+  if (Status s = check_p2p_ops(ops, *this); !s.ok()) return failed_batch(s);
+  auto b = std::make_shared<BatchState>();
+  for (const P2POp& op : ops)
+    if (op.size > 0) b->ops.push_back(op);
+  // Pair order: both ends of a pair see the same messages in the same order (sender's rank,
+  // then tag, then posting order, which the contract makes match for one pair and tag).
+  auto src = [this](const P2POp& o) { return o.kind == P2POp::Kind::kSend ? rank_ : o.peer; };
+  std::stable_sort(b->ops.begin(), b->ops.end(), [&](const P2POp& x, const P2POp& y) {
+    if (x.peer != y.peer) return x.peer < y.peer;
+    if (src(x) != src(y)) return src(x) < src(y);
+    return x.tag < y.tag;
+  });
+  const std::size_t per_pair =
+      std::max<std::size_t>(1, static_cast<std::size_t>(opt_.max_ops_in_flight) /
+                                   static_cast<std::size_t>(std::max(1, size_ - 1)));
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < b->ops.size(); ++i) {
+    k = (i > 0 && b->ops[i].peer == b->ops[i - 1].peer) ? k + 1 : 0;
+    const std::size_t stage = k / per_pair;
+    if (b->stages.size() <= stage) b->stages.resize(stage + 1);
+    b->stages[stage].push_back(i);
+  }
+  if (b->stages.empty()) {
+    b->result = Status::Ok();
+  } else {
+    try {
+      post_stage(*b);
+    } catch (const std::exception& e) {
+      b->result = Status::TransportError(std::string("posting transfers failed: ") + e.what());
+    }
+  }
+  return std::make_unique<ProcessGroupBatch>(*this, std::move(b));
+}
+
+void ProcessGroupTransport::post_stage(BatchState& b) {
+  const std::vector<std::size_t>& idx = b.stages[b.stage];
+  b.gloo_ops.clear();
+  b.group_work.reset();
+  if (gloo_weights_) {
+    for (std::size_t i : idx) {
+      const P2POp& op = b.ops[i];
+      std::vector<at::Tensor> t{bytes_view(op, opt_.weight_device)};
+      auto w = op.kind == P2POp::Kind::kSend ? weights_->send(t, op.peer, op.tag)
+                                             : weights_->recv(t, op.peer, op.tag);
+      auto o = std::make_shared<Op>();
+      o->work = std::move(w);
+      b.gloo_ops.push_back(o);
+      enqueue_wait(std::move(o));
+    }
+    return;
+  }
+  std::optional<c10::StreamGuard> guard;
+  if (stream_) guard.emplace(*stream_);
+  const c10::DeviceType type = opt_.weight_device.type();
+  weights_->startCoalescing(type);
+  for (std::size_t i : idx) {
+    const P2POp& op = b.ops[i];
+    std::vector<at::Tensor> t{bytes_view(op, opt_.weight_device)};
+    if (op.kind == P2POp::Kind::kSend)
+      weights_->send(t, op.peer, 0);
+    else
+      weights_->recv(t, op.peer, 0);
+  }
+  b.group_work = weights_->endCoalescing(type);
+}
+
+void ProcessGroupTransport::enqueue_wait(std::shared_ptr<Op> op) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(op));
+  }
+  cv_.notify_all();
+}
+
+void ProcessGroupTransport::waiter_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    std::shared_ptr<Op> op = queue_.front();
+    queue_.pop_front();
+    lock.unlock();
+    Op::State state = Op::State::kDone;
+    std::string error;
+    try {
+      // No timeout: gloo's own (the group's) bounds it; an abort() ends it early.
+      if (!op->work->wait()) {
+        state = Op::State::kFailed;
+        error = "aborted";
+      }
+    } catch (const std::exception& e) {
+      state = Op::State::kFailed;
+      error = e.what();
+    }
+    lock.lock();
+    op->state = state;
+    op->error = std::move(error);
+    cv_.notify_all();
+  }
+}
+
+void ProcessGroupTransport::park(std::shared_ptr<BatchState> b) {
+  std::lock_guard<std::mutex> lock(mu_);
+  parked_.push_back(std::move(b));
+}
+
+TransferBatch::State ProcessGroupBatch::advance() {
+  ProcessGroupTransport::BatchState& b = *b_;
+  for (;;) {
+    if (b.result) return b.result->ok() ? State::kCompleted : State::kFailed;
+    bool done = true;
+    if (t_.gloo_weights_) {
+      std::lock_guard<std::mutex> lock(t_.mu_);
+      for (const auto& op : b.gloo_ops) {
+        if (op->state == ProcessGroupTransport::Op::State::kFailed) {
+          b.result = Status::TransportError("transfer failed: " + op->error);
+          break;
+        }
+        if (op->state == ProcessGroupTransport::Op::State::kPending) done = false;
+      }
+      if (b.result) continue;
+    } else if (b.group_work) {
+      if (!b.group_work->isCompleted()) {
+        done = false;
+      } else if (!b.group_work->isSuccess()) {
+        b.result = Status::TransportError("transfer failed: " + what_of(b.group_work->exception()));
+        continue;
+      }
+    }
+    if (!done) return State::kPending;
+    if (b.stage + 1 >= b.stages.size()) {
+      b.result = Status::Ok();
+      continue;
+    }
+    ++b.stage;
+    try {
+      t_.post_stage(b);
+    } catch (const std::exception& e) {
+      b.result = Status::TransportError(std::string("posting transfers failed: ") + e.what());
+    }
+  }
+}
+
+TransferBatch::State ProcessGroupBatch::poll() {
+  if (cancelled_) return State::kFailed;
+  return advance();
+}
+
+Status ProcessGroupBatch::wait(Clock::time_point deadline) {
+  if (cancelled_) return Status::Cancelled("the batch was cancelled");
+  for (;;) {
+    const State s = advance();
+    if (s == State::kCompleted) return Status::Ok();
+    if (s == State::kFailed) {
+      const Status why = *b_->result;
+      (void)cancel();
+      return why;
+    }
+    if (Clock::now() >= deadline) {
+      const Status c = cancel();
+      (void)c;
+      return Status::Timeout("transfers did not complete by the deadline");
+    }
+    if (t_.gloo_weights_) {
+      std::unique_lock<std::mutex> lock(t_.mu_);
+      t_.cv_.wait_until(lock, std::min(deadline, Clock::now() + Millis(50)));
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+}
+
+Status ProcessGroupBatch::cancel() {
+  if (cancelled_) return Status::Ok();
+  cancelled_ = true;
+  ProcessGroupTransport::BatchState& b = *b_;
+  if (b.result && b.result->ok()) return Status::Ok();
+  bool outstanding = false;
+  if (t_.gloo_weights_) {
+    std::vector<std::shared_ptr<ProcessGroupTransport::Op>> pending;
+    {
+      std::lock_guard<std::mutex> lock(t_.mu_);
+      for (const auto& op : b.gloo_ops)
+        if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op);
+    }
+    for (const auto& op : pending) op->work->abort();
+    outstanding = !pending.empty();
+    if (!outstanding) {
+      // Every operation of the stage ended (some failed); later stages were never posted.
+      std::lock_guard<std::mutex> lock(t_.mu_);
+      for (const auto& op : b.gloo_ops)
+        if (op->state == ProcessGroupTransport::Op::State::kFailed && op->error == "aborted")
+          outstanding = true;
+    }
+  } else if (b.group_work && !b.group_work->isCompleted()) {
+    // NCCL cannot withdraw posted operations: the abort tears the communicator down.
+    b.group_work->abort();
+    t_.mark_broken("transfer aborted");
+    outstanding = true;
+  }
+  if (!b.result) b.result = Status::Cancelled("the batch was cancelled");
+  if (!outstanding) return Status::Ok();
+  t_.park(b_);
+  return Status::TransportError(
+      "operations still posted on the " + t_.weights_->getBackendName() +
+      " group: their buffers must be kept (a late message may still land)");
+}
+
+}  // namespace swiftbalancer::torch_engine

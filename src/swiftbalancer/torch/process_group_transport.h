@@ -1,0 +1,122 @@
+// ProcessGroupTransport: the Transport seam over a torch engine's own process groups
+// (torch.distributed, c10d), so the runtime's LayerMover, DecisionCycle and LoadAccounting run
+// unchanged inside a one-process-per-rank torch engine.
+//
+// Two groups, which may be the same object:
+//   - the control group carries the collectives (count all-gathers, ready flags, hashes): int64
+//     tensors on `control_device` (CPU for a gloo group, as vLLM keeps one for EPLB; the CUDA
+//     device when the only group is NCCL);
+//   - the weight group carries the point-to-point expert transfers: CPU tensors on gloo, CUDA
+//     tensors on NCCL (memory kinds kHost and kDevice respectively).
+//
+// Point-to-point batches. A batch's operations are ordered the same way on both ends of every
+// pair of ranks (messages from the lower rank first, then by tag, then in posting order, which
+// the Transport contract already makes match) and cut into stages of at most
+// max_ops_in_flight / (size - 1) operations per pair; a stage is posted once the previous one
+// completed, so no rank has more than max_ops_in_flight operations outstanding (NCCL has hung
+// with about a thousand in one group), and since every pair cuts its list the same way no stage
+// can wait on one the peer has not posted. On NCCL (any backend but gloo) a stage is one
+// coalesced group, and completion is Work::isCompleted(). gloo completes a send or receive only
+// inside Work::wait(), and a wait with a timeout that expires breaks the whole group; so a
+// waiter thread of the transport waits on gloo operations without a timeout, and the serving
+// thread waits on the waiter with the runtime's deadline.
+//
+// Failure is a result (the Transport contract):
+//   - a collective that fails or runs past its timeout fails on this rank; a timed-out one
+//     leaves the group out of step, so the transport reports broken() from then on (as the MPI
+//     transport does); its tensors are owned by the transport, never the caller's memory;
+//   - cancel() of an unfinished batch aborts its operations' waits; on gloo the receives stay
+//     posted (a late message may still land), so cancel() reports an error and keeps the batch's
+//     operations referenced: the caller parks the buffers, the group stays usable. On NCCL an
+//     abort tears the communicator down: the transport is then broken().
+//
+// Threading: as Transport (one serving thread per rank), plus the transport's own waiter thread
+// for gloo. Nothing here calls Python. Destruction aborts and joins the waiter.
+#pragma once
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "swiftbalancer/transport/transport.h"
+
+namespace swiftbalancer::torch_engine {
+
+struct ProcessGroupTransportOptions {
+  // Most point-to-point operations one rank has outstanding at once (>= 1).
+  int max_ops_in_flight = 512;
+  // Where the control group's collectives take their tensors (CPU for gloo).
+  c10::Device control_device = c10::Device(c10::kCPU);
+  // Where the weight group's buffers live: CPU (kHost) or an accelerator (kDevice).
+  c10::Device weight_device = c10::Device(c10::kCPU);
+};
+
+class ProcessGroupTransport final : public Transport {
+ public:
+  // Both groups must have the same rank and size. Throws InputError otherwise.
+  ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGroup> control,
+                        c10::intrusive_ptr<c10d::ProcessGroup> weights,
+                        ProcessGroupTransportOptions options = {});
+  ~ProcessGroupTransport() override;
+  ProcessGroupTransport(const ProcessGroupTransport&) = delete;
+  ProcessGroupTransport& operator=(const ProcessGroupTransport&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override;
+  bool broken() const override { return broken_.load(std::memory_order_acquire); }
+
+  Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
+                    Millis timeout) override;
+  Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override;
+
+  bool can_move(MemoryKind kind) const override { return kind == weight_kind_; }
+  std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override;
+
+  // The stream point-to-point operations are posted from (the expert store's side stream), so
+  // that sends read slots after the installs queued on it. Accelerator weights only.
+  void set_stream(std::optional<c10::Stream> stream) { stream_ = stream; }
+
+  // Batches whose operations could not be cancelled (kept referenced: they may still complete).
+  std::size_t parked_operations() const;
+
+  // Internal: the waiter thread's queue entry (one gloo operation) and a batch's shared state.
+  struct Op;
+  struct BatchState;
+
+ private:
+  friend class ProcessGroupBatch;
+  Status wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout, const char* what);
+  void post_stage(BatchState& b);
+  void waiter_loop();
+  void enqueue_wait(std::shared_ptr<Op> op);
+  void park(std::shared_ptr<BatchState> b);
+  void mark_broken(const std::string& why);
+
+  c10::intrusive_ptr<c10d::ProcessGroup> control_;
+  c10::intrusive_ptr<c10d::ProcessGroup> weights_;
+  ProcessGroupTransportOptions opt_;
+  MemoryKind weight_kind_;
+  bool gloo_weights_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::optional<c10::Stream> stream_;
+  std::atomic<bool> broken_{false};
+
+  mutable std::mutex mu_;  // guards the waiter queue, parked_ and stop_
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Op>> queue_;
+  std::vector<std::shared_ptr<BatchState>> parked_;
+  bool stop_ = false;
+  std::thread waiter_;
+};
+
+}  // namespace swiftbalancer::torch_engine

@@ -1,0 +1,64 @@
+#include "swiftbalancer/torch/routing_tensors.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "swiftbalancer/core/status.h"
+
+namespace swiftbalancer::torch_engine {
+
+RoutingTensors::RoutingTensors(const Topology& topo, const Placement& initial, c10::Device device)
+    : layers_(initial.layers()),
+      slots_(initial.num_slots()),
+      experts_(initial.experts()),
+      max_replicas_(std::min(topo.ranks, initial.num_slots() - initial.experts() + 1)) {
+  if (max_replicas_ < 1) throw InputError("the placement has more experts than slots");
+  const auto cpu = at::TensorOptions().dtype(at::kLong);
+  host_phy2log_ = at::empty({layers_, slots_}, cpu);
+  host_log2phy_ = at::empty({layers_, experts_, max_replicas_}, cpu);
+  host_count_ = at::empty({layers_, experts_}, cpu);
+  shown_ = initial.data();
+  for (int l = 0; l < layers_; ++l) fill_host(l, initial.layer(l));
+  phy2log_ = host_phy2log_.to(device, /*non_blocking=*/false, /*copy=*/true);
+  log2phy_ = host_log2phy_.to(device, false, true);
+  replica_count_ = host_count_.to(device, false, true);
+}
+
+void RoutingTensors::fill_host(int layer, std::span<const ExpertId> row) {
+  std::int64_t* p2l = host_phy2log_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * slots_;
+  std::int64_t* l2p = host_log2phy_.data_ptr<std::int64_t>() +
+                      static_cast<std::int64_t>(layer) * experts_ * max_replicas_;
+  std::int64_t* cnt = host_count_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * experts_;
+  std::fill(l2p, l2p + static_cast<std::ptrdiff_t>(experts_) * max_replicas_, -1);
+  std::fill(cnt, cnt + experts_, 0);
+  for (int p = 0; p < slots_; ++p) {
+    const ExpertId e = row[static_cast<std::size_t>(p)];
+    p2l[p] = e;
+    if (e < 0 || e >= experts_) throw InternalError("placement slot out of range in the tables");
+    std::int64_t& c = cnt[e];
+    if (c >= max_replicas_) throw InternalError("more replicas than the tables can hold");
+    l2p[static_cast<std::ptrdiff_t>(e) * max_replicas_ + c++] = p;
+  }
+}
+
+void RoutingTensors::upload(int layer) {
+  phy2log_.select(0, layer).copy_(host_phy2log_.select(0, layer));
+  log2phy_.select(0, layer).copy_(host_log2phy_.select(0, layer));
+  replica_count_.select(0, layer).copy_(host_count_.select(0, layer));
+}
+
+int RoutingTensors::update(const Placement& in_service) {
+  int changed = 0;
+  for (int l = 0; l < layers_; ++l) {
+    const std::span<const ExpertId> row = in_service.layer(l);
+    ExpertId* shown = shown_.data() + static_cast<std::size_t>(l) * static_cast<std::size_t>(slots_);
+    if (std::equal(row.begin(), row.end(), shown)) continue;
+    std::copy(row.begin(), row.end(), shown);
+    fill_host(l, row);
+    upload(l);
+    ++changed;
+  }
+  return changed;
+}
+
+}  // namespace swiftbalancer::torch_engine

@@ -1,0 +1,113 @@
+#include "swiftbalancer/torch/torch_balancer.h"
+
+#include <climits>
+#include <utility>
+
+#include "swiftbalancer/core/status.h"
+#include "swiftbalancer/policy/policy.h"
+
+namespace swiftbalancer::torch_engine {
+namespace {
+
+Placement placement_of(const at::Tensor& phy2log, const Topology& topo) {
+  if (!phy2log.defined() || phy2log.dim() != 2 || phy2log.size(0) <= 0 ||
+      phy2log.size(1) != topo.num_slots())
+    throw InputError("phy2log must be [layers, " + std::to_string(topo.num_slots()) + "]");
+  if (at::isFloatingType(phy2log.scalar_type()) || phy2log.scalar_type() == at::kBool)
+    throw InputError("phy2log must hold integer expert ids");
+  if (phy2log.size(0) > INT32_MAX) throw InputError("phy2log has too many layers");
+  const at::Tensor ids = phy2log.to(at::kCPU, at::kLong).contiguous();
+  const std::int64_t* d = ids.data_ptr<std::int64_t>();
+  std::vector<ExpertId> v(static_cast<std::size_t>(ids.numel()));
+  std::int64_t max_id = -1;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (d[i] < 0 || d[i] > INT32_MAX)
+      throw InputError("phy2log holds invalid expert id " + std::to_string(d[i]) + " at layer " +
+                       std::to_string(i / static_cast<std::size_t>(topo.num_slots())) + " slot " +
+                       std::to_string(i % static_cast<std::size_t>(topo.num_slots())));
+    v[i] = static_cast<ExpertId>(d[i]);
+    max_id = std::max(max_id, d[i]);
+  }
+  return Placement(static_cast<int>(phy2log.size(0)), topo.num_slots(),
+                   static_cast<int>(max_id + 1), std::move(v));
+}
+
+}  // namespace
+
+TorchBalancer::TorchBalancer(const Topology& topo, c10::intrusive_ptr<c10d::ProcessGroup> control,
+                             c10::intrusive_ptr<c10d::ProcessGroup> weights,
+                             const std::string& policy, const at::Tensor& phy2log,
+                             std::vector<std::vector<at::Tensor>> experts, BalancerConfig config,
+                             TorchBalancerOptions options)
+    : topo_(topo) {
+  if (!control) throw InputError("the control group must not be None");
+  if (!weights) weights = control;
+  if (control->getSize() != topo.ranks)
+    throw InputError("the process group has " + std::to_string(control->getSize()) +
+                     " ranks, the topology " + std::to_string(topo.ranks));
+  rank_ = control->getRank();
+  Placement initial = placement_of(phy2log, topo);
+  layers_ = initial.layers();
+  if (experts.size() != static_cast<std::size_t>(layers_))
+    throw InputError("experts has " + std::to_string(experts.size()) + " layers, phy2log " +
+                     std::to_string(layers_));
+  store_ = std::make_unique<TorchExpertStore>(std::move(experts), topo.slots_per_rank);
+  ProcessGroupTransportOptions topt;
+  topt.max_ops_in_flight = options.max_ops_in_flight;
+  topt.control_device = options.control_device;
+  topt.weight_device = store_->device();
+  transport_ = std::make_unique<ProcessGroupTransport>(std::move(control), std::move(weights), topt);
+  transport_->set_stream(store_->side_stream());
+  tables_ = std::make_unique<RoutingTensors>(topo, initial, store_->device());
+  balancer_ = std::make_unique<Balancer>(topo, rank_, *transport_, make_policy(policy),
+                                         std::move(initial), *store_, std::move(config));
+}
+
+TorchBalancer::~TorchBalancer() { balancer_.reset(); }
+
+void TorchBalancer::record(int layer, const at::Tensor& counts) {
+  if (layer < 0 || layer >= layers_)
+    throw InputError("layer " + std::to_string(layer) + " out of range [0, " +
+                     std::to_string(layers_) + ")");
+  if (!counts.defined() || counts.dim() != 1 || counts.size(0) != topo_.slots_per_rank ||
+      at::isFloatingType(counts.scalar_type()) || counts.scalar_type() == at::kBool)
+    throw InputError("counts must be an integer tensor of " +
+                     std::to_string(topo_.slots_per_rank) + " values (one per local slot)");
+  if (!counts.device().is_cpu()) {
+    if (!device_counts_.defined())
+      device_counts_ = at::zeros({layers_, topo_.slots_per_rank},
+                                 at::TensorOptions().dtype(at::kLong).device(counts.device()));
+    device_counts_.select(0, layer).add_(counts);
+    device_counts_dirty_ = true;
+    return;
+  }
+  if (counts.scalar_type() == at::kLong && counts.is_contiguous()) {
+    balancer_->record(layer, {counts.data_ptr<std::int64_t>(),
+                              static_cast<std::size_t>(topo_.slots_per_rank)});
+    return;
+  }
+  const at::Tensor c = counts.to(at::kLong).contiguous();
+  balancer_->record(layer, {c.data_ptr<std::int64_t>(), static_cast<std::size_t>(c.numel())});
+}
+
+void TorchBalancer::flush_device_counts() {
+  if (!device_counts_dirty_) return;
+  const at::Tensor host = device_counts_.to(at::kCPU);  // waits for the counting kernels
+  device_counts_.zero_();
+  device_counts_dirty_ = false;
+  const std::int64_t* d = host.data_ptr<std::int64_t>();
+  for (int l = 0; l < layers_; ++l)
+    balancer_->record(l, {d + static_cast<std::ptrdiff_t>(l) * topo_.slots_per_rank,
+                          static_cast<std::size_t>(topo_.slots_per_rank)});
+}
+
+void TorchBalancer::before_forward() { balancer_->before_forward(); }
+
+StepStats TorchBalancer::after_forward() {
+  if (device_counts_dirty_ && balancer_->reads_counts_next()) flush_device_counts();
+  StepStats s = balancer_->after_forward();
+  if (s.layers_committed > 0) tables_->update(balancer_->placement());
+  return s;
+}
+
+}  // namespace swiftbalancer::torch_engine

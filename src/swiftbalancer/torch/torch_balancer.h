@@ -1,0 +1,86 @@
+// TorchBalancer: the whole asynchronous runtime for a torch engine, one object per rank: the
+// engine's process groups as the transport (ProcessGroupTransport), its expert tensors as the
+// store (TorchExpertStore), and the placement in service as routing tensors the router reads
+// (RoutingTensors). The schedule and the mover protocol are the runtime's own (Balancer); this
+// class only adapts tensors to it.
+//
+//   TorchBalancer b(topo, control_group, weight_group, "swift", phy2log, experts, config);
+//   every step, on the serving thread:
+//     b.before_forward();
+//     for each MoE layer: route with b.log2phy() / b.replica_count(); dispatch;
+//                         b.record(layer, counts_per_local_slot);  expert MLP; combine
+//     StepStats s = b.after_forward();
+//
+// Counts: a CPU tensor is added into the recorder at once (allocation-free for int64); counts on
+// a device are added into a device [layers, slots] int64 accumulator (one kernel, no sync, safe
+// in a captured graph) that is copied to the host only before a step at which the runtime reads
+// counts (a gather or a shift check).
+//
+// Ownership: the groups and tensors are shared with the engine (reference counted). Threading:
+// as Balancer (one serving thread; counters() and metrics from any thread). No Python here.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "swiftbalancer/runtime/balancer.h"
+#include "swiftbalancer/torch/process_group_transport.h"
+#include "swiftbalancer/torch/routing_tensors.h"
+#include "swiftbalancer/torch/torch_expert_store.h"
+
+namespace swiftbalancer::torch_engine {
+
+struct TorchBalancerOptions {
+  int max_ops_in_flight = 512;
+  // Where the control group's collectives take tensors: CPU (gloo) unless the only group is
+  // an accelerator's (then the experts' device).
+  c10::Device control_device = c10::Device(c10::kCPU);
+};
+
+class TorchBalancer {
+ public:
+  // phy2log: integer tensor [layers, ranks * slots_per_rank] (any device), a valid placement.
+  // experts[layer]: this rank's tensors of that layer, leading dimension slots_per_rank.
+  // Throws InputError naming the problem.
+  TorchBalancer(const Topology& topo, c10::intrusive_ptr<c10d::ProcessGroup> control,
+                c10::intrusive_ptr<c10d::ProcessGroup> weights, const std::string& policy,
+                const at::Tensor& phy2log, std::vector<std::vector<at::Tensor>> experts,
+                BalancerConfig config, TorchBalancerOptions options = {});
+  ~TorchBalancer();
+  TorchBalancer(const TorchBalancer&) = delete;
+  TorchBalancer& operator=(const TorchBalancer&) = delete;
+
+  // counts: integer tensor [slots_per_rank], this rank's tokens per local slot for `layer`.
+  void record(int layer, const at::Tensor& counts);
+  void before_forward();
+  StepStats after_forward();
+
+  const at::Tensor& phy2log() const { return tables_->phy2log(); }
+  const at::Tensor& log2phy() const { return tables_->log2phy(); }
+  const at::Tensor& replica_count() const { return tables_->replica_count(); }
+  const Balancer& balancer() const { return *balancer_; }
+  const Topology& topology() const { return topo_; }
+  int rank() const { return rank_; }
+  int layers() const { return layers_; }
+  c10::Device device() const { return store_->device(); }
+  std::string transport_name() const { return transport_->name(); }
+
+ private:
+  void flush_device_counts();
+
+  Topology topo_;
+  int rank_ = 0;
+  int layers_ = 0;
+  std::unique_ptr<TorchExpertStore> store_;
+  std::unique_ptr<ProcessGroupTransport> transport_;
+  std::unique_ptr<RoutingTensors> tables_;
+  at::Tensor device_counts_;  // [layers, slots] int64 on the experts' device, when used
+  bool device_counts_dirty_ = false;
+  std::unique_ptr<Balancer> balancer_;  // last: destroyed first (it uses the others)
+};
+
+}  // namespace swiftbalancer::torch_engine

@@ -1,0 +1,157 @@
+"""swiftbalancer.torch.Balancer: four processes on gloo (torch_balancer_worker.py), the C++
+runtime over torch.distributed, every slot's bytes checked against the tables after every step.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (scripts/install-deps.sh)")
+if int(torch.__version__.split(".")[0]) < 2:
+    pytest.skip("torch %s is older than 2.0" % torch.__version__, allow_module_level=True)
+sbt = pytest.importorskip("swiftbalancer.torch")
+if sbt._torch is None:
+    pytest.skip("swiftbalancer._torch is not built", allow_module_level=True)
+
+import swiftbalancer as sb  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_balancer_worker.py")
+RANKS, SLOTS, LAYERS = 4, 3, 3
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(scenario, tmp_path, timeout=60):
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+               WORLD_SIZE=str(RANKS), OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, WORKER, scenario, str(tmp_path)],
+                              env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for r in range(RANKS)]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=timeout)[0])
+    finally:
+        for p in procs:
+            p.kill()
+    for r, (p, out) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, "rank %d exited %s:\n%s" % (r, p.returncode, out)
+    return [json.load(open(os.path.join(tmp_path, "rank%d.json" % r))) for r in range(RANKS)]
+
+
+def plan_bytes(placements, expert_bytes):
+    """Bytes the transfer plans of every committed change move, from one rank's history of
+    placements (start: the initial one)."""
+    topo = sb.Topology(RANKS, SLOTS)
+    import numpy as np
+    from torch_balancer_worker import initial_placement
+    prev = initial_placement().numpy()
+    total = 0
+    for cur in placements:
+        cur = np.asarray(cur, dtype=np.int64)
+        for l in range(LAYERS):
+            if not np.array_equal(prev[l], cur[l]):
+                total += int(sb.make_layer_plan(prev[l], cur[l], topo).remote_ops) * expert_bytes
+        prev = cur
+    return total
+
+
+@pytest.fixture(autouse=True)
+def _worker_on_path(monkeypatch):
+    monkeypatch.syspath_prepend(os.path.dirname(WORKER))
+
+
+def test_ranks_agree_move_the_planned_bytes_and_keep_tables_in_place(tmp_path):
+    reports = run_ranks("move", tmp_path)
+    first = reports[0]
+    assert first["transport"] == "torch-gloo"
+    for r in reports:
+        assert r["wrong_slots"] == 0, "a slot held another expert than its table says"
+        assert r["placements"] == first["placements"], "ranks disagree on a placement"
+    c = [r["counters"] for r in reports]
+    assert all(x["rebalances"] >= 1 and x["layers_committed"] >= 1 for x in c)
+    assert all(x["layers_failed"] == 0 and x["errors"] == 0 for x in c)
+    assert first["placements"][-1] != first["placements"][0] or c[0]["layers_committed"] > 0
+    moved = plan_bytes(first["placements"], first["expert_bytes"])
+    assert moved > 0
+    assert sum(x["bytes_received"] for x in c) == moved
+    assert sum(x["bytes_sent"] for x in c) == moved
+    assert c[0]["imbalance_after"] < c[0]["imbalance_before"]
+    assert 'swiftbalancer_rebalances_total{rank="0"}' in first["metrics"]
+
+
+def test_a_failed_transfer_leaves_the_layer_old_and_serving_goes_on(tmp_path):
+    reports = run_ranks("fault", tmp_path)
+    first = reports[0]
+    for r in reports:
+        assert r["wrong_slots"] == 0
+        assert r["placements"] == first["placements"]
+        assert len(r["placements"]) == 40
+    c = [r["counters"] for r in reports]
+    assert all(x["layers_failed"] >= 1 for x in c), c
+    # The other layers of that cycle, and later cycles, still commit.
+    assert all(x["layers_committed"] >= 1 for x in c)
+    assert c[0]["transfer_failures"] >= 1 or c[1]["transfer_failures"] >= 1
+    assert sum(x["bytes_received"] for x in c) == plan_bytes(first["placements"],
+                                                             first["expert_bytes"])
+
+
+def test_a_peer_that_stops_answering_never_hangs_the_others(tmp_path):
+    reports = run_ranks("stall", tmp_path)
+    assert reports[3]["stopped_at"] == 10
+    for r in reports[:3]:
+        assert r["wrong_slots"] == 0
+        assert len(r["placements"]) == 40, "a rank did not finish its steps"
+        assert r["counters"]["balancing_stopped"] == 1
+        # Bounded: one collective timeout (500 ms) at most per step, nothing near gloo's 20 s.
+        assert max(r["step_seconds"]) < 5.0
+        # After the stop the placement in service no longer changes.
+        tail = r["placements"][12:]
+        assert all(p == tail[0] for p in tail)
+
+
+def test_route_spreads_tokens_over_replicas():
+    log2phy = torch.tensor([[0, 5, -1], [1, -1, -1], [2, 3, 4]])
+    count = torch.tensor([2, 1, 3])
+    ids = torch.tensor([[0, 2], [0, 2], [1, 2], [0, 0]])
+    got = sbt.route_topk(log2phy, count, ids)
+    # flat positions 0..7: expert 0 -> replica i % 2, expert 2 -> i % 3, expert 1 -> 1.
+    assert got.tolist() == [[0, 3], [0, 2], [1, 4], [5, 0]]
+    assert got.dtype == torch.long
+    assert sbt.route_topk(log2phy, count, ids, offset=1)[0].tolist() == [5, 4]
+
+
+def test_bad_arguments_are_refused_before_any_collective():
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo", init_method="tcp://127.0.0.1:%d"
+                                             % _free_port(), rank=0, world_size=1)
+    topo = sb.Topology(1, 2)
+    good = [[torch.zeros(2, 3)]]
+    with pytest.raises(ValueError, match="leading dimension"):
+        sbt.Balancer(topo, [[0, 1]], [[torch.zeros(3, 3)]])
+    with pytest.raises(ValueError, match="integer"):
+        sbt.Balancer(topo, torch.tensor([[0.0, 1.0]]), good)
+    with pytest.raises(ValueError, match=r"\[layers, 2\]"):
+        sbt.Balancer(topo, [[0, 1, 2]], good)
+    with pytest.raises(ValueError, match="topology 2"):
+        sbt.Balancer(sb.Topology(2, 1), [[0, 1]], good)
+    with pytest.raises(ValueError, match="not contiguous"):
+        sbt.Balancer(topo, [[0, 1]], [[torch.zeros(3, 2).t()]])
+    b = sbt.Balancer(topo, [[0, 1]], good, mode="off")
+    with pytest.raises(ValueError, match="one per local slot"):
+        b.record(0, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="out of range"):
+        b.record(5, torch.zeros(2, dtype=torch.long))
+    b.record(0, torch.tensor([1, 2], dtype=torch.int32))
+    assert b.after_forward().step == 1
+    b.close()
+    with pytest.raises(ValueError, match="closed"):
+        b.before_forward()

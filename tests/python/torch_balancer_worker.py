@@ -1,0 +1,152 @@
+"""One rank of the swiftbalancer.torch.Balancer tests (test_torch_balancer.py starts four).
+
+    python torch_balancer_worker.py SCENARIO REPORT_DIR   (RANK, WORLD_SIZE, MASTER_ADDR,
+                                                           MASTER_PORT in the environment)
+
+Every rank holds 3 layers x 3 local slots of 8 experts (4 ranks, 12 slots), each expert three
+tensors of different dtypes whose values say which (layer, expert, tensor) they are, so that a
+slot's bytes can be checked against the placement after every step. Loads are skewed (expert 0
+hot) and the same on every rank. After every step the worker checks, on its own rank:
+  - every local slot holds exactly the expert its phy2log table names (weights and table agree);
+  - the tables are consistent (log2phy and replica_count from phy2log) and never move (data_ptr);
+and records the placement, so the test can compare ranks and count the bytes the plans move.
+
+Scenarios: ``move`` (async, no fault), ``fault`` (rank 1 withholds its sends of one layer),
+``stall`` (rank 3 stops answering after step 10: the others must go on, bounded).
+"""
+
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+
+import swiftbalancer as sb
+import swiftbalancer.torch as sbt
+
+LAYERS, EXPERTS, RANKS, SLOTS = 3, 8, 4, 3
+SHAPES = [((4, 6), torch.float32), ((5,), torch.bfloat16), ((3,), torch.int32)]
+
+
+def expert_value(layer, expert, t):
+    return float(layer * 100 + expert * 10 + t + 1)
+
+
+def fill_slot(tensors, layer, slot, expert):
+    for t, x in enumerate(tensors):
+        x[slot].fill_(expert_value(layer, expert, t))
+
+
+def slot_expert(tensors, layer, slot):
+    """The expert whose values the slot holds, or -1 when its tensors disagree."""
+    found = set()
+    for t, x in enumerate(tensors):
+        v = float(x[slot].flatten()[0].float())
+        if not bool((x[slot].float() == v).all()):
+            return -1
+        e, rem = divmod(int(round(v - 1 - t - layer * 100)), 10)
+        if rem != 0 or not 0 <= e < EXPERTS:
+            return -1
+        found.add(e)
+    return found.pop() if len(found) == 1 else -1
+
+
+def initial_placement():
+    row = [p % EXPERTS for p in range(RANKS * SLOTS)]  # experts 0-3 twice: on ranks 0,2 / 1,3...
+    return torch.tensor([row] * LAYERS, dtype=torch.long)
+
+
+def load_row(step):
+    # Expert 0 is hot, then a geometric tail; the same on every rank.
+    return [400, 120, 90, 60, 40, 30, 20, 10]
+
+
+def check_tables(bal, rank):
+    p2l = bal.phy2log
+    assert torch.equal(p2l, bal.placement()), "phy2log tensor differs from the placement"
+    for l in range(LAYERS):
+        for e in range(EXPERTS):
+            slots = [p for p in range(RANKS * SLOTS) if int(p2l[l, p]) == e]
+            n = int(bal.replica_count[l, e])
+            assert n == len(slots) >= 1, (l, e, n, slots)
+            got = [int(x) for x in bal.log2phy[l, e].tolist()]
+            assert got[:n] == slots and all(x == -1 for x in got[n:]), (l, e, got, slots)
+
+
+def main():
+    scenario, out_dir = sys.argv[1], sys.argv[2]
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    import datetime
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=20))
+    phy2log = initial_placement()
+    experts = []
+    for l in range(LAYERS):
+        ts = [torch.zeros((SLOTS,) + shape, dtype=dtype) for shape, dtype in SHAPES]
+        for s in range(SLOTS):
+            fill_slot(ts, l, s, int(phy2log[l, rank * SLOTS + s]))
+        experts.append(ts)
+    cfg = dict(mode="async", interval_steps=4, window_intervals=1, decision_poll_steps=1,
+               layers_per_step=1, transfer_timeout_ms=2000, collective_timeout_ms=3000,
+               worker_timeout_ms=10000, log=False)
+    if scenario == "fault":
+        cfg.update(fault=_fault("transfer-timeout", 1, 0), transfer_timeout_ms=300)
+    if scenario == "stall":
+        cfg.update(collective_timeout_ms=500, max_collective_failures=1)
+    bal = sbt.Balancer(sb.Topology(RANKS, SLOTS), phy2log, experts, config=cfg, policy="swift")
+    ptrs = [bal.phy2log.data_ptr(), bal.log2phy.data_ptr(), bal.replica_count.data_ptr()]
+    report = {"rank": rank, "placements": [], "wrong_slots": 0, "step_seconds": [],
+              "transport": bal.transport}
+    steps = 40
+    for step in range(steps):
+        if scenario == "stall" and rank == 3 and step == 10:
+            # Stops answering: no more calls. The others must finish without us.
+            report["stopped_at"] = step
+            break
+        t0 = time.monotonic()
+        bal.before_forward()
+        load = load_row(step)
+        for l in range(LAYERS):
+            # Tokens of expert e split over its replicas; this rank counts those landing here.
+            counts = torch.zeros(SLOTS, dtype=torch.long)
+            p2l = bal.phy2log[l]
+            for e in range(EXPERTS):
+                holders = [p for p in range(RANKS * SLOTS) if int(p2l[p]) == e]
+                for i, p in enumerate(holders):
+                    if p // SLOTS == rank:
+                        counts[p % SLOTS] += load[e] // len(holders)
+            bal.record(l, counts)
+        bal.after_forward()
+        report["step_seconds"].append(time.monotonic() - t0)
+        for l in range(LAYERS):
+            for s in range(SLOTS):
+                if slot_expert(experts[l], l, s) != int(bal.phy2log[l, rank * SLOTS + s]):
+                    report["wrong_slots"] += 1
+        check_tables(bal, rank)
+        report["placements"].append(bal.placement().tolist())
+    assert ptrs == [bal.phy2log.data_ptr(), bal.log2phy.data_ptr(),
+                    bal.replica_count.data_ptr()], "a routing table moved"
+    report["counters"] = bal.counters()
+    report["metrics"] = bal.metrics_text()
+    report["expert_bytes"] = sum(
+        torch.zeros(shape, dtype=dtype).nbytes for shape, dtype in SHAPES)
+    path = os.path.join(out_dir, "rank%d.json" % rank)
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f)
+    os.replace(path + ".tmp", path)
+    sys.stdout.flush()
+    # Without teardown: a peer that stopped answering leaves collectives that a clean
+    # destroy_process_group would wait on; the report is written, the test reads it.
+    os._exit(0)
+
+
+def _fault(kind, rank, cycle):
+    f = sb.runtime.FaultInjection()
+    f.kind, f.rank, f.cycle = kind, rank, cycle
+    return f
+
+
+if __name__ == "__main__":
+    main()
