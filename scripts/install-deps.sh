@@ -21,10 +21,11 @@ $SUDO apt-get install -y -q --no-install-recommends \
 if [ "${SWIFTBALANCER_NO_VENV:-0}" = "1" ]; then exit 0; fi
 # The torch wheel from PyPI brings its CUDA libraries as packages (it will not import without
 # them); transformers is for examples/torch_ep (the real MoE blocks, built from their configs).
+# numpy stays below 2: Debian's pybind11 (2.10), which builds _core and _runtime, predates its ABI.
 TORCH_VERSION=2.15.0
 TRANSFORMERS_VERSION=5.23.0
 if [ ! -x .venv/bin/python ]; then /usr/bin/python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   "torch==${TORCH_VERSION}" "transformers==${TRANSFORMERS_VERSION}" \
-  numpy pytest prometheus-client setuptools wheel
+  "numpy<2" pytest prometheus-client setuptools wheel
 .venv/bin/python -c "import torch, transformers; print('python test environment: torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -124,7 +124,7 @@ def test_route_spreads_tokens_over_replicas():
     ids = torch.tensor([[0, 2], [0, 2], [1, 2], [0, 0]])
     got = sbt.route_topk(log2phy, count, ids)
     # flat positions 0..7: expert 0 -> replica i % 2, expert 2 -> i % 3, expert 1 -> 1.
-    assert got.tolist() == [[0, 3], [0, 2], [1, 4], [5, 0]]
+    assert got.tolist() == [[0, 3], [0, 2], [1, 4], [0, 5]]
     assert got.dtype == torch.long
     assert sbt.route_topk(log2phy, count, ids, offset=1)[0].tolist() == [5, 4]
 

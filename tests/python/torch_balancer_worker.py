@@ -102,8 +102,10 @@ def main():
     steps = 40
     for step in range(steps):
         if scenario == "stall" and rank == 3 and step == 10:
-            # Stops answering: no more calls. The others must finish without us.
+            # Stops answering, alive (a hung rank, not a dead one): the others must finish
+            # their steps within this sleep, bounded by the collective timeout.
             report["stopped_at"] = step
+            time.sleep(8)
             break
         t0 = time.monotonic()
         bal.before_forward()
