@@ -3,7 +3,8 @@
     python torch_balancer_worker.py SCENARIO REPORT_DIR   (RANK, WORLD_SIZE, MASTER_ADDR,
                                                            MASTER_PORT in the environment)
 
-Every rank holds 3 layers x 3 local slots of 8 experts (4 ranks, 12 slots), each expert three
+Every rank holds 3 layers x 3 local slots of 2 x ranks experts (4 ranks: 8 experts in 12 slots),
+each expert three
 tensors of different dtypes whose values say which (layer, expert, tensor) they are, so that a
 slot's bytes can be checked against the placement after every step. Loads are skewed (expert 0
 hot) and the same on every rank. After every step the worker checks, on its own rank:
@@ -13,6 +14,9 @@ and records the placement, so the test can compare ranks and count the bytes the
 
 Scenarios: ``move`` (async, no fault), ``fault`` (rank 1 withholds its sends of one layer),
 ``stall`` (rank 3 stops answering after step 10: the others must go on, bounded).
+
+SB_DEVICE=cuda puts the experts (and so the tables and the counts) on cuda:RANK and moves them on
+an NCCL group, with counts and votes on a gloo group (scripts/gpu-check.sh, one GPU per rank).
 """
 
 import json
@@ -26,7 +30,9 @@ import torch.distributed as dist
 import swiftbalancer as sb
 import swiftbalancer.torch as sbt
 
-LAYERS, EXPERTS, RANKS, SLOTS = 3, 8, 4, 3
+RANKS = int(os.environ.get("WORLD_SIZE", "4"))
+LAYERS, SLOTS, EXPERTS = 3, 3, 2 * RANKS
+DEVICE = os.environ.get("SB_DEVICE", "cpu")
 SHAPES = [((4, 6), torch.float32), ((5,), torch.bfloat16), ((3,), torch.int32)]
 
 
@@ -54,24 +60,24 @@ def slot_expert(tensors, layer, slot):
 
 
 def initial_placement():
-    row = [p % EXPERTS for p in range(RANKS * SLOTS)]  # experts 0-3 twice: on ranks 0,2 / 1,3...
+    row = [p % EXPERTS for p in range(RANKS * SLOTS)]  # never two replicas on one rank
     return torch.tensor([row] * LAYERS, dtype=torch.long)
 
 
 def load_row(step):
-    # Expert 0 is hot, then a geometric tail; the same on every rank.
-    return [400, 120, 90, 60, 40, 30, 20, 10]
+    # Expert 0 is hot, then a falling tail; the same on every rank.
+    return [400 // (e + 1) + 10 for e in range(EXPERTS)]
 
 
 def check_tables(bal, rank):
-    p2l = bal.phy2log
+    p2l = bal.phy2log.cpu()
     assert torch.equal(p2l, bal.placement()), "phy2log tensor differs from the placement"
     for l in range(LAYERS):
         for e in range(EXPERTS):
             slots = [p for p in range(RANKS * SLOTS) if int(p2l[l, p]) == e]
-            n = int(bal.replica_count[l, e])
+            n = int(bal.replica_count[l, e].cpu())
             assert n == len(slots) >= 1, (l, e, n, slots)
-            got = [int(x) for x in bal.log2phy[l, e].tolist()]
+            got = [int(x) for x in bal.log2phy[l, e].cpu().tolist()]
             assert got[:n] == slots and all(x == -1 for x in got[n:]), (l, e, got, slots)
 
 
@@ -79,12 +85,22 @@ def main():
     scenario, out_dir = sys.argv[1], sys.argv[2]
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     import datetime
-    dist.init_process_group("gloo", rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=20))
+    timeout = datetime.timedelta(seconds=20)
+    device_group = None
+    if DEVICE == "cuda":
+        torch.cuda.set_device(rank)
+        dist.init_process_group("nccl", rank=rank, world_size=world, timeout=timeout,
+                                device_id=torch.device("cuda", rank))
+        device_group = dist.group.WORLD
+        cpu_group = dist.new_group(backend="gloo", timeout=timeout)
+    else:
+        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
+        cpu_group = None
     phy2log = initial_placement()
     experts = []
     for l in range(LAYERS):
-        ts = [torch.zeros((SLOTS,) + shape, dtype=dtype) for shape, dtype in SHAPES]
+        ts = [torch.zeros((SLOTS,) + shape, dtype=dtype, device=DEVICE if DEVICE == "cpu"
+                          else "cuda:%d" % rank) for shape, dtype in SHAPES]
         for s in range(SLOTS):
             fill_slot(ts, l, s, int(phy2log[l, rank * SLOTS + s]))
         experts.append(ts)
@@ -95,7 +111,8 @@ def main():
         cfg.update(fault=_fault("transfer-timeout", 1, 0), transfer_timeout_ms=300)
     if scenario == "stall":
         cfg.update(collective_timeout_ms=500, max_collective_failures=1)
-    bal = sbt.Balancer(sb.Topology(RANKS, SLOTS), phy2log, experts, config=cfg, policy="swift")
+    bal = sbt.Balancer(sb.Topology(RANKS, SLOTS), phy2log, experts, config=cfg, policy="swift",
+                       cpu_group=cpu_group, device_group=device_group)
     ptrs = [bal.phy2log.data_ptr(), bal.log2phy.data_ptr(), bal.replica_count.data_ptr()]
     report = {"rank": rank, "placements": [], "wrong_slots": 0, "step_seconds": [],
               "transport": bal.transport}
@@ -113,18 +130,19 @@ def main():
         for l in range(LAYERS):
             # Tokens of expert e split over its replicas; this rank counts those landing here.
             counts = torch.zeros(SLOTS, dtype=torch.long)
-            p2l = bal.phy2log[l]
+            p2l = bal.phy2log[l].cpu()
             for e in range(EXPERTS):
                 holders = [p for p in range(RANKS * SLOTS) if int(p2l[p]) == e]
                 for i, p in enumerate(holders):
                     if p // SLOTS == rank:
                         counts[p % SLOTS] += load[e] // len(holders)
-            bal.record(l, counts)
+            bal.record(l, counts.to(experts[l][0].device))
         bal.after_forward()
         report["step_seconds"].append(time.monotonic() - t0)
         for l in range(LAYERS):
             for s in range(SLOTS):
-                if slot_expert(experts[l], l, s) != int(bal.phy2log[l, rank * SLOTS + s]):
+                if slot_expert([x.cpu() for x in experts[l]], l, s) != int(
+                        bal.phy2log[l, rank * SLOTS + s].cpu()):
                     report["wrong_slots"] += 1
         check_tables(bal, rank)
         report["placements"].append(bal.placement().tolist())
