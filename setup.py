@@ -4,6 +4,8 @@ swiftbalancer._core, which CMake builds (SWIFTBALANCER_PYTHON=ON, no tests, no b
     pip install --no-build-isolation .
 
 needs no network: cmake, a C++20 compiler, pybind11-dev, nlohmann-json and CLI11 from Debian.
+With torch 2.x importable by the installing interpreter (e.g. the .venv of
+scripts/install-deps.sh), swiftbalancer._torch is built too (swiftbalancer.torch.Balancer).
 Set CMAKE_BUILD_PARALLEL_LEVEL to bound the build jobs (default 2) and SWIFTBALANCER_CMAKE_ARGS
 for extra CMake arguments.
 """
@@ -45,8 +47,9 @@ class CMakeBuild(build_ext):
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(core[-1], target)
-        # The runtime extension (_runtime*.so) is built along and goes next to _core.
-        for so in sorted(package.glob("_runtime*.so")):
+        # The runtime extensions are built along and go next to _core: _runtime always, _torch
+        # where the interpreter has torch 2.x (the runtime inside a torch engine).
+        for so in sorted(package.glob("_runtime*.so")) + sorted(package.glob("_torch*.so")):
             shutil.copyfile(so, target.parent / so.name)
 
 

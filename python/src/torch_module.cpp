@@ -64,8 +64,8 @@ std::unique_ptr<PyTorchBalancer> make(int ranks, int slots_per_rank, int ranks_p
   {
     // The constructor may wait on the groups (none today) and starts the worker thread.
     py::gil_scoped_release nogil;
-    b = std::make_unique<TorchBalancer>(topo, control, weights, policy, phy2log,
-                                        std::move(experts), std::move(cfg), opt);
+    b = std::make_unique<TorchBalancer>(topo, control, weights, policy, phy2log, std::move(experts),
+                                        std::move(cfg), opt);
   }
   return std::make_unique<PyTorchBalancer>(std::move(b));
 }
@@ -90,10 +90,10 @@ void bind_torch_balancer(py::module_& m) {
     }
   });
   py::class_<PyTorchBalancer>(m, "Balancer")
-      .def(py::init(&make), py::arg("ranks"), py::arg("slots_per_rank"),
-           py::arg("ranks_per_node"), py::arg("control_group"), py::arg("weight_group"),
-           py::arg("policy"), py::arg("phy2log"), py::arg("experts"), py::arg("config"),
-           py::arg("max_ops_in_flight"), py::arg("control_device"))
+      .def(py::init(&make), py::arg("ranks"), py::arg("slots_per_rank"), py::arg("ranks_per_node"),
+           py::arg("control_group"), py::arg("weight_group"), py::arg("policy"), py::arg("phy2log"),
+           py::arg("experts"), py::arg("config"), py::arg("max_ops_in_flight"),
+           py::arg("control_device"))
       .def(
           "record",
           [](const PyTorchBalancer& b, int layer, const at::Tensor& counts) {
@@ -150,4 +150,6 @@ void bind_torch_balancer(py::module_& m) {
 
 }  // namespace swiftbalancer::python
 
-PYBIND11_MODULE(_torch, m) { swiftbalancer::python::bind_torch_balancer(m); }
+PYBIND11_MODULE(_torch, m) {
+  swiftbalancer::python::bind_torch_balancer(m);
+}

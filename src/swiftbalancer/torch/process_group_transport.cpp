@@ -131,8 +131,8 @@ std::size_t ProcessGroupTransport::parked_operations() const {
   return n;
 }
 
-Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& work,
-                                        Millis timeout, const char* what) {
+Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout,
+                                        const char* what) {
   const std::string name = std::string(what) + " on " + control_->getBackendName();
   if (opt_.control_device.is_cpu()) {
     // gloo runs collectives on its own threads; Work::wait(timeout) only waits, so an expired
@@ -155,8 +155,7 @@ Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& wo
     if (Clock::now() >= deadline) {
       work->abort();
       mark_broken(name);
-      return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) +
-                             " ms");
+      return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) + " ms");
     }
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }

@@ -25,10 +25,12 @@ RoutingTensors::RoutingTensors(const Topology& topo, const Placement& initial, c
 }
 
 void RoutingTensors::fill_host(int layer, std::span<const ExpertId> row) {
-  std::int64_t* p2l = host_phy2log_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * slots_;
+  std::int64_t* p2l =
+      host_phy2log_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * slots_;
   std::int64_t* l2p = host_log2phy_.data_ptr<std::int64_t>() +
                       static_cast<std::int64_t>(layer) * experts_ * max_replicas_;
-  std::int64_t* cnt = host_count_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * experts_;
+  std::int64_t* cnt =
+      host_count_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * experts_;
   std::fill(l2p, l2p + static_cast<std::ptrdiff_t>(experts_) * max_replicas_, -1);
   std::fill(cnt, cnt + experts_, 0);
   for (int p = 0; p < slots_; ++p) {
@@ -51,7 +53,8 @@ int RoutingTensors::update(const Placement& in_service) {
   int changed = 0;
   for (int l = 0; l < layers_; ++l) {
     const std::span<const ExpertId> row = in_service.layer(l);
-    ExpertId* shown = shown_.data() + static_cast<std::size_t>(l) * static_cast<std::size_t>(slots_);
+    ExpertId* shown =
+        shown_.data() + static_cast<std::size_t>(l) * static_cast<std::size_t>(slots_);
     if (std::equal(row.begin(), row.end(), shown)) continue;
     std::copy(row.begin(), row.end(), shown);
     fill_host(l, row);

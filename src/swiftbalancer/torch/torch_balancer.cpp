@@ -56,14 +56,17 @@ TorchBalancer::TorchBalancer(const Topology& topo, c10::intrusive_ptr<c10d::Proc
   topt.max_ops_in_flight = options.max_ops_in_flight;
   topt.control_device = options.control_device;
   topt.weight_device = store_->device();
-  transport_ = std::make_unique<ProcessGroupTransport>(std::move(control), std::move(weights), topt);
+  transport_ =
+      std::make_unique<ProcessGroupTransport>(std::move(control), std::move(weights), topt);
   transport_->set_stream(store_->side_stream());
   tables_ = std::make_unique<RoutingTensors>(topo, initial, store_->device());
   balancer_ = std::make_unique<Balancer>(topo, rank_, *transport_, make_policy(policy),
                                          std::move(initial), *store_, std::move(config));
 }
 
-TorchBalancer::~TorchBalancer() { balancer_.reset(); }
+TorchBalancer::~TorchBalancer() {
+  balancer_.reset();
+}
 
 void TorchBalancer::record(int layer, const at::Tensor& counts) {
   if (layer < 0 || layer >= layers_)
@@ -71,8 +74,8 @@ void TorchBalancer::record(int layer, const at::Tensor& counts) {
                      std::to_string(layers_) + ")");
   if (!counts.defined() || counts.dim() != 1 || counts.size(0) != topo_.slots_per_rank ||
       at::isFloatingType(counts.scalar_type()) || counts.scalar_type() == at::kBool)
-    throw InputError("counts must be an integer tensor of " +
-                     std::to_string(topo_.slots_per_rank) + " values (one per local slot)");
+    throw InputError("counts must be an integer tensor of " + std::to_string(topo_.slots_per_rank) +
+                     " values (one per local slot)");
   if (!counts.device().is_cpu()) {
     if (!device_counts_.defined())
       device_counts_ = at::zeros({layers_, topo_.slots_per_rank},
@@ -82,8 +85,8 @@ void TorchBalancer::record(int layer, const at::Tensor& counts) {
     return;
   }
   if (counts.scalar_type() == at::kLong && counts.is_contiguous()) {
-    balancer_->record(layer, {counts.data_ptr<std::int64_t>(),
-                              static_cast<std::size_t>(topo_.slots_per_rank)});
+    balancer_->record(
+        layer, {counts.data_ptr<std::int64_t>(), static_cast<std::size_t>(topo_.slots_per_rank)});
     return;
   }
   const at::Tensor c = counts.to(at::kLong).contiguous();
@@ -101,7 +104,9 @@ void TorchBalancer::flush_device_counts() {
                           static_cast<std::size_t>(topo_.slots_per_rank)});
 }
 
-void TorchBalancer::before_forward() { balancer_->before_forward(); }
+void TorchBalancer::before_forward() {
+  balancer_->before_forward();
+}
 
 StepStats TorchBalancer::after_forward() {
   if (device_counts_dirty_ && balancer_->reads_counts_next()) flush_device_counts();

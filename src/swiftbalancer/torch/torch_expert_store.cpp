@@ -53,8 +53,7 @@ TorchExpertStore::TorchExpertStore(std::vector<std::vector<at::Tensor>> experts,
         throw InputError(where + ": the leading dimension must be the " + std::to_string(slots) +
                          " local slots");
       if (x.device() != device_)
-        throw InputError(where + " is on " + x.device().str() + ", the others on " +
-                         device_.str());
+        throw InputError(where + " is on " + x.device().str() + ", the others on " + device_.str());
       if (!x.is_contiguous()) throw InputError(where + " is not contiguous");
       if (x.numel() == 0) throw InputError(where + " is empty");
     }
@@ -63,7 +62,8 @@ TorchExpertStore::TorchExpertStore(std::vector<std::vector<at::Tensor>> experts,
     for (int s = 0; s < slots; ++s) {
       std::vector<std::span<std::byte>> rows;
       for (const at::Tensor& x : tensors_[static_cast<std::size_t>(l)]) {
-        const std::size_t row = static_cast<std::size_t>(x.nbytes()) / static_cast<std::size_t>(slots);
+        const std::size_t row =
+            static_cast<std::size_t>(x.nbytes()) / static_cast<std::size_t>(slots);
         rows.emplace_back(static_cast<std::byte*>(x.data_ptr()) + row * static_cast<std::size_t>(s),
                           row);
       }
