@@ -62,9 +62,10 @@ def route_topk(log2phy, replica_count, topk_ids, offset=0):
     of its expert, so tokens spread evenly over replicas. Pure tensor ops on the tables' device
     (no host sync, safe to capture in a CUDA graph). Returns int64 ids shaped like topk_ids."""
     ids = topk_ids.long()
-    count = replica_count[ids]
-    pick = (torch.arange(ids.numel(), device=ids.device).view_as(ids) + offset) % count
-    return log2phy[ids, pick]
+    pick = torch.arange(offset, offset + ids.numel(), device=ids.device).view_as(ids)
+    pick.remainder_(replica_count[ids])
+    # One flat gather: log2phy[e, r] sits at e * R + r.
+    return log2phy.take(pick.add_(ids, alpha=log2phy.shape[-1]))
 
 
 def _process_group(group):
