@@ -49,6 +49,10 @@ inline pybind11::dict counters_dict(const BalancerCounters& c) {
   d["peak_staging_bytes"] = c.peak_staging_bytes;
   d["parked_staging_bytes"] = c.parked_staging_bytes;
   d["balancing_stopped"] = c.balancing_stopped;
+  d["steps_since_progress"] = c.steps_since_progress;
+  d["stalled"] = c.stalled;
+  d["stall_warnings"] = c.stall_warnings;
+  d["stall_reason"] = c.stall_reason;
   d["shift_checks"] = c.shift_checks;
   d["shift_triggers"] = c.shift_triggers;
   d["shift_layers_skipped"] = c.shift_layers_skipped;

@@ -264,6 +264,10 @@ StepStats Balancer::after_forward() {
     }
   }
   check_peers(st.gathered);
+  if (cfg_.mode != BalancerMode::kOff)
+    p.reporter.liveness(step_, st.cycle_agreed, p.phase == Parts::Phase::kDeciding,
+                        p.phase == Parts::Phase::kStopped,
+                        static_cast<std::int64_t>(cfg_.stall_intervals) * cfg_.interval_steps);
   StepStats out = st;
   out.errors = p.reporter.take_step_errors();
   out.serving_ns = elapsed_ns(t0) + p.before_ns + p.record_ns - out.wait_ns - out.copy_ns;

@@ -74,6 +74,7 @@ void validate_config(const BalancerConfig& c) {
   if (!(c.fault.random_rate >= 0.0 && c.fault.random_rate <= 1.0))
     throw InputError("fault.random_rate must be in [0, 1]");
   if (c.max_collective_failures < 1) throw InputError("max_collective_failures must be at least 1");
+  if (c.stall_intervals < 0) throw InputError("stall_intervals must not be negative");
   if (c.tag_base < 0 || c.tag_base >= Transport::kMaxTag) throw InputError("tag_base out of range");
   if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
       c.collective_timeout.count() <= 0)

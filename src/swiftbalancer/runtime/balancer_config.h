@@ -69,6 +69,11 @@ struct BalancerConfig {
   // transport reports broken(), the balancer stops balancing: it records only, keeps the
   // placement in service, logs it once, and serving never waits on a collective again.
   int max_collective_failures = 3;
+  // Liveness (docs/runtime.md "Liveness"): when no cycle has been agreed for this many intervals
+  // (interval_steps each), the balancer warns once, with the reason (the worker busy past its
+  // deadline, every cycle dropped and why, balancing stopped), counts it in stall_warnings and
+  // sets the stalled gauge until a cycle is agreed again. 0: no warning. Off mode never warns.
+  int stall_intervals = 10;
   // Log sink for errors and rebalances, with each line's severity; default: warnings and errors
   // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
   std::function<void(LogSeverity, const std::string&)> log;
@@ -159,6 +164,13 @@ struct BalancerCounters {
   // Cycles a shift pre-empted, and the layers they left on the old placement.
   std::int64_t shift_preemptions = 0;
   std::int64_t shift_layers_preempted = 0;
+  // Liveness: steps since a cycle was last agreed (or since the start), 1 while the balancer is
+  // stalled (no cycle agreed for stall_intervals intervals), warnings given, and the reason of
+  // the last one.
+  std::int64_t steps_since_progress = 0;
+  std::int64_t stalled = 0;
+  std::int64_t stall_warnings = 0;
+  std::string stall_reason;
 };
 
 }  // namespace swiftbalancer

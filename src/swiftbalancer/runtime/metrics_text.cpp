@@ -133,6 +133,13 @@ std::string exposition(std::span<const Source> sources) {
           &C::parked_staging_bytes);
   w.gauge("balancing_stopped", "1 once the balancer fell back to recording only.",
           &C::balancing_stopped);
+  w.gauge("steps_since_progress", "Steps since a decision cycle was last agreed.",
+          &C::steps_since_progress);
+  w.gauge("stalled",
+          "1 while no cycle has been agreed for stall_intervals intervals (see the log for why).",
+          &C::stalled);
+  w.counter("stall_warnings_total", "Times the balancer warned that balancing had stalled.",
+            &C::stall_warnings);
   w.family("rebalance_duration_seconds", "histogram",
            "From the gather that started a rebalance to its last layer.", [&](const C& c) {
              std::int64_t cumulative = 0;

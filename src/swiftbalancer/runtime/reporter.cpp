@@ -54,6 +54,59 @@ void Reporter::rebalanced(double seconds, double imbalance_before, double imbala
   counters_.imbalance_after = imbalance_after;
 }
 
+bool Reporter::liveness(std::int64_t step, bool progress, bool deciding, bool stopped,
+                        std::int64_t limit_steps) {
+  if (!deciding || progress) deciding_since_ = -1;
+  if (deciding && deciding_since_ < 0) deciding_since_ = step;
+  std::unique_lock lock(mu_);
+  if (progress) {
+    progress_step_ = step;
+    dropped_at_progress_ = counters_.cycles_dropped;
+    collective_at_progress_ = counters_.collective_failures;
+  }
+  counters_.steps_since_progress = step - progress_step_;
+  if (progress && counters_.stalled != 0) {
+    counters_.stalled = 0;
+    lock.unlock();
+    log("balancing resumed: a cycle was agreed at step " + std::to_string(step),
+        LogSeverity::kWarning);
+    return false;
+  }
+  if (limit_steps <= 0 || counters_.stalled != 0 || counters_.steps_since_progress < limit_steps)
+    return false;
+  // The reason, most specific first.
+  const std::int64_t dropped = counters_.cycles_dropped - dropped_at_progress_;
+  const std::int64_t collective = counters_.collective_failures - collective_at_progress_;
+  const std::string last = counters_.last_error.empty() ? "none" : counters_.last_error;
+  std::string why;
+  if (stopped) {
+    why = "balancing stopped (the transport is broken or a rank stopped answering; last error: " +
+          last + ")";
+  } else if (deciding && step - deciding_since_ >= limit_steps) {
+    why = "worker busy: the decision out since step " + std::to_string(deciding_since_) +
+          " has not been answered";
+  } else if (dropped > 0) {
+    why = "every cycle was dropped (" + std::to_string(dropped) + " since step " +
+          std::to_string(progress_step_) + "; last error: " + last + ")";
+  } else if (collective > 0) {
+    why = "collectives failed (" + std::to_string(collective) + " since step " +
+          std::to_string(progress_step_) + "; last error: " + last + ")";
+  } else if (deciding) {
+    why = "worker busy: a decision is out since step " + std::to_string(deciding_since_);
+  } else {
+    why = "no cycle started";
+  }
+  counters_.stalled = 1;
+  ++counters_.stall_warnings;
+  counters_.stall_reason = why;
+  const std::int64_t since = counters_.steps_since_progress;
+  lock.unlock();
+  log("balancing has stalled: no cycle agreed for " + std::to_string(since) + " steps (step " +
+          std::to_string(step) + "): " + why,
+      LogSeverity::kWarning);
+  return true;
+}
+
 BalancerCounters Reporter::snapshot() const {
   std::lock_guard lock(mu_);
   return counters_;

@@ -32,6 +32,12 @@ class Reporter {
   // A cycle that committed at least one layer ended after `seconds`.
   void rebalanced(double seconds, double imbalance_before, double imbalance_after);
   BalancerCounters snapshot() const;
+  // Liveness, once a step from the serving thread: `progress` when a cycle was agreed at this
+  // step; `deciding` while a decision is out on the worker; `stopped` once balancing stopped.
+  // Warns (log and counter) when `limit_steps` (> 0) steps pass without progress, naming why;
+  // logs again when progress resumes. Returns true at the step it warns.
+  bool liveness(std::int64_t step, bool progress, bool deciding, bool stopped,
+                std::int64_t limit_steps);
 
   int take_step_errors() { return step_errors_.exchange(0, std::memory_order_relaxed); }
   // Collective failures so far (lock-free read for the serving thread's per-step check).
@@ -46,6 +52,10 @@ class Reporter {
   BalancerCounters counters_;
   std::atomic<int> step_errors_{0};
   std::atomic<std::int64_t> collective_failures_{0};
+  // Liveness, serving thread only: the step of the last progress and what had happened by then.
+  std::int64_t progress_step_ = 0;
+  std::int64_t dropped_at_progress_ = 0, collective_at_progress_ = 0;
+  std::int64_t deciding_since_ = -1;  // step the current decision was first seen out; -1 none
 };
 
 }  // namespace swiftbalancer
