@@ -60,6 +60,12 @@ endif()
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES "90-real;80-virtual")
 endif()
+# One CUDA runtime per binary (issue 19, item 12): the device library links CUDA::cudart (the
+# shared runtime, as torch's extensions do), so .cu targets must not add the static one that
+# CMake links by default (both ended up on one link line).
+if(NOT DEFINED CMAKE_CUDA_RUNTIME_LIBRARY)
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+endif()
 enable_language(CUDA)
 # C++20 for .cu files too (CUDA_STANDARD follows CXX_STANDARD). CMake 3.25 does not know that
 # nvcc 12+ takes -std=c++20, so say it here when it did not.

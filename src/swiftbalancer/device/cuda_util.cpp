@@ -9,25 +9,38 @@ std::string cuda_message(cudaError_t err, const char* what) {
   return std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
 }
 
+cudaError_t consume_error(cudaError_t err) {
+  if (err != cudaSuccess) (void)cudaGetLastError();
+  return err;
+}
+
 void check_cuda(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  if (err == cudaErrorMemoryAllocation) {
-    (void)cudaGetLastError();  // not sticky: clear it so later calls do not see it
-    throw std::bad_alloc();
-  }
+  if (consume_error(err) == cudaSuccess) return;
+  if (err == cudaErrorMemoryAllocation) throw std::bad_alloc();
   throw DeviceError(cuda_message(err, what));
 }
 
 Status cuda_status(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return Status::Ok();
+  if (consume_error(err) == cudaSuccess) return Status::Ok();
   return Status::TransportError(cuda_message(err, what));
+}
+
+cudaError_t query_event(cudaEvent_t event) {
+  return consume_error(cudaEventQuery(event));
+}
+
+void clear_stale_error() {
+  (void)cudaGetLastError();
+}
+
+cudaError_t launch_error() {
+  return cudaGetLastError();  // reading it clears it
 }
 
 std::string device_unavailable_reason() {
   int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
+  const cudaError_t err = consume_error(cudaGetDeviceCount(&count));
   if (err != cudaSuccess) {
-    (void)cudaGetLastError();
     return "no CUDA device: " + cuda_message(err, "cudaGetDeviceCount");
   }
   if (count == 0) return "no CUDA device: cudaGetDeviceCount returned 0";
@@ -37,7 +50,7 @@ std::string device_unavailable_reason() {
 Status wait_event(cudaEvent_t event, Clock::time_point deadline, const char* what) {
   // Copies of tens of MB take about a millisecond: spin briefly, then sleep in short steps.
   for (int polls = 0;; ++polls) {
-    const cudaError_t q = cudaEventQuery(event);
+    const cudaError_t q = query_event(event);
     if (q == cudaSuccess) return Status::Ok();
     if (q != cudaErrorNotReady) return cuda_status(q, what);
     if (Clock::now() >= deadline)

@@ -27,10 +27,28 @@ class DeviceError : public std::runtime_error {
 
 // "what: cudaErrorX (message)".
 std::string cuda_message(cudaError_t err, const char* what);
+// The thread's last-error state (issue 19, item 2): a failing runtime call also records its
+// error in the calling thread's last error, and the next launch check (cudaGetLastError after
+// a <<<>>>) would read it and blame a launch that succeeded. Invariant of the device path:
+// whoever consumes a failure (turns it into an exception, a Status, a kept error, a false or a
+// retry) clears it from the thread with cudaGetLastError, so a later healthy call never sees it.
+// A sticky error (the context is lost) cannot be cleared; every later call reports it anyway.
+//
+// Clears a failure that was consumed; a no-op for cudaSuccess. Returns err.
+cudaError_t consume_error(cudaError_t err);
 // Throws DeviceError naming `what` unless err is cudaSuccess (std::bad_alloc for out of memory).
+// The error is consumed (cleared from the thread) before throwing.
 void check_cuda(cudaError_t err, const char* what);
-// Ok, or a kTransportError Status naming `what`.
+// Ok, or a kTransportError Status naming `what`; the error is consumed.
 Status cuda_status(cudaError_t err, const char* what);
+// cudaEventQuery that leaves no trace in the thread's last error: cudaErrorNotReady (still
+// running) is cleared as any failure, whether or not this runtime records it.
+cudaError_t query_event(cudaEvent_t event);
+// Before a kernel launch: drops a stale, non-sticky error of an earlier call on this thread, so
+// that the launch check that follows (launch_error()) blames only this launch.
+void clear_stale_error();
+// After a kernel launch: the launch's own error (cudaGetLastError), consumed.
+cudaError_t launch_error();
 
 // Empty when at least one CUDA device can be used; otherwise a one-line reason, e.g.
 // "no CUDA device: cudaGetDeviceCount: cudaErrorNoDevice (no CUDA-capable device is detected)".

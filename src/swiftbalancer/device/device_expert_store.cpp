@@ -57,7 +57,17 @@ DeviceExpertStore::~DeviceExpertStore() {
 }
 
 void DeviceExpertStore::release() {
-  if (side_) (void)cudaStreamSynchronize(side_);  // this stream only, never the device
+  if (side_) {
+    // Wait for the side stream's queued copies, bounded (issue 19, item 11): a kernel stuck
+    // there (an NCCL group whose peer never posted) must not hang teardown. Past the bound the
+    // stream and events are destroyed anyway; CUDA frees them once the work ends.
+    cudaEvent_t drained = nullptr;
+    if (consume_error(cudaEventCreateWithFlags(&drained, cudaEventDisableTiming)) == cudaSuccess) {
+      if (consume_error(cudaEventRecord(drained, side_)) == cudaSuccess)
+        (void)wait_event(drained, Clock::now() + kReleaseBound, "store teardown");
+      (void)cudaEventDestroy(drained);
+    }
+  }
   for (cudaEvent_t& e : ring_)
     if (e) (void)cudaEventDestroy(e);
   if (engine_mark_) (void)cudaEventDestroy(engine_mark_);
@@ -102,7 +112,7 @@ std::unique_ptr<StagingBuffer> DeviceExpertStore::allocate_staging(std::size_t b
 }
 
 void DeviceExpertStore::keep_error(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
+  if (consume_error(err) == cudaSuccess) return;
   std::lock_guard lock(mu_);
   if (error_.ok()) error_ = cuda_status(err, what);
 }
@@ -155,10 +165,15 @@ std::uint64_t DeviceExpertStore::fence() {
   cudaEvent_t e = ring_[f % kRing];
   cudaError_t err = cudaEventRecord(e, side_);
   if (err == cudaSuccess && installs_since_fence_) err = cudaStreamWaitEvent(engine_, e, 0);
-  if (err != cudaSuccess && error_.ok()) error_ = cuda_status(err, "fence");
+  if (consume_error(err) != cudaSuccess && error_.ok()) error_ = cuda_status(err, "fence");
   installs_since_fence_ = false;
   last_ = LastCopy::kNone;  // the next install joins the engine stream again
   return f;
+}
+
+Status DeviceExpertStore::failure() {
+  std::lock_guard lock(mu_);
+  return error_;
 }
 
 bool DeviceExpertStore::fence_done(std::uint64_t f) {
@@ -168,7 +183,7 @@ bool DeviceExpertStore::fence_done(std::uint64_t f) {
   if (f > fences_) return false;  // not taken yet
   // A fence whose event was re-recorded is done once any later one is (one stream, in order).
   const std::uint64_t g = fences_ >= kRing && f <= fences_ - kRing ? fences_ - kRing + 1 : f;
-  const cudaError_t q = cudaEventQuery(ring_[g % kRing]);
+  const cudaError_t q = query_event(ring_[g % kRing]);
   if (q == cudaSuccess) {
     done_upto_ = g;
     return true;

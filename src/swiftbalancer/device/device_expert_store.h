@@ -19,6 +19,8 @@
 // A CUDA call that fails inside stage/install does not throw (the mover calls them on the
 // serving path): the error is kept, every later fence reports it (wait_fence fails, fence_done
 // stays false), so the layers in flight fail and serving goes on with the placement in service.
+// failure() returns it; the layer mover carries it in its vote, so every rank stops moving at
+// the same step. Every CUDA failure consumed here is cleared from the thread (cuda_util.h).
 //
 // Staging: cudaMalloc of the store's device, called by the decision worker (off the serving
 // thread); freed with cudaFree when the pool drops it (only when no transfer can touch it).
@@ -46,7 +48,8 @@ class DeviceExpertStore final : public ExpertStore {
   // On the current device. Throws InputError on non-positive sizes, DeviceError when the device
   // refuses a stream or event.
   DeviceExpertStore(int layers, int slots, cudaStream_t engine_stream);
-  ~DeviceExpertStore() override;  // waits for the side stream's queued copies
+  // Waits for the side stream's queued copies, at most kReleaseBound (then leaves them to end).
+  ~DeviceExpertStore() override;
   DeviceExpertStore(const DeviceExpertStore&) = delete;
   DeviceExpertStore& operator=(const DeviceExpertStore&) = delete;
 
@@ -72,6 +75,11 @@ class DeviceExpertStore final : public ExpertStore {
   std::uint64_t fence() override;
   bool fence_done(std::uint64_t fence) override;
   Status wait_fence(std::uint64_t fence, Clock::time_point deadline) override;
+  // The kept error (Ok while none): the balancer votes it, so every rank stops moving at the
+  // step one rank's store broke.
+  Status failure() override;
+
+  static constexpr Millis kReleaseBound{5000};
 
  private:
   enum class LastCopy { kNone, kStage, kInstall };

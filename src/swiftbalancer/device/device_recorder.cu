@@ -67,8 +67,9 @@ u64* as_u64(std::int64_t* p) {
 
 template <typename T>
 void launch_add(std::int64_t* counter, const T* counts, std::int64_t n, cudaStream_t stream) {
+  clear_stale_error();  // the check below must blame this launch only
   add_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(as_u64(counter), counts, n);
-  check_cuda(cudaGetLastError(), "DeviceRecorder: count add launch");
+  check_cuda(launch_error(), "DeviceRecorder: count add launch");
 }
 
 template <typename T>
@@ -77,9 +78,10 @@ void launch_ids(std::int64_t* row, std::int64_t* invalid, const T* ids, std::int
   if (n <= 0) return;
   const bool shared_hist = slots <= kSharedSlots;
   const std::size_t smem = shared_hist ? static_cast<std::size_t>(slots) * sizeof(unsigned) : 0;
+  clear_stale_error();
   ids_kernel<T><<<blocks_for(n), kThreads, smem, stream>>>(as_u64(row), as_u64(invalid), ids, n,
                                                            slots, shared_hist);
-  check_cuda(cudaGetLastError(), "DeviceRecorder: id count launch");
+  check_cuda(launch_error(), "DeviceRecorder: id count launch");
 }
 
 }  // namespace
@@ -185,7 +187,7 @@ Status DeviceRecorder::start_gather(cudaStream_t engine_stream) {
 }
 
 bool DeviceRecorder::gather_done() {
-  return gathering_ && cudaEventQuery(gathered_) == cudaSuccess;
+  return gathering_ && query_event(gathered_) == cudaSuccess;
 }
 
 Status DeviceRecorder::wait_gather(Clock::time_point deadline) {

@@ -8,16 +8,26 @@
 // The stream should be the DeviceExpertStore's side_stream(), so that sends read slots after
 // earlier installs and receives write staging in the same order as the store's copies.
 //
-// A batch is one ncclGroupStart / ncclSend... ncclRecv... / ncclGroupEnd on the stream, then an
-// event; poll() and wait() query the event (cudaEventQuery), never synchronise the stream.
+// A batch is one ncclGroupStart / ncclSend... ncclRecv... / ncclGroupEnd on the stream; post()
+// returns once a non-blocking communicator has settled (the group is on the stream, bounded by
+// 2 s, else an abort), then records an event behind it: nothing is ever queued on the stream
+// while a group is ncclInProgress. poll() and wait() query the event, never synchronise.
+// First connections: NCCL connects a pair of ranks on their first send/receive, which may take
+// longer than a transfer deadline; bootstrap() ends with warm_up() (one byte each way with
+// every rank, bounded by its timeout). Call warm_up() on a wrapped communicator before the
+// balancer's first step.
 // NCCL has no tags: messages between two ranks match in posting order, which the balancer
 // guarantees (every rank posts the same layers in the same order; within a layer, sends and
 // receives of a pair follow the plan's order). Sizes must match exactly (NCCL cannot check).
 //
 // Failure: with a non-blocking communicator (ncclConfig_t blocking = 0, what bootstrap makes) a
 // transfer that misses its deadline ends in ncclCommAbort: the transport is broken() from then
-// on (every later post fails at once), cancel() of an unfinished batch returns an error so the
-// mover parks its staging, and serving goes on with the placement in service. Collectives keep
+// on (every later post fails at once), every batch not seen complete before the abort fails
+// (the abort makes NCCL's kernels exit, so their events complete with nothing received),
+// cancel() of an unfinished batch returns an error so the mover parks its staging, and serving
+// goes on with the placement in service. The abort runs with no lock held and is waited for at
+// most 2 s (then left to finish on a helper thread). The balancer carries broken() in its layer
+// vote, so every rank stops moving at the same step. Collectives keep
 // going through the host transport, so the ranks still agree that the layers failed. A wrapped
 // communicator is aborted too: give the balancer its own (ncclCommSplit), not the model's.
 //
@@ -59,6 +69,9 @@ class NcclTransport final : public Transport {
     return host_.all_reduce(values, op, timeout);
   }
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override;
+  // Connects every pair: one byte each way with every rank (itself included), all ranks at
+  // once (a collective). kTimeout, and the communicator aborted, when not done by `timeout`.
+  Status warm_up(Millis timeout);
 
   struct Shared;  // the communicator and its state, shared with the batches
 

@@ -19,7 +19,8 @@ namespace {
 struct Event {
   cudaEvent_t e = nullptr;
   Event() {
-    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) e = nullptr;
+    if (consume_error(cudaEventCreateWithFlags(&e, cudaEventDisableTiming)) != cudaSuccess)
+      e = nullptr;
   }
   ~Event() {
     if (e) (void)cudaEventDestroy(e);
@@ -73,7 +74,7 @@ struct SingleGpuWorld::Impl {
         e = cudaMemcpyAsync(recv->data, send->data, send->size, cudaMemcpyDeviceToDevice,
                             recv->stream);
       if (e == cudaSuccess) e = cudaEventRecord(ev->e, recv->stream);
-      if (e != cudaSuccess) err = cuda_message(e, "single-GPU copy");
+      if (consume_error(e) != cudaSuccess) err = cuda_message(e, "single-GPU copy");
     }
     std::lock_guard lock(mu);
     for (PendingOp* op : {send, recv}) {
@@ -109,7 +110,8 @@ class SingleGpuBatch final : public TransferBatch {
     me->stream = stream_;
     if (!me->recv) {
       me->ready = std::make_shared<Event>();
-      if (me->ready->e == nullptr || cudaEventRecord(me->ready->e, stream_) != cudaSuccess) {
+      if (me->ready->e == nullptr ||
+          consume_error(cudaEventRecord(me->ready->e, stream_)) != cudaSuccess) {
         me->done = me->failed = true;
         me->error = "could not record the send's event";
         return;
@@ -213,7 +215,7 @@ class SingleGpuBatch final : public TransferBatch {
     bool all = true;
     for (auto& op : ops_) {
       if (!op->done && op->copied != nullptr) {
-        const cudaError_t q = cudaEventQuery(op->copied->e);
+        const cudaError_t q = query_event(op->copied->e);
         if (q == cudaSuccess) {
           op->done = true;
         } else if (q != cudaErrorNotReady) {

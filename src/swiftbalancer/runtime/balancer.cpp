@@ -365,13 +365,20 @@ void Balancer::check_peers(bool gathered) {
   p.collective_streak += static_cast<int>(seen - p.collective_failures_seen);
   p.collective_failures_seen = seen;
   if (gathered) p.collective_streak = 0;
-  const bool broken = p.transport.broken();
+  // A broken transport or store stops every rank at the same step: the layer vote carries it
+  // (LayerMover::stop_agreed). A rank does not stop alone on its own broken() while its
+  // collectives still work (NCCL's go over a host transport): the others would go on calling
+  // collectives it no longer joins (issue 19, item 1). Only when its collectives fail as well
+  // (an MPI transport that broke) does it stop here; the others then see them fail.
+  const bool agreed = p.mover.stop_agreed();
+  const bool broken = agreed || (p.transport.broken() && p.collective_streak > 0);
   if (!broken && p.collective_streak < cfg_.max_collective_failures) return;
   p.mover.abandon(step_);
   p.decision.abandon();
   p.phase = Parts::Phase::kStopped;
   p.reporter.add(&BalancerCounters::balancing_stopped);
-  p.reporter.log(std::string(broken ? "the transport is broken"
+  p.reporter.log(std::string(agreed   ? p.mover.stop_reason() + " (agreed by every rank)"
+                             : broken ? "the transport is broken"
                                     : std::to_string(p.collective_streak) +
                                           " collectives in a row failed (a rank stopped "
                                           "answering)") +

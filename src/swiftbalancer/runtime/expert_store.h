@@ -74,6 +74,9 @@ class ExpertStore {
   virtual std::uint64_t fence() = 0;
   virtual bool fence_done(std::uint64_t fence) = 0;
   virtual Status wait_fence(std::uint64_t fence, Clock::time_point deadline) = 0;
+  // A failure that ends this store's moves for good (e.g. a device error it kept), or Ok. The
+  // layer mover carries it in its vote, so that every rank stops moving at the same step.
+  virtual Status failure() { return Status::Ok(); }
 };
 
 }  // namespace swiftbalancer

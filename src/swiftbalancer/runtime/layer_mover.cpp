@@ -78,7 +78,8 @@ void LayerMover::post(std::size_t layers, StepStats& stats) {
     if (!m.installs.empty() && region < 0) {
       // Nothing to stage into (regions parked after a failed cancel): the layer fails here,
       // and so everywhere, at the agreement.
-      posted_.push_back({&m, -1, {}, failed_batch(Status::Internal("no staging region free"))});
+      posted_.push_back(
+          {&m, -1, {}, failed_batch(Status::Internal("no staging region free")), std::nullopt});
       continue;
     }
     post_layer(m, staging, region, stats);
@@ -121,7 +122,7 @@ void LayerMover::post_layer(LayerMove& m, std::span<std::byte> staging, int regi
   } catch (const std::exception& e) {  // a transport that throws still fails only this batch
     batch = failed_batch(Status::TransportError(std::string("post failed: ") + e.what()));
   }
-  posted_.push_back({&m, region, staging, std::move(batch)});
+  posted_.push_back({&m, region, staging, std::move(batch), std::nullopt});
 }
 
 std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why, StepStats& stats) {
@@ -137,15 +138,42 @@ std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why,
     if (!s.ok()) {
       votes[i] = 0;
       why[i] = s.to_string();
+      // Cancelled before the vote, not after: a cancel that breaks the transport (an NCCL
+      // abort) is then carried by this very vote, so no rank learns it a step later alone.
+      posted_[i].cancelled = posted_[i].batch->cancel();
     }
   }
-  const Status agreed = transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout);
+  // The last element: -1 when this rank's transport is broken or its store failed. A rank
+  // whose transport broke still takes part in the collectives (NCCL's go over a host
+  // transport): with the minimum over ranks, every rank learns it at this vote and stops moving
+  // here, instead of the broken rank stopping alone and the others pairing their next
+  // collectives with nobody (issue 19, items 1 and 9).
+  const Status store_failure = store_.failure();
+  const bool broken_here = transport_.broken() || !store_failure.ok();
+  votes.push_back(broken_here ? -1 : 0);
+  // A rank whose layers failed at once (nothing posted: a broken transport) reaches the vote
+  // early, while its peers may wait for their transfers until the deadline: it waits for them
+  // that long on top of the collective timeout, so its vote does not time out alone.
+  const auto until_deadline =
+      std::chrono::duration_cast<Millis>(std::max(deadline - Clock::now(), Clock::duration(0)));
+  const Status agreed =
+      transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
   stats.wait_ns += elapsed_ns(t0);
+  const bool stop = agreed.ok() && votes.back() < 0;
+  votes.pop_back();
   if (!agreed.ok()) {
     reporter_.error(
         "layer agreement failed (" + agreed.to_string() + "); layers stay on the old placement",
         &BalancerCounters::collective_failures);
     std::fill(votes.begin(), votes.end(), 0);
+  }
+  if (stop && !stop_agreed_) {
+    stop_agreed_ = true;
+    stop_reason_ = !broken_here ? "another rank's transport or expert store broke"
+                   : transport_.broken()
+                       ? "the " + transport_.name() + " transport is broken"
+                       : "the expert store failed (" + store_failure.to_string() + ")";
+    std::fill(votes.begin(), votes.end(), 0);  // nothing is installed once a rank broke
   }
   return votes;
 }
@@ -164,7 +192,7 @@ void LayerMover::install(LayerMove& m, std::span<const std::byte> staging, StepS
 void LayerMover::give_back(Posted& p, bool transfer_ok) {
   bool parked = false;
   if (!transfer_ok && p.batch) {
-    const Status c = p.batch->cancel();
+    const Status c = p.cancelled ? *p.cancelled : p.batch->cancel();
     if (!c.ok() && p.region >= 0) {
       pool_.park(p.region);
       parked = true;

@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "swiftbalancer/core/topology.h"
@@ -57,6 +59,12 @@ class LayerMover {
   // step: the layers not yet moved stay on their old placement, counted as pre-empted. Returns
   // how many.
   int preempt(StepStats& stats, std::int64_t step);
+  // True from the step at which the layer vote said that some rank's transport is broken or its
+  // store failed (ExpertStore::failure): every rank sees it at the same vote, so every rank
+  // stops moving at the same point (the balancer stops balancing then). stop_reason() says
+  // what this rank saw (empty when it was another rank).
+  bool stop_agreed() const { return stop_agreed_; }
+  const std::string& stop_reason() const { return stop_reason_; }
 
  private:
   struct Posted {
@@ -64,6 +72,7 @@ class LayerMover {
     int region = -1;  // staging region, -1 when the layer stages nothing here
     std::span<std::byte> staging;
     std::unique_ptr<TransferBatch> batch;
+    std::optional<Status> cancelled;  // a failed batch is cancelled before the vote, once
   };
   int tag_for(int layer) const;
   bool withhold_sends(const LayerMove& m);
@@ -88,6 +97,8 @@ class LayerMover {
   std::vector<P2POp> ops_;          // reused
   int committed_ = 0, failed_ = 0;  // in this cycle
   bool withheld_once_ = false;
+  bool stop_agreed_ = false;
+  std::string stop_reason_;
 };
 
 }  // namespace swiftbalancer

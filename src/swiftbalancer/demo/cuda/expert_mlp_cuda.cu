@@ -1,5 +1,7 @@
 #include "swiftbalancer/demo/cuda/expert_mlp_cuda.h"
 
+#include "swiftbalancer/device/cuda_util.h"
+
 namespace swiftbalancer::demo_cuda {
 namespace {
 
@@ -51,13 +53,15 @@ cudaError_t launch_expert_mlp(int hidden, int ffn, const std::byte* slots_base,
                               const std::int32_t* slots, int n, float* scratch, float* out,
                               cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
+  // A stale error of an earlier call on this thread must not fail this launch (issue 19 item 2).
+  device::clear_stale_error();
   first_layer<<<blocks(static_cast<long long>(n) * ffn), kThreads, 0, stream>>>(
       hidden, ffn, slots_base, expert_bytes, rows, slots, n, scratch);
-  const cudaError_t err = cudaGetLastError();
+  const cudaError_t err = device::launch_error();
   if (err != cudaSuccess) return err;
   second_layer<<<blocks(static_cast<long long>(n) * hidden), kThreads, 0, stream>>>(
       hidden, ffn, slots_base, expert_bytes, scratch, slots, n, out);
-  return cudaGetLastError();
+  return device::launch_error();
 }
 
 }  // namespace swiftbalancer::demo_cuda
