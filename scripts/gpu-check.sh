@@ -1,77 +1,184 @@
 #!/usr/bin/env bash
-# The GPU check (issue 10): configure with the CUDA device path on, build the device tests, the
-# device benchmark and the command, run both and `demo --device cuda` (async and sync, with and
-# without each injected fault; every run must end with 0 mismatched token outputs), then, with 2
-# or more GPUs, `demo --device cuda --transport mpi` under mpirun (one GPU per process, NCCL for
-# the weights; the demo exits 1 on any mismatched output). Needs the CUDA toolkit and NCCL
-# (/usr/local/cuda) and, for figures, one GPU; without a GPU the tests skip and the benchmark says
-# "no CUDA device".
-# Budget: 8 minutes on one H200 (the build is most of it; the tests and benchmark take seconds;
-# each demo run is bounded by `timeout`).
-# Last, with 2 or more GPUs and torch importable: the torch runtime (swiftbalancer._torch) with
-# CUDA expert tensors on NCCL and counts on gloo, one process per GPU
-# (tests/python/torch_balancer_worker.py with SB_DEVICE=cuda).
-# Usage: scripts/gpu-check.sh [extra cmake args...]
-set -euo pipefail
+# The GPU check (issues 10 and 19), in two halves so that the build happens where CUDA, NCCL and
+# the build tools are, and the run fits one short lease of a GPU machine:
+#
+#   scripts/gpu-check.sh build [extra cmake args...]
+#       here (no GPU needed): configures $BUILD_DIR (default build-gpu) with the CUDA device path
+#       on and MPI off, builds device_tests, device_bench and the CLI, and packs them (stripped,
+#       with the CUDA runtime they link) into $BUNDLE (default build-gpu-bundle/, ignored by git
+#       like every build*/ folder), refusing a bundle of 64 MiB or more. The torch extension's
+#       sources and tests/python travel with the working tree.
+#   scripts/gpu-check.sh run
+#       there: runs every step even when one fails, and writes one summary file
+#       ($BUNDLE/summary.txt, or $SUMMARY; also copied into $OUT when that is set) of figures and
+#       verdicts (PASS / FAIL / SKIP, each with its reason). Needs only what the GPU machine has
+#       (bash, python3, the driver; NCCL from the nvidia-nccl wheel is found through python3).
+#       Without a device every step is reported as SKIP (no CUDA device), never as passed, and it
+#       ends in seconds. Exit status: 1 when any step failed, else 0.
+#
+# Steps of `run`: device tests; device benchmark (recording and staging figures); `demo --device
+# cuda` async and sync with each injected fault (0 mismatched outputs and at least one committed
+# layer); the NCCL demo under mpirun (skipped: the bundle is built without MPI); last, the torch
+# runtime on CUDA (swiftbalancer._torch, NCCL weights and gloo counts, one GPU per rank:
+# tests/python/torch_balancer_worker.py with SB_DEVICE=cuda) with 2 or more GPUs and torch.
+# Budget: 8 minutes on one H200.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+MODE="${1:-}"
+[ $# -gt 0 ] && shift
 BUILD_DIR="${BUILD_DIR:-build-gpu}"
+BUNDLE="${BUNDLE:-build-gpu-bundle}"
 JOBS="${JOBS:-$(nproc)}"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_CUDA=ON \
-  -DSWIFTBALANCER_PYTHON=OFF "$@"
-cmake --build "$BUILD_DIR" -j "$JOBS" --target device_tests device_bench swiftbalancer_cli
-echo "== device tests"
-timeout 300 "$BUILD_DIR/tests/device_tests"
-echo "== device benchmark"
-timeout 120 "$BUILD_DIR/bench/device_bench"
-echo "== demo --device cuda"
-for fault in none transfer-timeout worker-exception bad-placement; do
-  echo "-- --inject-fault $fault"
-  timeout 120 "$BUILD_DIR/src/swiftbalancer" demo --device cuda --mode async,sync --steps 300 \
-    --quiet --inject-fault "$fault" --report "$BUILD_DIR/demo_cuda_$fault.json"
-done
-echo "== demo --device cuda --transport mpi (NCCL, one GPU per process)"
-GPUS=0
-command -v nvidia-smi >/dev/null && GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
-if [ "$GPUS" -lt 2 ]; then
-  echo "skipped: the NCCL demo needs 2 GPUs (nvidia-smi reports $GPUS)"
-elif ! command -v mpirun >/dev/null; then
-  echo "skipped: mpirun not found (the NCCL demo runs one process per GPU under mpirun)"
-else
-  NP=$((GPUS < 4 ? GPUS : 4))
-  ROOT_FLAG=()
-  [ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-run-as-root)
-  # --oversubscribe: a container may show mpirun fewer slots than cores; 4 processes at most.
-  timeout 180 mpirun --oversubscribe "${ROOT_FLAG[@]}" -np "$NP" "$BUILD_DIR/src/swiftbalancer" \
-    demo --device cuda --transport mpi --mode async,sync --steps 300 --quiet \
-    --report "$BUILD_DIR/demo_cuda_mpi.json"
-  # Exit 0 means 0 mismatched outputs (the demo exits 1 on any); the report's totals say it too.
-  echo "NCCL demo on $NP GPUs passed (report: $BUILD_DIR/demo_cuda_mpi.json)"
-fi
-
-echo "== torch runtime on CUDA (swiftbalancer._torch: NCCL weights, gloo counts, one GPU per rank)"
 PY="${PYTHON:-python3}"
-TGPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
-if [ "$TGPUS" -lt 2 ]; then
-  echo "skipped: needs torch with 2 or more CUDA devices ($TGPUS seen; NCCL refuses two ranks on one GPU)"
-else
-  cmake -S . -B "$BUILD_DIR-py" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_PYTHON=ON \
+
+build() {
+  set -e
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_CUDA=ON \
+    -DSWIFTBALANCER_MPI=OFF -DSWIFTBALANCER_PYTHON=OFF -DSWIFTBALANCER_BENCH=ON "$@"
+  cmake --build "$BUILD_DIR" -j "$JOBS" --target device_tests device_bench swiftbalancer_cli
+  rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/bin" "$BUNDLE/lib"
+  cp "$BUILD_DIR/tests/device_tests" "$BUILD_DIR/bench/device_bench" \
+    "$BUILD_DIR/src/swiftbalancer" "$BUNDLE/bin/"
+  strip "$BUNDLE"/bin/* 2>/dev/null || true
+  # The shared CUDA runtime the binaries link (one runtime: cmake/cuda.cmake). NCCL is not
+  # carried (hundreds of MB): the GPU machine has it as the nvidia-nccl wheel.
+  local cudart
+  cudart=$(ldd "$BUNDLE/bin/device_tests" | awk '/libcudart\.so/ {print $3; exit}')
+  [ -n "$cudart" ] && cp -L "$cudart" "$BUNDLE/lib/"
+  git rev-parse HEAD >"$BUNDLE/commit" 2>/dev/null || true
+  local kib
+  kib=$(du -sk "$BUNDLE" | cut -f1)
+  echo "bundle: $BUNDLE, $((kib / 1024)) MiB ($kib KiB)"
+  if [ "$kib" -ge $((64 * 1024)) ]; then
+    echo "error: the bundle is 64 MiB or more; it cannot travel with a run" >&2
+    exit 1
+  fi
+  echo "on the GPU machine: scripts/gpu-check.sh run   (carry: $BUNDLE)"
+}
+
+SUMMARY_FILE=""
+FAILED=0
+say() { echo "$*" | tee -a "$SUMMARY_FILE"; }
+verdict() {  # verdict STEP PASS|FAIL|SKIP reason...
+  local step="$1" v="$2"
+  shift 2
+  [ "$v" = FAIL ] && FAILED=1
+  say "$(printf '%-34s %s  %s' "$step" "$v" "$*")"
+}
+
+run() {
+  SUMMARY_FILE="${SUMMARY:-$BUNDLE/summary.txt}"
+  mkdir -p "$(dirname "$SUMMARY_FILE")"
+  : >"$SUMMARY_FILE"
+  local logs="$BUNDLE/logs"
+  mkdir -p "$logs"
+  local steps=(device-tests device-bench demo-cuda-async-sync nccl-demo-mpi torch-cuda)
+  say "gpu-check run: $(date -u +%FT%TZ), commit $(cat "$BUNDLE/commit" 2>/dev/null || echo '?')"
+  local gpus=0
+  command -v nvidia-smi >/dev/null && gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+  if [ "$gpus" -lt 1 ]; then
+    say "no CUDA device (nvidia-smi reports none): nothing ran on a GPU"
+    for s in "${steps[@]}"; do verdict "$s" SKIP "no CUDA device"; done
+    finish
+    return
+  fi
+  say "devices: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | paste -sd';')"
+  if [ ! -x "$BUNDLE/bin/device_tests" ]; then
+    for s in "${steps[@]}"; do verdict "$s" FAIL "no bundle at $BUNDLE (run: scripts/gpu-check.sh build)"; done
+    finish
+    return
+  fi
+  # NCCL from the wheel (no nccl.h there, only libnccl.so.2), the CUDA runtime from the bundle.
+  local nccl_lib
+  nccl_lib=$("$PY" -c 'import nvidia.nccl, os; print(os.path.join(os.path.dirname(nvidia.nccl.__file__), "lib"))' 2>/dev/null || true)
+  export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib${nccl_lib:+:$nccl_lib}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local bin="$BUNDLE/bin"
+
+  # 1. Device tests: all pass, none skipped.
+  if timeout 300 "$bin/device_tests" >"$logs/device_tests.log" 2>&1; then
+    local skipped
+    skipped=$(grep -c '^\[  SKIPPED \]' "$logs/device_tests.log" || true)
+    verdict device-tests PASS "$(grep -E '^\[  PASSED  \]' "$logs/device_tests.log" | head -1) ($skipped skipped lines)"
+  else
+    verdict device-tests FAIL "$(grep -E '^\[  FAILED  \]' "$logs/device_tests.log" | head -3 | paste -sd' ')"
+  fi
+
+  # 2. Benchmark: its figures into the summary (targets: recording of 58 layers <= 10 us GPU
+  # time per step; staging >= 80% of plain D2D bandwidth with 44 MB experts).
+  if timeout 120 "$bin/device_bench" >"$logs/device_bench.log" 2>&1; then
+    verdict device-bench PASS "figures below"
+    sed 's/^/    /' "$logs/device_bench.log" | tail -30 | tee -a "$SUMMARY_FILE"
+  else
+    verdict device-bench FAIL "exit $? (log: $logs/device_bench.log)"
+  fi
+
+  # 3. demo --device cuda: async and sync, every fault, 0 mismatches, >= 1 committed layer.
+  local fault ok=1 notes=""
+  for fault in none transfer-timeout worker-exception bad-placement; do
+    local rep="$logs/demo_cuda_$fault.json"
+    if ! timeout 120 "$bin/swiftbalancer" demo --device cuda --mode async,sync --steps 300 \
+      --quiet --inject-fault "$fault" --report "$rep" >"$logs/demo_$fault.log" 2>&1; then
+      ok=0
+      notes+=" $fault:exit-nonzero"
+      continue
+    fi
+    notes+=" $fault:$("$PY" - "$rep" <<'PYEOF' 2>&1
+import json, sys
+r = json.load(open(sys.argv[1]))
+def find(o, key):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == key: yield v
+            yield from find(v, key)
+    elif isinstance(o, list):
+        for v in o: yield from find(v, key)
+mism = sum(v for v in find(r, "mismatches") if isinstance(v, (int, float)))
+committed = sum(v for v in find(r, "layers_committed") if isinstance(v, (int, float)))
+print("mismatches=%d,committed=%d" % (mism, committed) + ("" if mism == 0 and committed >= 1 else ",BAD"))
+PYEOF
+)"
+  done
+  if [ $ok = 1 ] && [[ "$notes" != *BAD* ]] && [[ "$notes" != *rror* ]]; then
+    verdict demo-cuda-async-sync PASS "$notes"
+  else
+    verdict demo-cuda-async-sync FAIL "$notes"
+  fi
+
+  # 4. The NCCL demo needs MPI, which the bundle is built without (the GPU machine has no MPI).
+  verdict nccl-demo-mpi SKIP "bundle built without MPI (none on the GPU machine)"
+
+  # 5. The torch runtime on CUDA (kept from the first version of this script).
+  torch_cuda
+  finish
+}
+
+torch_cuda() {
+  local tgpus
+  tgpus=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+  if [ "$tgpus" -lt 2 ]; then
+    verdict torch-cuda SKIP "needs torch with 2 or more CUDA devices ($tgpus seen; NCCL refuses two ranks on one GPU)"
+    return
+  fi
+  local pyb="$BUILD_DIR-py"
+  if ! { cmake -S . -B "$pyb" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_PYTHON=ON \
     -DSWIFTBALANCER_TESTS=OFF -DSWIFTBALANCER_BENCH=OFF -DSWIFTBALANCER_MPI=OFF \
-    -DPython_EXECUTABLE="$(command -v "$PY")"
-  cmake --build "$BUILD_DIR-py" -j "$JOBS" --target swiftbalancer_python
-  NP=$((TGPUS < 4 ? TGPUS : 4))
-  OUT="$BUILD_DIR-py/torch_cuda"
-  rm -rf "$OUT" && mkdir -p "$OUT"
-  PORT=$((29500 + RANDOM % 1000))
-  for r in $(seq 0 $((NP - 1))); do
-    PYTHONPATH="$BUILD_DIR-py/python" RANK=$r WORLD_SIZE=$NP MASTER_ADDR=127.0.0.1 \
-      MASTER_PORT=$PORT SB_DEVICE=cuda timeout 120 "$PY" tests/python/torch_balancer_worker.py \
-      move "$OUT" &
+    -DPython_EXECUTABLE="$(command -v "$PY")" &&
+    cmake --build "$pyb" -j "$JOBS" --target swiftbalancer_python; } >"$BUNDLE/logs/torch_build.log" 2>&1; then
+    verdict torch-cuda FAIL "the extension did not build (log: $BUNDLE/logs/torch_build.log)"
+    return
+  fi
+  local np=$((tgpus < 4 ? tgpus : 4)) out="$pyb/torch_cuda" port=$((29500 + RANDOM % 1000)) r
+  rm -rf "$out" && mkdir -p "$out"
+  for r in $(seq 0 $((np - 1))); do
+    PYTHONPATH="$pyb/python" RANK=$r WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 \
+      MASTER_PORT=$port SB_DEVICE=cuda timeout 120 "$PY" tests/python/torch_balancer_worker.py \
+      move "$out" &
   done
   wait
   # Every rank: 0 slots holding another expert than its table says, the same placements, at
   # least one rebalance, and the bytes moved.
-  "$PY" - "$OUT" "$NP" <<'PYEOF'
+  local res
+  if res=$("$PY" - "$out" "$np" <<'PYEOF' 2>&1
 import json, os, sys
 out, n = sys.argv[1], int(sys.argv[2])
 rs = [json.load(open(os.path.join(out, "rank%d.json" % r))) for r in range(n)]
@@ -79,7 +186,30 @@ assert all(r["wrong_slots"] == 0 for r in rs), "a slot held the wrong expert"
 assert all(r["placements"] == rs[0]["placements"] for r in rs), "ranks disagree"
 c = [r["counters"] for r in rs]
 assert all(x["rebalances"] >= 1 and x["layers_failed"] == 0 for x in c), c
-print("torch CUDA runtime on %d GPUs passed: %d layers committed, %d bytes received" %
+print("%d GPUs: %d layers committed, %d bytes received" %
       (n, c[0]["layers_committed"], sum(x["bytes_received"] for x in c)))
 PYEOF
-fi
+  ); then
+    verdict torch-cuda PASS "$res"
+  else
+    verdict torch-cuda FAIL "$(echo "$res" | tail -1)"
+  fi
+}
+
+finish() {
+  say "verdict: $([ $FAILED = 0 ] && echo 'no step failed' || echo 'a step failed')"
+  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp "$SUMMARY_FILE" "$OUT/gpu-summary.txt"; fi
+  echo "summary: $SUMMARY_FILE"
+}
+
+case "$MODE" in
+  build) build "$@" ;;
+  run)
+    run
+    exit $FAILED
+    ;;
+  *)
+    echo "usage: scripts/gpu-check.sh build [cmake args...] | run" >&2
+    exit 2
+    ;;
+esac
