@@ -100,6 +100,9 @@ def test_a_failed_transfer_leaves_the_layer_old_and_serving_goes_on(tmp_path):
     # The other layers of that cycle, and later cycles, still commit.
     assert all(x["layers_committed"] >= 1 for x in c)
     assert c[0]["transfer_failures"] >= 1 or c[1]["transfer_failures"] >= 1
+    # A receiver of the withheld sends cannot withdraw its posted gloo receives: its staging is
+    # parked, never reused for a later layer (a late message may still land there).
+    assert sum(x["parked_staging_bytes"] for x in c) > 0
     assert sum(x["bytes_received"] for x in c) == plan_bytes(first["placements"],
                                                              first["expert_bytes"])
 

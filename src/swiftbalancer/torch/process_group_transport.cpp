@@ -75,9 +75,12 @@ class ProcessGroupBatch final : public TransferBatch {
  private:
   // Checks the stage in flight and posts the next one when it completed.
   State advance();
+  Status cancel_once();
   ProcessGroupTransport& t_;
   std::shared_ptr<ProcessGroupTransport::BatchState> b_;
-  bool cancelled_ = false;
+  // The answer of the first cancel(), given again to every later call: wait() cancels a failed
+  // batch itself, and the caller's own cancel() must still learn that buffers stay in use.
+  std::optional<Status> cancelled_;
 };
 
 ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGroup> control,
@@ -395,8 +398,11 @@ Status ProcessGroupBatch::wait(Clock::time_point deadline) {
 }
 
 Status ProcessGroupBatch::cancel() {
-  if (cancelled_) return Status::Ok();
-  cancelled_ = true;
+  if (!cancelled_) cancelled_ = cancel_once();
+  return *cancelled_;
+}
+
+Status ProcessGroupBatch::cancel_once() {
   ProcessGroupTransport::BatchState& b = *b_;
   if (b.result && b.result->ok()) return Status::Ok();
   bool outstanding = false;
