@@ -60,7 +60,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Serve DeepSeek-V3 MoE blocks with expert parallelism over torch.distributed "
         "(gloo, CPU), balanced by swiftbalancer.torch.Balancer. Launch with torchrun.")
-    p.add_argument("--mode", choices=MODES, default="async", help="balancer mode")
+    p.add_argument("--mode", type=modes_list, default=["async"],
+                   help="balancer mode, or several comma-separated (async,sync): each served in "
+                   "turn in the same run, with the same weights and tokens, and compared")
     p.add_argument("--policy", choices=("swift", "deepseek"), default="swift")
     p.add_argument("--inject-fault", choices=FAULTS, default="none",
                    help="fault the balancer injects (on --fault-rank, in --fault-cycle)")
@@ -90,6 +92,15 @@ def parse_args(argv):
                    help="file under --traces: SGLang JSON (logical_count) or CSV "
                    "(layer,expert,tokens[,step])")
     return p.parse_args(argv)
+
+
+def modes_list(text):
+    modes = [m.strip() for m in text.split(",")]
+    bad = [m for m in modes if m not in MODES]
+    if bad or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError("modes are %s, each at most once (got %r)"
+                                         % ("|".join(MODES), text))
+    return modes
 
 
 def check_args(a, world_size):
@@ -453,13 +464,8 @@ def run(a, rank):
     dist.all_gather_object(gathered, local)
     bal.bal.close()
     if rank != 0:
-        return 0
-    report = make_report(a, gathered, source)
-    if a.report:
-        write_json(a.report, report)
-    print_summary(report)
-    ok = report["wrong_expert_tokens"] == 0 and report["max_abs_diff"] <= TOLERANCE
-    return 0 if ok else 1
+        return None
+    return make_report(a, gathered, source)
 
 
 STAT_FIELDS = ("step", "serving_ns", "copy_ns", "wait_ns", "bytes_sent", "bytes_received",
@@ -500,6 +506,9 @@ def make_report(a, ranks, source):
     # What a rebalance costs serving: its worst step over the median step. Async spreads the
     # moves over layers_per_step layers a step; sync moves every layer in one step.
     stall = max((step_ms[s] for s in rebalance_steps), default=median) - median
+    # The balancer's own calls at those steps (waits and copies included), slowest rank.
+    call_ms = max((max(r["call_ns"][s] for r in ranks) / 1e6 for s in rebalance_steps),
+                  default=0.0)
     # The runtime's own time on the serving thread: the calls less the bounded waits and the
     # weight copies, which its stats report apart (as the C++ demo does).
     call_us = [(ns - st["wait_ns"] - st["copy_ns"]) / 1e3
@@ -545,6 +554,7 @@ def make_report(a, ranks, source):
         "step_ms_max": max(step_ms),
         "slowest_step": step_ms.index(max(step_ms)),
         "rebalance_stall_ms": stall,
+        "rebalance_call_ms": call_ms,
         "counters_rank0": counters[0],
     }
 
@@ -580,8 +590,33 @@ def print_summary(r):
           % (verdict, r["wrong_expert_tokens"], r["max_abs_diff"]))
 
 
+def compare(reports):
+    """What a rebalance costs serving in each mode of one run, and async's cost over sync's."""
+    by_mode = {r["mode"]: r for r in reports}
+    out = {m: {"rebalance_stall_ms": r["rebalance_stall_ms"],
+               "rebalance_call_ms": r["rebalance_call_ms"]} for m, r in by_mode.items()}
+    if "async" in by_mode and "sync" in by_mode:
+        for key in ("rebalance_stall_ms", "rebalance_call_ms"):
+            sync = by_mode["sync"][key]
+            out["async_over_sync_" + key[len("rebalance_"):]] = (
+                by_mode["async"][key] / sync if sync > 0 else None)
+    return out
+
+
+def print_comparison(c):
+    if "async_over_sync_stall_ms" not in c:
+        return
+    ratio = c["async_over_sync_stall_ms"]
+    print("comparison: async's rebalance step costs %+.2f ms over the median step = %s of sync's "
+          "stall %+.2f ms; the balancer's own calls at those steps: async %.2f ms, sync %.2f ms"
+          % (c["async"]["rebalance_stall_ms"], "%.2f" % ratio if ratio is not None else "-",
+             c["sync"]["rebalance_stall_ms"], c["async"]["rebalance_call_ms"],
+             c["sync"]["rebalance_call_ms"]))
+
+
 def main(argv=None):
     a = parse_args(argv)
+    a.modes = a.mode
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         print("error: launch with torchrun --nproc-per-node %d %s" % (a.ranks, sys.argv[0]),
               file=sys.stderr)
@@ -595,7 +630,23 @@ def main(argv=None):
         return 2
     dist.init_process_group("gloo")
     try:
-        return run(a, rank)
+        reports = []
+        for mode in a.modes:
+            a.mode = mode
+            reports.append(run(a, rank))
+        if rank != 0:
+            return 0
+        for r in reports:
+            print_summary(r)
+        out = reports[0]
+        if len(reports) > 1:
+            out = {"runs": reports, "comparison": compare(reports)}
+            print_comparison(out["comparison"])
+        if a.report:
+            write_json(a.report, out)
+        ok = all(r["wrong_expert_tokens"] == 0 and r["max_abs_diff"] <= TOLERANCE
+                 for r in reports)
+        return 0 if ok else 1
     except UsageError as e:  # a bad trace: found by every rank alike, before any collective
         if rank == 0:
             print("error: %s" % e, file=sys.stderr)
