@@ -82,6 +82,12 @@ struct TraceOptions {
       for (const std::string& f : base_files) {
         check_input_file(f, "--base");  // a FIFO would block the reader
         spec.bases.push_back(read_load(f));
+        std::int64_t cells = 0;
+        for (const LoadMatrix& b : spec.bases) cells += std::int64_t{b.layers()} * b.experts();
+        if (cells > limits::kMaxTraceBaseCells)
+          throw InputError("--base: the files up to " + f + " hold " + std::to_string(cells) +
+                           " cells (layers x experts), above the limit of " +
+                           std::to_string(limits::kMaxTraceBaseCells) + " for a trace's bases");
       }
       if (drop_zero_layers) ::swiftbalancer::replay::drop_zero_layers(spec.bases);
     } else {
@@ -89,6 +95,13 @@ struct TraceOptions {
       if (layers <= 0 || experts <= 0) throw InputError("--layers and --experts must be positive");
       int n = workloads > 0 ? workloads : static_cast<int>(switch_at.size()) + 1;
       if (workloads < 0) throw InputError("--workloads must not be negative");
+      // Before any base is made: the generator holds them all (core/limits.h).
+      const std::int64_t cells = std::int64_t{n} * layers * experts;
+      if (cells > limits::kMaxTraceBaseCells)
+        throw InputError("--workloads --layers --experts: " + std::to_string(n) + " workloads x " +
+                         std::to_string(layers) + " layers x " + std::to_string(experts) +
+                         " experts = " + std::to_string(cells) + " cells exceed the limit of " +
+                         std::to_string(limits::kMaxTraceBaseCells) + " for generated traces");
       for (int w = 0; w < n; ++w) spec.bases.push_back(synthetic_base(layers, experts, seed, w));
     }
     finalize_spec(spec);

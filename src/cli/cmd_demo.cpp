@@ -19,8 +19,10 @@
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/limits.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/demo/demo_engine.h"
+#include "swiftbalancer/demo/expert_mlp.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/transport/mpi_transport.h"
 
@@ -499,6 +501,32 @@ int report_on_rank0(int rank, const char* what, int code) {
   return code;
 }
 
+// The demo's memory, estimated from the options before anything is allocated (docs/runtime.md
+// "The demo"): the canonical experts every process holds, each in-process rank's slots and
+// staging (at most as many regions as slots, counted as a second copy), and the token buffers
+// of dispatch and combine. Refused above kMaxDemoBytes, naming the figures.
+constexpr std::int64_t kMaxDemoBytes = std::int64_t{2} << 30;  // 2 GiB
+
+void check_demo_memory(const DemoOptions& opt, int ranks_here) {
+  std::int64_t expert = 0;
+  for (std::size_t b : expert_tensor_bytes(opt.mlp)) expert += static_cast<std::int64_t>(b);
+  const std::int64_t layers = opt.workload.layers;
+  const std::int64_t weights =
+      expert * layers * (opt.workload.experts + std::int64_t{2} * ranks_here * opt.slots_per_rank);
+  const std::int64_t tokens = std::int64_t{4} * ranks_here * opt.workload.tokens_per_rank *
+                              opt.workload.topk * opt.mlp.hidden *
+                              static_cast<std::int64_t>(sizeof(float));
+  if (weights + tokens > kMaxDemoBytes)
+    throw InputError("demo needs about " + byte_size_text(weights + tokens) + " (expert weights " +
+                     byte_size_text(weights) + ": " + std::to_string(layers) + " layers x (" +
+                     std::to_string(opt.workload.experts) + " canonical experts + 2 x " +
+                     std::to_string(ranks_here) + " ranks x " + std::to_string(opt.slots_per_rank) +
+                     " slots) x " + byte_size_text(expert) + " per expert; token buffers " +
+                     byte_size_text(tokens) + "), above the limit of " +
+                     byte_size_text(kMaxDemoBytes) +
+                     "; lower --hidden, --ffn, --layers, --experts, --slots or --tokens");
+}
+
 int run_demo(DemoArgs& a) {
   // Cheap checks first: modes, fault, transport, and the paths, before MPI or any work.
   const auto modes = split_modes(a.modes);
@@ -543,6 +571,7 @@ int run_demo(DemoArgs& a) {
   check_switches(opt);
   if (a.device == "cuda" && !a.link_given) opt.link_gbps = 0;  // real device copies
   configure_balancer(a, fault, opt);
+  check_demo_memory(opt, t.mpi ? 1 : opt.ranks);
   if (t.mpi)
     t.canonical = std::make_unique<CanonicalExperts>(opt.mlp, opt.workload.layers,
                                                      opt.workload.experts, opt.workload.seed);

@@ -13,6 +13,7 @@
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/io/atomic_file.h"
 #include "swiftbalancer/io/example_load.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/io/placement_io.h"
@@ -209,6 +210,8 @@ nlohmann::json plan_report_json(const PlanArgs& a, const PlanInputs& in, const P
 // Phase 4, the files asked for; returns what was written, for the summary.
 std::vector<std::string> write_plan_outputs(const PlanArgs& a, const PlanSetup& s,
                                             const PlanInputs& in, const PlanResult& r) {
+  // All or none: every file is written and closed before any is renamed into place.
+  OutputGroup group;
   std::vector<std::string> wrote;
   if (!a.out_path.empty()) {
     write_placement(a.out_path, r.placed, in.topo, s.out_format);
@@ -224,6 +227,7 @@ std::vector<std::string> write_plan_outputs(const PlanArgs& a, const PlanSetup& 
     write_json_file(a.transfers_path, transfer_plan_json(plan, r.baseline_name), -1);
     wrote.push_back(a.transfers_path + " (transfer plan)");
   }
+  group.commit();
   return wrote;
 }
 

@@ -104,8 +104,13 @@ void print_replay(const ReplayOpts& o, const replay::ReplayResult& r, const std:
 }
 
 void write_replay_outputs(const ReplayOpts& o, const replay::ReplayResult& r) {
+  // All or none: both files are written and closed before either is renamed into place.
+  OutputGroup group;
   if (!o.json.empty()) write_file_atomically(o.json, replay::to_json_text(r) + "\n");
-  if (o.plot.empty()) return;
+  if (o.plot.empty()) {
+    group.commit();
+    return;
+  }
   const std::string title =
       o.title.empty() ? "Replay: " + std::to_string(r.config.topo.ranks) + " ranks x " +
                             std::to_string(r.config.topo.slots_per_rank) + " slots, " +
@@ -113,6 +118,7 @@ void write_replay_outputs(const ReplayOpts& o, const replay::ReplayResult& r) {
                             " experts, " + std::to_string(r.steps) + " steps"
                       : o.title;
   replay::write_replay_svg(o.plot, r, title);
+  group.commit();
 }
 
 int run_replay(const ReplayOpts& o) {
@@ -127,6 +133,16 @@ int run_replay(const ReplayOpts& o) {
   check_outputs({{"--json", o.json}, {"--plot", o.plot}});
   std::string what;
   std::unique_ptr<replay::TraceSource> src = open_trace(o, cfg, what);
+  // What replay keeps grows with these (core/limits.h); refused before the replay allocates.
+  const std::int64_t cells = std::int64_t{src->layers()} * src->experts();
+  if (cells > limits::kMaxReplayCells)
+    throw InputError(what + ": " + std::to_string(src->layers()) + " layers x " +
+                     std::to_string(src->experts()) + " experts = " + std::to_string(cells) +
+                     " cells exceed replay's limit of " + std::to_string(limits::kMaxReplayCells));
+  if (src->steps() > limits::kMaxReplaySteps)
+    throw InputError(what + ": " + std::to_string(src->steps()) +
+                     " steps exceed replay's limit of " + std::to_string(limits::kMaxReplaySteps) +
+                     " (replay keeps figures of every step)");
   replay::ProgressBar bar("replay");
   cfg.progress = [&bar](std::int64_t done, std::int64_t total) { bar.update(done, total); };
   replay::ReplayResult r = replay::run_replay(*src, std::move(cfg));
@@ -197,24 +213,32 @@ void add_policy_options(CLI::App* sub, ReplayOpts& o) {
       ->check(CLI::Range(0, std::numeric_limits<int>::max()));
 }
 
+// Bounds of the cost model's options (docs/replay.md). With loads at most 2^53 per cell
+// (limits::kMaxLoadValue), 2^27 cells and 2^40 steps, every modelled time stays below 1e80 us:
+// no figure replay prints can be infinite. The bounds are far beyond any real machine (a
+// second per token-to-expert assignment; 1 PB experts; 1 kB/s to 1 EB/s links).
+constexpr double kMaxCostUs = 1e6;
+constexpr double kMaxExpertMb = 1e9;
+constexpr double kMinGbps = 1e-6, kMaxGbps = 1e9;
+
 // The step-time and transfer cost model, and the recovery figure.
 void add_cost_options(CLI::App* sub, ReplayOpts& o) {
   sub->add_option("--token-us", o.cfg.cost.token_us,
                   "Cost model: us per token-to-expert assignment on a rank")
       ->capture_default_str()
-      ->check(finite_non_negative());
+      ->check(finite_range(0.0, kMaxCostUs));
   sub->add_option("--layer-us", o.cfg.cost.layer_us, "Cost model: fixed us per layer per step")
       ->capture_default_str()
-      ->check(finite_non_negative());
+      ->check(finite_range(0.0, kMaxCostUs));
   sub->add_option("--expert-mb", o.cfg.cost.expert_mb, "Cost model: MB per expert moved")
       ->capture_default_str()
-      ->check(finite_non_negative());
+      ->check(finite_range(0.0, kMaxExpertMb));
   sub->add_option("--intra-gbps", o.cfg.cost.intra_gbps, "Cost model: GB/s per rank in a node")
       ->capture_default_str()
-      ->check(finite_positive());
+      ->check(finite_range(kMinGbps, kMaxGbps));
   sub->add_option("--inter-gbps", o.cfg.cost.inter_gbps, "Cost model: GB/s per rank across nodes")
       ->capture_default_str()
-      ->check(finite_positive());
+      ->check(finite_range(kMinGbps, kMaxGbps));
   sub->add_option("--recover-window", o.cfg.recover_window,
                   "Recovery: steps averaged before the switch and after it")
       ->capture_default_str()
@@ -250,7 +274,7 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
       ->check(finite_non_negative());
   sub->add_option("--check-us", o.cfg.cost.check_us, "Cost model: us per shift check")
       ->capture_default_str()
-      ->check(finite_non_negative());
+      ->check(finite_range(0.0, kMaxCostUs));
 }
 
 }  // namespace

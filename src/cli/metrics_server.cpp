@@ -1,5 +1,7 @@
 #include "cli/metrics_server.h"
 
+#include "swiftbalancer/core/resource.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -110,7 +112,13 @@ MetricsServer::MetricsServer(int port, std::function<std::string()> body) : body
     throw InputError("metrics: cannot listen on " + where + ": " + why);
   }
   port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { serve(); });
+  try {
+    thread_ = start_thread("the metrics server's thread", [this] { serve(); });
+  } catch (...) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    throw;
+  }
 }
 
 MetricsServer::~MetricsServer() {

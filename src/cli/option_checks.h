@@ -21,6 +21,16 @@ CLI::Validator finite_non_negative();
 // A finite number > 0.
 CLI::Validator finite_positive();
 
+// Adds, to every option of every subcommand of `app`, the checks CLI11 2.x leaves out (call it
+// once, after every option is added):
+//   - an integer option ("INT"/"UINT") takes a plain decimal integer that fits in 64 bits: CLI11
+//     converts with strtoll/strtoull, which saturate (2^63 becomes 2^63-1), wrap ("-1" becomes
+//     2^64-1 for an unsigned option) and read "010" as octal 8; all three are refused;
+//   - a text option (a path, a name, a list) is never empty: an empty --report '' used to be
+//     skipped and an empty --trace '' fell back to the default. `allow_empty` lists the text
+//     options where empty is a meaningful value.
+void harden_options(CLI::App& app, const std::vector<std::string>& allow_empty);
+
 // Pairs of (option name, path); empty paths are skipped (the option was not given).
 using PathOptions = std::vector<std::pair<std::string, std::string>>;
 // Regular, readable files only (a FIFO would block the reader): InputError naming the option.

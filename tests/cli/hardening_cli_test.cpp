@@ -103,7 +103,7 @@ TEST(HardeningCli, NumericOptionsAreFiniteAndRanged) {
       {"replay --steps 20 --recover-tol nan", "--recover-tol: 'nan' is not a finite number"},
       {"replay --steps 20 --policy-ms nan", "--policy-ms must be 'auto' or a finite"},
       {"replay --steps 20 --policy-steps -5", "--policy-steps: Value -5 not in range"},
-      {"replay --steps 20 --inter-gbps 0", "--inter-gbps: '0' is not a finite positive number"},
+      {"replay --steps 20 --inter-gbps 0", "--inter-gbps: '0' is outside [1e-06, 1e+09]"},
       {"replay --steps 20 --token-us inf", "--token-us: 'inf' is not a finite number"},
       {"replay --steps 0", "--steps: Value 0 not in range"},
       {"plan --policy swift --threshold nan", "--threshold: 'nan' is not a finite number"},

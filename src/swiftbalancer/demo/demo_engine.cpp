@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/demo/emulated_link.h"
 #include "swiftbalancer/demo/token_dispatcher.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
@@ -416,16 +417,27 @@ DemoResult run_ranks_as_threads(int ranks, const std::function<DemoResult(int)>&
   std::exception_ptr first;
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(ranks));
-  for (int r = 0; r < ranks; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        results[static_cast<std::size_t>(r)] = rank_main(r);
-      } catch (...) {
-        std::lock_guard lock(mu);
-        if (!first) first = std::current_exception();
-      }
-    });
+  // A rank thread that cannot start ends the run with a ResourceError; the ranks already
+  // started are joined first (their waits are bounded: without the missing rank they fail).
+  std::exception_ptr start_failure;
+  for (int r = 0; r < ranks && !start_failure; ++r) {
+    try {
+      threads.emplace_back([&, r] {
+        try {
+          results[static_cast<std::size_t>(r)] = rank_main(r);
+        } catch (...) {
+          std::lock_guard lock(mu);
+          if (!first) first = std::current_exception();
+        }
+      });
+    } catch (const std::system_error& e) {
+      start_failure = std::make_exception_ptr(
+          ResourceError("cannot start the thread of rank " + std::to_string(r) + " of " +
+                        std::to_string(ranks) + " (" + e.what() + ")"));
+    }
+  }
   for (auto& t : threads) t.join();
+  if (start_failure) std::rethrow_exception(start_failure);
   if (first) std::rethrow_exception(first);
   return results[0];
 }

@@ -3,8 +3,10 @@
 #include <atomic>
 #include <exception>
 #include <string>
+#include <system_error>
 
 #include "swiftbalancer/core/limits.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
 
 namespace swiftbalancer {
@@ -24,17 +26,31 @@ ThreadPool::ThreadPool(int threads, const std::function<void()>& on_thread_start
                      ", got " + std::to_string(threads));
   threads_.reserve(static_cast<std::size_t>(threads - 1));
   // Worker 0 is the caller of run(); started threads are workers 1 .. threads - 1.
-  for (int w = 1; w < threads; ++w)
-    threads_.emplace_back([this, w, on_thread_start] { thread_loop(w, on_thread_start); });
+  // A thread that cannot start (RLIMIT_NPROC, address space for its stack) must not leave the
+  // ones already started joinable: they are stopped and joined, then a ResourceError names it.
+  for (int w = 1; w < threads; ++w) {
+    try {
+      threads_.emplace_back([this, w, on_thread_start] { thread_loop(w, on_thread_start); });
+    } catch (const std::system_error& e) {
+      stop_and_join();
+      throw ResourceError("cannot start thread " + std::to_string(w) + " of a " +
+                          std::to_string(threads) + "-thread pool (" + e.what() + ")");
+    }
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_and_join() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
   wake_.notify_all();
   for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+ThreadPool::~ThreadPool() {
+  stop_and_join();
 }
 
 void ThreadPool::work(Job& job, int worker) {

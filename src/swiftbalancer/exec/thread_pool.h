@@ -39,6 +39,8 @@ class ThreadPool final : public TaskExecutor {
  private:
   struct Job;
   void thread_loop(int worker, const std::function<void()>& on_start);
+  // Stops the started threads and joins them (the destructor, and a failed start).
+  void stop_and_join();
   static void work(Job& job, int worker);
 
   std::mutex run_mu_;             // one run() at a time

@@ -1,5 +1,6 @@
 #include "swiftbalancer/io/load_check.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <sstream>
@@ -48,13 +49,25 @@ void check_shape(const std::string& source, std::int64_t layers, std::int64_t ex
                      std::to_string(limits::kMaxCells) + " cells)");
 }
 
-void check_summed(const LoadMatrix& m, const std::string& source) {
+std::string load_limit_text(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str() +
+         ", above the limit of 2^53 (9007199254740992) per cell; scale the loads "
+         "down (only their ratios matter)";
+}
+
+void check_summed(const LoadMatrix& m, const std::string& source, std::int64_t step) {
+  const int at = static_cast<int>(std::max<std::int64_t>(step, 0));
   for (int l = 0; l < m.layers(); ++l) {
     const auto row = m.row(l);
-    for (int e = 0; e < m.experts(); ++e)
+    for (int e = 0; e < m.experts(); ++e) {
       if (!std::isfinite(row[e]))
         fail(source, "load of " + where(0, l, e, false) +
                          " overflows to infinity when summed over the steps");
+      if (row[e] > limits::kMaxLoadValue)
+        fail(source, "load of " + where(at, l, e, step >= 0) + " is " + load_limit_text(row[e]));
+    }
   }
 }
 

@@ -26,7 +26,11 @@ void check_value(double v, const std::string& source, int step, int layer, int e
                  bool has_steps);
 // Positive and within the limits (layers, experts, cells per step).
 void check_shape(const std::string& source, std::int64_t layers, std::int64_t experts);
-// After summing steps: finite values that overflowed to infinity are reported, naming the cell.
-void check_summed(const LoadMatrix& m, const std::string& source);
+// Every matrix a reader hands out passes here (summed or one step): a value that overflowed to
+// infinity when summed, or one above limits::kMaxLoadValue, is reported naming the cell.
+// `step`: the step the matrix holds, or -1 for a sum over the file's steps.
+void check_summed(const LoadMatrix& m, const std::string& source, std::int64_t step = -1);
+// "1e+307, above the limit of 2^53 ... per cell; scale the loads down ..."
+std::string load_limit_text(double v);
 
 }  // namespace swiftbalancer::io_detail

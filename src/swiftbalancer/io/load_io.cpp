@@ -227,7 +227,8 @@ std::vector<LoadMatrix> read_counts_unchecked(const std::string& path, LoadForma
 // Every value was finite on its own; a sum over steps (or over duplicate CSV rows) may not be.
 std::vector<LoadMatrix> read_counts(const std::string& path, LoadFormat format, bool sum) {
   std::vector<LoadMatrix> out = read_counts_unchecked(path, format, sum);
-  for (const LoadMatrix& m : out) check_summed(m, path);
+  for (std::size_t t = 0; t < out.size(); ++t)
+    check_summed(out[t], path, sum ? -1 : static_cast<std::int64_t>(t));
   return out;
 }
 

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <string>
 
+#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/io/load_io.h"
 
@@ -303,6 +305,25 @@ void write_trace_npy(const std::string& path, TraceGenerator& gen,
 
 namespace {
 
+// Every dimension of a trace file, in 64 bits, against core/limits.h.
+void check_trace_shape(const std::string& path, std::int64_t steps, std::int64_t layers,
+                       std::int64_t experts) {
+  if (steps > limits::kMaxTraceSteps || layers > limits::kMaxLayers ||
+      experts > limits::kMaxExperts || layers * experts > limits::kMaxCells)
+    throw InputError(path + ": trace shape [" + std::to_string(steps) + "][" +
+                     std::to_string(layers) + "][" + std::to_string(experts) +
+                     "] is beyond the limits (" + std::to_string(limits::kMaxTraceSteps) +
+                     " steps, " + std::to_string(limits::kMaxLayers) + " layers, " +
+                     std::to_string(limits::kMaxExperts) + " experts, " +
+                     std::to_string(limits::kMaxCells) + " layers x experts)");
+}
+
+std::string count_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 class NpyTrace final : public TraceSource {
  public:
   explicit NpyTrace(const std::string& path) : path_(path), reader_(path) {
@@ -312,6 +333,8 @@ class NpyTrace final : public TraceSource {
                        std::to_string(shape.size()) + " dimensions");
     if (shape[0] <= 0 || shape[1] <= 0 || shape[2] <= 0)
       throw InputError(path + ": trace has an empty dimension");
+    // Range-checked in 64 bits before narrowing: a dimension of 2^32+1 must not become 1.
+    check_trace_shape(path, shape[0], shape[1], shape[2]);
     steps_ = shape[0];
     layers_ = static_cast<int>(shape[1]);
     experts_ = static_cast<int>(shape[2]);
@@ -325,10 +348,11 @@ class NpyTrace final : public TraceSource {
       throw InputError(path_ + ": step buffer has the wrong size");
     reader_.read(out);
     for (std::size_t i = 0; i < out.size(); ++i)
-      if (!(out[i] >= 0.0) || !std::isfinite(out[i]))
+      if (!(out[i] >= 0.0) || !(out[i] <= limits::kMaxLoadValue))
         throw InputError(path_ + ": step " + std::to_string(step_) + ", layer " +
                          std::to_string(i / experts_) + ", expert " + std::to_string(i % experts_) +
-                         ": count " + std::to_string(out[i]) + " is negative or not finite");
+                         ": count " + count_text(out[i]) +
+                         " is negative, not finite or above the limit of 2^53 per cell");
     ++step_;
   }
 
@@ -367,8 +391,8 @@ class MemoryTrace final : public TraceSource {
       throw InputError("memory trace: data size " + std::to_string(data_.size()) +
                        " is not a positive multiple of layers x experts");
     for (double v : data_)
-      if (!(v >= 0.0) || !std::isfinite(v))
-        throw InputError("memory trace: counts must be finite and non-negative");
+      if (!(v >= 0.0) || !(v <= limits::kMaxLoadValue))
+        throw InputError("memory trace: counts must be finite, non-negative and at most 2^53");
     steps_ = static_cast<std::int64_t>(data_.size() / per);
   }
   int layers() const override { return layers_; }

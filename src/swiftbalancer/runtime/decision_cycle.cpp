@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/core/resource.h"
 
 #if defined(__linux__)
 #include <sys/resource.h>
@@ -75,7 +76,8 @@ DecisionCycle::DecisionCycle(const Topology& topo, int rank, std::shared_ptr<con
       if (lower) lower_current_thread_priority();
     });
   }
-  if (cfg_.mode == BalancerMode::kAsync) worker_ = std::thread([this] { worker_loop(); });
+  if (cfg_.mode == BalancerMode::kAsync)
+    worker_ = start_thread("the balancer's worker thread", [this] { worker_loop(); });
 }
 
 DecisionCycle::~DecisionCycle() {
