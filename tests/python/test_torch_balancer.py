@@ -69,8 +69,10 @@ def _worker_on_path(monkeypatch):
     monkeypatch.syspath_prepend(os.path.dirname(WORKER))
 
 
-def test_ranks_agree_move_the_planned_bytes_and_keep_tables_in_place(tmp_path):
-    reports = run_ranks("move", tmp_path)
+@pytest.mark.parametrize("scenario", ["move", "move1"])
+def test_ranks_agree_move_the_planned_bytes_and_keep_tables_in_place(tmp_path, scenario):
+    # move1: one operation in flight per rank, so each layer's transfers run as many stages.
+    reports = run_ranks(scenario, tmp_path)
     first = reports[0]
     assert first["transport"] == "torch-gloo"
     for r in reports:

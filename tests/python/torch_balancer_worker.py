@@ -12,7 +12,8 @@ hot) and the same on every rank. After every step the worker checks, on its own 
   - the tables are consistent (log2phy and replica_count from phy2log) and never move (data_ptr);
 and records the placement, so the test can compare ranks and count the bytes the plans move.
 
-Scenarios: ``move`` (async, no fault), ``fault`` (rank 1 withholds its sends of one layer),
+Scenarios: ``move`` (async, no fault), ``move1`` (the same with one point-to-point operation in
+flight per rank, so every batch runs as many stages), ``fault`` (rank 1 withholds its sends of one layer),
 ``stall`` (rank 3 stops answering after step 10: the others must go on, bounded).
 
 SB_DEVICE=cuda puts the experts (and so the tables and the counts) on cuda:RANK and moves them on
@@ -112,7 +113,8 @@ def main():
     if scenario == "stall":
         cfg.update(collective_timeout_ms=500, max_collective_failures=1)
     bal = sbt.Balancer(sb.Topology(RANKS, SLOTS), phy2log, experts, config=cfg, policy="swift",
-                       cpu_group=cpu_group, device_group=device_group)
+                       cpu_group=cpu_group, device_group=device_group,
+                       max_ops_in_flight=1 if scenario == "move1" else 512)
     ptrs = [bal.phy2log.data_ptr(), bal.log2phy.data_ptr(), bal.replica_count.data_ptr()]
     report = {"rank": rank, "placements": [], "wrong_slots": 0, "step_seconds": [],
               "transport": bal.transport}
