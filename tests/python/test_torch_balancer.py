@@ -29,7 +29,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def run_ranks(scenario, tmp_path, timeout=60):
+def run_ranks(scenario, tmp_path, timeout=60, killed=()):
+    """Runs the 4 ranks; returns their reports (None for the ranks in `killed`, which must
+    have died of SIGKILL)."""
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
                WORLD_SIZE=str(RANKS), OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, WORKER, scenario, str(tmp_path)],
@@ -43,8 +45,10 @@ def run_ranks(scenario, tmp_path, timeout=60):
         for p in procs:
             p.kill()
     for r, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, "rank %d exited %s:\n%s" % (r, p.returncode, out)
-    return [json.load(open(os.path.join(tmp_path, "rank%d.json" % r))) for r in range(RANKS)]
+        want = -9 if r in killed else 0
+        assert p.returncode == want, "rank %d exited %s:\n%s" % (r, p.returncode, out)
+    return [None if r in killed else
+            json.load(open(os.path.join(tmp_path, "rank%d.json" % r))) for r in range(RANKS)]
 
 
 def plan_bytes(placements, expert_bytes):
@@ -121,6 +125,18 @@ def test_a_peer_that_stops_answering_never_hangs_the_others(tmp_path):
         # After the stop the placement in service no longer changes.
         tail = r["placements"][12:]
         assert all(p == tail[0] for p in tail)
+
+
+def test_a_rank_killed_mid_cycle_leaves_the_others_serving_on_a_valid_placement(tmp_path):
+    reports = run_ranks("die", tmp_path, killed=(3,))
+    first = reports[0]
+    for r in reports[:3]:
+        assert r["wrong_slots"] == 0, "a slot held another expert than its table says"
+        assert len(r["placements"]) == 40, "a survivor did not finish its steps"
+        assert r["placements"] == first["placements"], "survivors disagree on a placement"
+        c = r["counters"]
+        assert c["balancing_stopped"] == 1 and c["errors"] >= 1
+        assert max(r["step_seconds"]) < 5.0, "a survivor waited past its deadlines"
 
 
 def test_route_spreads_tokens_over_replicas():

@@ -14,7 +14,8 @@ and records the placement, so the test can compare ranks and count the bytes the
 
 Scenarios: ``move`` (async, no fault), ``move1`` (the same with one point-to-point operation in
 flight per rank, so every batch runs as many stages), ``fault`` (rank 1 withholds its sends of one layer),
-``stall`` (rank 3 stops answering after step 10: the others must go on, bounded).
+``stall`` (rank 3 stops answering after step 10: the others must go on, bounded), ``die``
+(rank 3 is killed with SIGKILL right after posting its transfers of a cycle's first layer).
 
 SB_DEVICE=cuda puts the experts (and so the tables and the counts) on cuda:RANK and moves them on
 an NCCL group, with counts and votes on a gloo group (scripts/gpu-check.sh, one GPU per rank).
@@ -22,6 +23,7 @@ an NCCL group, with counts and votes on a gloo group (scripts/gpu-check.sh, one 
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -110,7 +112,7 @@ def main():
                worker_timeout_ms=10000, log=False)
     if scenario == "fault":
         cfg.update(fault=_fault("transfer-timeout", 1, 0), transfer_timeout_ms=300)
-    if scenario == "stall":
+    if scenario in ("stall", "die"):
         cfg.update(collective_timeout_ms=500, max_collective_failures=1)
     bal = sbt.Balancer(sb.Topology(RANKS, SLOTS), phy2log, experts, config=cfg, policy="swift",
                        cpu_group=cpu_group, device_group=device_group,
@@ -128,6 +130,8 @@ def main():
             break
         t0 = time.monotonic()
         bal.before_forward()
+        if scenario == "die" and rank == 3 and bal.counters()["cycles_agreed"] >= 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # mid-cycle, its transfers posted
         load = load_row(step)
         for l in range(LAYERS):
             # Tokens of expert e split over its replicas; this rank counts those landing here.
