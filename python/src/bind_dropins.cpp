@@ -31,9 +31,10 @@ py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_
   return deepseek_result(std::move(r), load);
 }
 
-py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_nodes, int num_ranks,
-                 py::handle old_obj, const std::string& policy, std::int64_t max_transfers,
-                 double threshold, int log2phy_width, double target, int threads) {
+py::object engine(py::handle weight, int num_replicas, int num_groups, int num_nodes,
+                  int num_ranks, py::handle old_obj, const std::string& policy,
+                  std::int64_t max_transfers, double threshold, int log2phy_width, double target,
+                  int threads, bool logical_maps) {
   const LoadMatrix load = load_from(weight, "weight", /*allow_window=*/true);
   Placement old;
   EngineRequest q;
@@ -54,11 +55,13 @@ py::tuple engine(py::handle weight, int num_replicas, int num_groups, int num_no
                      std::to_string(target));
   q.target = target;
   q.threads = threads;
+  q.logical_maps = logical_maps;
   DeepSeekResult r;
   {
     py::gil_scoped_release nogil;
     r = engine_rebalance(load, q);
   }
+  if (!logical_maps) return placement_array(r.placement);
   return deepseek_result(std::move(r), load);
 }
 
@@ -103,12 +106,13 @@ void bind_dropins(py::module_& m) {
   m.def("deepseek_rebalance_experts", &deepseek, py::arg("weight"), py::arg("num_replicas"),
         py::arg("num_groups"), py::arg("num_nodes"), py::arg("num_gpus"));
   m.def("engine_rebalance", &engine,
-        "vLLM / SGLang hook: (phy2log, log2phy, logcnt); weight [L][E] or [T][L][E]; with an old "
-        "map, `policy` from it under max_transfers.",
+        "vLLM / SGLang hook: (phy2log, log2phy, logcnt), or phy2log alone when logical_maps is "
+        "false; weight [L][E] or [T][L][E]; with an old map (any width, -1 slots, two replicas "
+        "on a rank), `policy` from it under max_transfers.",
         py::arg("weight"), py::arg("num_replicas"), py::arg("num_groups"), py::arg("num_nodes"),
         py::arg("num_ranks"), py::arg("old_map"), py::arg("policy"), py::arg("max_transfers"),
         py::arg("threshold"), py::arg("log2phy_width"), py::arg("target") = 0.0,
-        py::arg("threads") = 1);
+        py::arg("threads") = 1, py::arg("logical_maps") = true);
   m.def("ascend_rebalance", &ascend, py::arg("current_expert_table"), py::arg("expert_workload"),
         py::arg("ranks_per_node"), py::arg("num_experts"), py::arg("policy"), py::arg("num_groups"),
         py::arg("max_transfers"), py::arg("threshold"), py::arg("min_improvement"),

@@ -26,7 +26,7 @@ void require_positive(const char* name, int v) {
 
 DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_replicas,
                                           int num_groups, int num_nodes, int num_gpus,
-                                          int log2phy_width) {
+                                          int log2phy_width, bool logical_maps) {
   require_positive("num_replicas", num_replicas);
   require_positive("num_groups", num_groups);
   require_positive("num_nodes", num_nodes);
@@ -51,7 +51,8 @@ DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_repl
   in.options.num_groups = hierarchical ? num_groups : 0;
   DeepSeekResult out;
   out.placement = make_deepseek_policy(DeepSeekMode::kAuto)->rebalance(in);
-  replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
+  if (logical_maps)
+    replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
                           log2phy_width);
   return out;
 }

@@ -24,10 +24,11 @@ struct DeepSeekResult {
   std::vector<std::int64_t> logcnt;   // [L][E]
 };
 // log2phy_width: the last dimension of log2phy when larger than the most replicas of an expert
-// (the engines allocate num_replicas - experts + 1); 0: the most replicas.
+// (the engines allocate num_replicas - experts + 1); 0: the most replicas. logical_maps false:
+// the placement only (log2phy and logcnt stay empty).
 DeepSeekResult deepseek_rebalance_experts(const LoadMatrix& weight, int num_replicas,
                                           int num_groups, int num_nodes, int num_gpus,
-                                          int log2phy_width = 0);
+                                          int log2phy_width = 0, bool logical_maps = true);
 
 // Orders each expert's slots the way DeepSeek's packing placed them (the reference's replica
 // rank): packing puts replicas heaviest first on the lightest rank, so among the replicas of one

@@ -1,51 +1,151 @@
 #include "engine_policy.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "swiftbalancer/core/metrics.h"
 
 namespace swiftbalancer::python {
-namespace {
 
-// An old map the policy can start from: the engine's slot count, known ids, every expert present.
-void check_old_map(const Placement& old, const LoadMatrix& weight, const Topology& topo) {
+Placement engine_start_placement(const Placement& old, const LoadMatrix& weight,
+                                 const Topology& topo, std::int64_t* arrivals) {
   const std::string name = "old_global_expert_indices";
-  if (old.layers() != weight.layers() || old.num_slots() != topo.num_slots())
-    throw InputError(name + " must be [" + std::to_string(weight.layers()) + ", " +
-                     std::to_string(topo.num_slots()) + "] (layers, num_replicas), got [" +
-                     std::to_string(old.layers()) + ", " + std::to_string(old.num_slots()) + "]");
-  const Status s = validate_placement(old, topo);
-  if (!s.ok()) throw InputError(name + ": " + s.message());
-}
+  const int layers = weight.layers(), experts = weight.experts();
+  const int P = topo.num_slots(), S = topo.slots_per_rank, R = topo.ranks;
+  if (old.layers() != layers)
+    throw InputError(name + " has " + std::to_string(old.layers()) + " layers, weight has " +
+                     std::to_string(layers));
+  if (old.num_slots() <= 0) throw InputError(name + " has no slots");
+  const int W = old.num_slots();
+  for (int l = 0; l < layers; ++l)
+    for (int p = 0; p < W; ++p) {
+      const ExpertId e = old.at(l, p);
+      if (e < -1 || e >= experts)
+        throw InputError(name + "[" + std::to_string(l) + "][" + std::to_string(p) + "] is " +
+                         std::to_string(e) + ": ids must be -1 (empty) or in [0, " +
+                         std::to_string(experts) + ")");
+    }
 
-}  // namespace
+  Placement out(layers, P, experts);
+  std::int64_t filled = 0;
+  std::vector<char> held(static_cast<std::size_t>(R) * experts);
+  std::vector<int> count(experts);
+  std::vector<double> rank_load(R);
+  std::vector<int> holes_on_rank(R), missing(experts);
+  for (int l = 0; l < layers; ++l) {
+    const auto w = weight.row(l);
+    auto dst = out.layer(l);
+    std::fill(held.begin(), held.end(), 0);
+    std::fill(count.begin(), count.end(), 0);
+    int holes = 0;
+    for (int p = 0; p < P; ++p) {
+      const ExpertId e = p < W ? old.at(l, p) : -1;
+      char& h = held[static_cast<std::size_t>(p / S) * experts + (e < 0 ? 0 : e)];
+      if (e < 0 || h) {  // empty, or the rank's second replica of e
+        ++holes;
+        continue;
+      }
+      dst[p] = e;
+      h = 1;
+      ++count[e];
+    }
+    if (holes == 0) continue;
+    filled += holes;  // each hole gets an expert its rank does not hold: one copy each
+    // Rank loads with an even split over the replicas kept; holes per rank.
+    std::fill(rank_load.begin(), rank_load.end(), 0.0);
+    std::fill(holes_on_rank.begin(), holes_on_rank.end(), 0);
+    for (int p = 0; p < P; ++p) {
+      if (dst[p] < 0)
+        ++holes_on_rank[p / S];
+      else
+        rank_load[p / S] += w[dst[p]] / count[dst[p]];
+    }
+    // Experts no rank keeps: heaviest first (ties: lower id), each on the lightest rank with a
+    // hole (ties: lower rank), in its first hole.
+    missing.clear();
+    for (int e = 0; e < experts; ++e)
+      if (count[e] == 0) missing.push_back(e);
+    std::stable_sort(missing.begin(), missing.end(), [&](int a, int b) { return w[a] > w[b]; });
+    for (int e : missing) {
+      int slot = -1;
+      if (holes > 0) {
+        int best = -1;
+        for (int r = 0; r < R; ++r)
+          if (holes_on_rank[r] > 0 && (best < 0 || rank_load[r] < rank_load[best])) best = r;
+        for (int p = best * S; p < (best + 1) * S; ++p)
+          if (dst[p] < 0) {
+            slot = p;
+            break;
+          }
+        --holes;
+        --holes_on_rank[best];
+      } else {
+        // Every slot full: the replica that carries the least (an expert with another one).
+        for (int p = 0; p < P; ++p) {
+          const ExpertId x = dst[p];
+          if (count[x] < 2) continue;
+          if (slot < 0 || w[x] / count[x] <= w[dst[slot]] / count[dst[slot]]) slot = p;
+        }
+        const ExpertId x = dst[slot];
+        ++filled;  // the evicted slot takes a copy too
+        held[static_cast<std::size_t>(slot / S) * experts + x] = 0;
+        rank_load[slot / S] -= w[x] / count[x];
+        --count[x];
+      }
+      dst[slot] = e;
+      held[static_cast<std::size_t>(slot / S) * experts + e] = 1;
+      count[e] = 1;
+      rank_load[slot / S] += w[e];
+    }
+    // The holes left: the replica that lowers the heaviest per-replica load most.
+    for (int p = 0; p < P && holes > 0; ++p) {
+      if (dst[p] >= 0) continue;
+      const char* h = held.data() + static_cast<std::size_t>(p / S) * experts;
+      int best = -1;
+      for (int e = 0; e < experts; ++e)
+        if (!h[e] && (best < 0 || w[e] / (count[e] + 1) > w[best] / (count[best] + 1))) best = e;
+      dst[p] = best;
+      held[static_cast<std::size_t>(p / S) * experts + best] = 1;
+      ++count[best];
+      --holes;
+    }
+  }
+  if (arrivals != nullptr) *arrivals = filled;
+  return out;
+}
 
 DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q) {
   check_threads(q.threads);
   DeepSeekResult out;
   if (q.old_map == nullptr) {
     out = deepseek_rebalance_experts(weight, q.num_replicas, q.num_groups, q.num_nodes, q.num_ranks,
-                                     q.log2phy_width);
+                                     q.log2phy_width, q.logical_maps);
   } else {
     // The same argument checks as the DeepSeek path (it throws before doing any work).
     if (q.num_ranks <= 0 || q.num_nodes <= 0 || q.num_ranks % q.num_nodes != 0)
       throw InputError("num_ranks must be a positive multiple of num_nodes");
     if (q.num_replicas <= 0 || q.num_replicas % q.num_ranks != 0)
       throw InputError("num_replicas must be a positive multiple of num_ranks");
+    if (q.num_replicas < weight.experts())
+      throw InputError("num_replicas (" + std::to_string(q.num_replicas) +
+                       ") is smaller than the " + std::to_string(weight.experts()) +
+                       " logical experts");
     const Topology topo =
         Topology::make(q.num_ranks, q.num_replicas / q.num_ranks, q.num_ranks / q.num_nodes);
-    check_old_map(*q.old_map, weight, topo);
+    std::int64_t repair = 0;
+    const Placement start = engine_start_placement(*q.old_map, weight, topo, &repair);
     PolicyOptions o;
     o.num_groups = q.num_groups > 1 && weight.experts() % q.num_groups == 0 ? q.num_groups : 0;
-    o.max_transfers = q.max_transfers;
+    o.max_transfers = q.max_transfers < 0 ? -1 : std::max<std::int64_t>(0, q.max_transfers - repair);
     o.threshold = q.threshold;
     o.target = q.target;
-    out.placement = rebalance_on_threads(*make_policy(q.policy),
-                                         PolicyInput{topo, weight, q.old_map, o}, q.threads);
-    replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy, out.logcnt,
-                            q.log2phy_width);
+    out.placement =
+        rebalance_on_threads(*make_policy(q.policy), PolicyInput{topo, weight, &start, o}, q.threads);
+    if (q.logical_maps)
+      replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy,
+                              out.logcnt, q.log2phy_width);
   }
-  if (q.log2phy_width > 0 && out.max_replicas > q.log2phy_width)
+  if (q.logical_maps && q.log2phy_width > 0 && out.max_replicas > q.log2phy_width)
     throw InputError("an expert has " + std::to_string(out.max_replicas) +
                      " replicas, more than the log2phy width " + std::to_string(q.log2phy_width));
   return out;

@@ -26,6 +26,15 @@ tensor, numpy arrays otherwise. Without the old map: DeepSeek's policy (hierarch
 ``max_transfers`` cross-rank expert copies (None: ``layers x num_ranks``, one arrival per rank
 per layer; negative: unlimited). The C++ work runs with the GIL released.
 
+The old map may be any map vLLM hands over: two replicas of one expert on one rank (vLLM's own
+default policy makes them), ``-1`` in empty slots, and a width other than ``num_replicas``
+(elastic EP scales the ranks down or up; slot ``p`` of the old map is slot ``p % S`` of rank
+``p // S``, ``S = num_replicas // num_ranks``). An expert a remaining rank keeps stays in its
+slot; the experts no remaining rank holds, and the empty slots, are filled first, then the policy
+runs from there. ``max_transfers`` counts from the map vLLM handed over: the fill's copies come
+out of it first (when the fill alone needs more, as on a scale-up, it gets no more than that). Under the ``"phy2log6"`` contract
+only phy2log is computed (vLLM derives log2phy and the counts itself).
+
 Errors: ``ValueError`` naming the argument; where vLLM's own policy asserts
 (``num_replicas % num_ranks``), ``EplbAssertionError``, both a ValueError and an AssertionError.
 
@@ -107,14 +116,12 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
     @classmethod
     def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks,
                           old_global_expert_indices=None):
-        phy2log, log2phy, logcnt = cls._rebalance(weight, num_replicas, num_groups, num_nodes,
-                                                  num_ranks, old_global_expert_indices)
-        if cls.contract == "phy2log6":
-            return phy2log
-        return phy2log, log2phy, logcnt
+        maps = cls.contract != "phy2log6"  # vLLM derives log2phy and logcnt itself
+        return cls._rebalance(weight, num_replicas, num_groups, num_nodes, num_ranks,
+                              old_global_expert_indices, maps)
 
     @classmethod
-    def _rebalance(cls, weight, num_replicas, num_groups, num_nodes, num_ranks, old):
+    def _rebalance(cls, weight, num_replicas, num_groups, num_nodes, num_ranks, old, maps=True):
         num_replicas = _count(num_replicas, "num_replicas")
         num_ranks = _count(num_ranks, "num_ranks")
         if num_replicas % num_ranks:
@@ -128,7 +135,9 @@ class SwiftEplbPolicy(*((_VLLM_BASE,) if _VLLM_BASE is not None else ())):
             _count(num_nodes, "num_nodes"), num_ranks,
             None if old is None else _host(old, "old_global_expert_indices"), str(cls.policy),
             _budget(cls, shape, num_ranks), _real(cls.threshold, "threshold"), max(width, 0),
-            _real(cls.target, "target"), _threads_arg(cls.threads))
+            _real(cls.target, "target"), _threads_arg(cls.threads), maps)
+        if not maps:
+            return _as_tensor(out) if tensor_in else out
         return tuple(_as_tensor(a) for a in out) if tensor_in else out
 
 

@@ -1,4 +1,5 @@
-"""swiftbalancer.vllm: vLLM's EPLB policy contracts, restated (no vLLM in the test environment).
+"""swiftbalancer.vllm: vLLM's EPLB policy contracts, restated (these tests do not need vLLM;
+test_vllm_engine.py checks the adapter against the installed vLLM's own modules).
 
 vLLM calls ``policy.rebalance_experts(weight, num_replicas, num_groups, num_nodes, num_ranks
 [, old_global_expert_indices])`` with ``weight`` an int32/int64 CPU tensor (the summed window) and
@@ -20,6 +21,9 @@ torch = pytest.importorskip("torch")
 from swiftbalancer import vllm as sbv  # noqa: E402
 
 from conftest import README_PHY2LOG, README_WEIGHT  # noqa: E402
+
+# The tuple contract whatever vLLM is installed (an installed vLLM makes phy2log6 the default).
+T6 = sbv.SwiftEplbPolicy.variant(contract="tuple6")
 
 
 def check_vllm_properties(phy2log, log2phy, logcnt, layers, experts, replicas):
@@ -75,7 +79,7 @@ def test_old_map_budget_is_honoured(decode_load):
     old = torch.arange(288).remainder(256).repeat(layers, 1)
     before = sb.balance_summary(old, decode_load, topo).mean_imbalance
     for budget in (0, 100, 1000):
-        P = sbv.SwiftEplbPolicy.variant(max_transfers=budget)
+        P = T6.variant(max_transfers=budget)
         phy2log, log2phy, logcnt = P.rebalance_experts(w, 288, 8, 4, 32, old)
         check_vllm_properties(phy2log[:2], log2phy[:2], logcnt[:2], 2, 256, 288)
         moved = sb.transfer_summary(old, phy2log, topo).total
@@ -85,7 +89,7 @@ def test_old_map_budget_is_honoured(decode_load):
         if budget == 0:
             assert torch.equal(phy2log, old)
     # The default budget: one arrival per rank per layer.
-    phy2log = sbv.SwiftEplbPolicy.rebalance_experts(w, 288, 8, 4, 32, old)[0]
+    phy2log = T6.rebalance_experts(w, 288, 8, 4, 32, old)[0]
     assert sb.transfer_summary(old, phy2log, topo).total <= layers * 32
 
 
@@ -99,7 +103,7 @@ def test_target_option(decode_load):
     old = torch.arange(288).remainder(256).repeat(layers, 1)
     results = {}
     for target in (0.0, 1.05, 1.5):
-        P = sbv.SwiftEplbPolicy.variant(target=target)
+        P = T6.variant(target=target)
         phy2log, log2phy, logcnt = P.rebalance_experts(w, 288, 8, 4, 32, old)
         check_vllm_properties(phy2log[:2], log2phy[:2], logcnt[:2], 2, 256, 288)
         assert sb.transfer_summary(old, phy2log, topo).total <= layers * 32
@@ -108,9 +112,9 @@ def test_target_option(decode_load):
     # At 1.5 a layer stops as soon as it is within 1.5: balance visibly coarser than the default.
     assert results[1.5] > results[0.0] + 0.01
     with pytest.raises(ValueError, match="target"):
-        sbv.SwiftEplbPolicy.variant(target=0.5).rebalance_experts(w, 288, 8, 4, 32, old)
+        T6.variant(target=0.5).rebalance_experts(w, 288, 8, 4, 32, old)
     with pytest.raises(ValueError, match="target"):
-        sbv.SwiftEplbPolicy.variant(target=float("nan")).rebalance_experts(w, 288, 8, 4, 32, old)
+        T6.variant(target=float("nan")).rebalance_experts(w, 288, 8, 4, 32, old)
 
 
 def test_threads_option(decode_load):
@@ -119,17 +123,17 @@ def test_threads_option(decode_load):
     w = torch.from_numpy(decode_load.astype(np.int64))
     old = torch.arange(288).remainder(256).repeat(w.shape[0], 1)
     assert 1 <= sbv.default_threads() <= sbv.MAX_DEFAULT_THREADS
-    assert sbv.SwiftEplbPolicy.threads is None
-    serial = sbv.SwiftEplbPolicy.variant(threads=1).rebalance_experts(w, 288, 8, 4, 32, old)
+    assert sbv.SwiftEplbPolicy.threads is None and T6.threads is None
+    serial = T6.variant(threads=1).rebalance_experts(w, 288, 8, 4, 32, old)
     for n in (2, 3, 8, None):
-        got = sbv.SwiftEplbPolicy.variant(threads=n).rebalance_experts(w, 288, 8, 4, 32, old)
+        got = T6.variant(threads=n).rebalance_experts(w, 288, 8, 4, 32, old)
         for a, b in zip(serial, got):
             assert torch.equal(a, b), n
     import threading
     out = [None, None]
 
     def call(i):
-        out[i] = sbv.SwiftEplbPolicy.variant(threads=2).rebalance_experts(w, 288, 8, 4, 32, old)
+        out[i] = T6.variant(threads=2).rebalance_experts(w, 288, 8, 4, 32, old)
 
     ts = [threading.Thread(target=call, args=(i,)) for i in range(2)]
     for t in ts:
@@ -140,16 +144,16 @@ def test_threads_option(decode_load):
         assert all(torch.equal(a, b) for a, b in zip(serial, got))
     for bad in (0, -1, 1.5, "2", 100000):
         with pytest.raises(ValueError, match="threads"):
-            sbv.SwiftEplbPolicy.variant(threads=bad).rebalance_experts(w, 288, 8, 4, 32, old)
+            T6.variant(threads=bad).rebalance_experts(w, 288, 8, 4, 32, old)
 
 
 def test_numpy_in_numpy_out():
-    p, l2p, cnt = sbv.SwiftEplbPolicy.rebalance_experts(README_WEIGHT, 16, 4, 2, 8)
+    p, l2p, cnt = T6.rebalance_experts(README_WEIGHT, 16, 4, 2, 8)
     assert isinstance(p, np.ndarray) and p.dtype == np.int64 and l2p.shape == (2, 12, 5)
 
 
 def test_bad_input():
-    P = sbv.SwiftEplbPolicy
+    P = T6
     w = torch.tensor(README_WEIGHT)
     with pytest.raises(AssertionError, match="num_ranks"):  # as vLLM's own policy asserts
         P.rebalance_experts(w, 16, 4, 2, 6)
@@ -165,11 +169,12 @@ def test_bad_input():
         P.rebalance_experts(nan, 16, 4, 2, 8)
     old = torch.arange(16).remainder(12).repeat(2, 1)
     with pytest.raises(ValueError, match="old_global_expert_indices"):
-        P.rebalance_experts(w, 16, 4, 2, 8, old[:, :12])
+        P.rebalance_experts(w, 16, 4, 2, 8, old[:1])  # one layer of two
     bad = old.clone()
-    bad[0, 3] = 40
-    with pytest.raises(ValueError, match="old_global_expert_indices"):
-        P.rebalance_experts(w, 16, 4, 2, 8, bad)
+    for v, where in ((40, r"\[0\]\[3\]"), (12, r"\[0\]\[3\]"), (-2, " holds -2")):
+        bad[0, 3] = v
+        with pytest.raises(ValueError, match="old_global_expert_indices" + where):
+            P.rebalance_experts(w, 16, 4, 2, 8, bad)
 
 
 def fake_vllm(monkeypatch, with_registry):
@@ -180,6 +185,7 @@ def fake_vllm(monkeypatch, with_registry):
         mods["vllm.distributed.eplb.policy"] = types.ModuleType("vllm.distributed.eplb.policy")
         mods["vllm.distributed.eplb.policy"].EPLB_POLICIES = {"default": object}
     else:
+        mods["vllm.distributed.eplb.policy"] = None  # an installed vLLM's registry: hidden
         for n in ("rebalance_algo", "eplb_state"):
             m = types.ModuleType("vllm.distributed.eplb." + n)
             m.rebalance_experts = None
@@ -231,7 +237,9 @@ def test_contract_detected_from_vllm_abstract_class(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(sbv)
-    assert sbv.SwiftEplbPolicy.contract == "tuple6"
+    base = sbv._vllm_abstract_policy()
+    assert sbv.SwiftEplbPolicy.contract == ("tuple6" if base is None else
+                                            sbv.detect_contract(base))
 
 
 def test_ascend_alias_renamed():
