@@ -1,4 +1,5 @@
-"""swiftbalancer.sglang: SGLang's EPLB calls (restated; no SGLang here) and its recorder dumps."""
+"""swiftbalancer.sglang: SGLang's EPLB calls (restated; these tests do not need SGLang;
+test_sglang_engine.py runs the adapter against the installed SGLang) and its recorder dumps."""
 
 import enum
 import json
@@ -22,6 +23,8 @@ class EplbAlgorithm(enum.Enum):  # as SGLang declares it
     deepseek_hierarchical = enum.auto()
     deepseek_vec = enum.auto()
     deepseek_vec_hierarchical = enum.auto()
+    elasticity_aware = enum.auto()
+    elasticity_aware_hierarchical = enum.auto()
 
 
 def test_algorithm_level_call_with_buffer_and_no_groups():
@@ -37,7 +40,7 @@ def test_algorithm_level_call_with_buffer_and_no_groups():
 
 
 @pytest.mark.parametrize("algorithm", [EplbAlgorithm.deepseek_hierarchical,
-                                       "deepseek_vec_hierarchical", None])
+                                       "elasticity_aware_hierarchical", None])
 def test_hierarchical_matches_readme(algorithm):
     w = torch.tensor(README_WEIGHT, dtype=torch.int32)
     phy, _, cnt = sbs.rebalance_experts(w, 16, 2, 4, 2, algorithm)
@@ -55,7 +58,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="num_local_physical_experts"):
         sbs.rebalance_experts(w, 16, 3, 4, 2, "deepseek")
     with pytest.raises(ValueError, match="algorithm"):
-        sbs.rebalance_experts(w, 16, 2, 4, 2, "elasticity_aware")
+        sbs.rebalance_experts(w, 16, 2, 4, 2, "lplb")
+    for name in ("deepseek_vec", EplbAlgorithm.deepseek_vec_hierarchical):
+        with pytest.raises(ValueError, match="is not served: .* each step of the"):
+            sbs.rebalance_experts(w, 16, 2, 4, 2, name)
     with pytest.raises(ValueError, match="tokens_per_expert|weight"):
         sbs.rebalance_experts(w[None, None], 16, 2, 4, 2, "deepseek")
 
