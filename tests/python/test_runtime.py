@@ -1,6 +1,7 @@
 """swiftbalancer.runtime: the asynchronous balancer driven from Python threads (one per rank)."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,8 +18,9 @@ def fill(buf, layer, expert):
     buf[:] = (layer * 16 + expert) & 0xFF
 
 
-def run_ranks(steps, load, **options):
-    """Runs RANKS balancers in lockstep; returns per-rank (placement, counters, buffers, bad)."""
+def run_ranks(steps, load, step_seconds=0.0, **options):
+    """Runs RANKS balancers in lockstep; returns per-rank (placement, counters, buffers, bad).
+    step_seconds: a pause per step, so that the worker gets time on a loaded machine."""
     topo = sb.Topology(RANKS, SLOTS)
     world = runtime.InProcessWorld(RANKS)
     initial = sb.contiguous_placement(topo, LAYERS, EXPERTS)
@@ -45,6 +47,7 @@ def run_ranks(steps, load, **options):
             bad = 0
             for _ in range(steps):
                 barrier.wait()
+                time.sleep(step_seconds)
                 b.before_forward()
                 for l in range(LAYERS):
                     phy = b.phy2log(l)
@@ -75,7 +78,9 @@ def run_ranks(steps, load, **options):
 def test_two_ranks_rebalance_and_move_weights():
     # Experts 1 and 2 are hot and start together on rank 0 (rank 1 holds 3, 4, 0).
     load = np.array([[10, 1000, 900, 10, 10], [10, 1000, 900, 10, 10]])
-    topo, results = run_ranks(24, load)
+    # Steps of 2 ms: a decision must not depend on the worker keeping up with steps that take
+    # microseconds (it did not, under a loaded ctest -j2 run).
+    topo, results = run_ranks(100, load, step_seconds=0.002)
     p0 = results[0][0]
     for placement, counters, bad in results:
         np.testing.assert_array_equal(placement, p0)
