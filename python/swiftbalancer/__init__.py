@@ -175,8 +175,9 @@ class VllmAscendPolicy:
 
     ``rebalance_experts(current_expert_table, expert_workload)`` takes, for every layer, the
     expert id held by each slot of each rank, ``[layers][ranks][slots]``, and the tokens each of
-    those slots processed, same shape (numpy, torch or lists). The logical load of an expert is
-    the sum over its slots. It returns ``(changed, priority, new_deployment)``:
+    those slots processed, same shape (numpy, torch or lists), or FlashLB's
+    ``[stages, layers, ranks, slots]`` (summed over the stages). The logical load of an expert
+    is the sum over its slots. It returns ``(changed, priority, new_deployment)``:
 
     * ``changed``: 1 when the new deployment differs and lowers the busiest rank's load summed
       over layers by more than ``min_improvement`` (vllm-ascend's rule: 5 %), else 0;
@@ -188,7 +189,10 @@ class VllmAscendPolicy:
 
     Parameters:
         config: vllm-ascend's ``DynamicConfig`` (optional); ``num_die_per_host`` is read from it
-            as the ranks per node when ``ranks_per_node`` is not given.
+            as the ranks per node when ``ranks_per_node`` is not given. vllm-ascend's policy
+            factory constructs policies with no arguments: then the ranks per node come from
+            ``SWIFTBALANCER_RANKS_PER_NODE``, else the device count where ``torch_npu`` is
+            loaded with a working ``torch.npu``, else all ranks are on one node.
         policy: a name from ``policy_names()``; ``swift`` (the default) starts from the current
             deployment and moves few experts.
         ranks_per_node: ranks on one node (0: all on one node).
@@ -203,8 +207,10 @@ class VllmAscendPolicy:
     def __init__(self, config=None, *, policy="swift", ranks_per_node=None, num_experts=None,
                  num_groups=0, max_transfers=-1, threshold=1.0, min_improvement=0.05,
                  threads=None):
+        if ranks_per_node is None and config is not None:
+            ranks_per_node = getattr(config, "num_die_per_host", None)
         if ranks_per_node is None:
-            ranks_per_node = getattr(config, "num_die_per_host", 0) if config is not None else 0
+            ranks_per_node = _default_ranks_per_node()
         self.config = config
         self.policy = str(policy)
         self.ranks_per_node = _count(ranks_per_node, "ranks_per_node", minimum=0)
@@ -219,13 +225,39 @@ class VllmAscendPolicy:
         self.last_max_load_after = None
 
     def rebalance_experts(self, current_expert_table, expert_workload):
+        workload = _host(expert_workload, "expert_workload")
+        if np.ndim(workload) == 4:  # FlashLB's [stages, layers, ranks, slots]
+            workload = np.asarray(workload, dtype=np.float64).sum(axis=0)
         changed, priority, table, before, after = _core.ascend_rebalance(
-            _host(current_expert_table, "current_expert_table"),
-            _host(expert_workload, "expert_workload"), self.ranks_per_node,
+            _host(current_expert_table, "current_expert_table"), workload, self.ranks_per_node,
             _experts_arg(self.num_experts), self.policy, self.num_groups, self.max_transfers,
             self.threshold, self.min_improvement, self.threads)
         self.last_max_load_before, self.last_max_load_after = before, after
         return int(changed), priority, table.tolist()
+
+
+RANKS_PER_NODE_ENV = "SWIFTBALANCER_RANKS_PER_NODE"
+
+
+def _default_ranks_per_node():
+    """Ranks per node for a policy built with no arguments (see VllmAscendPolicy)."""
+    text = os.environ.get(RANKS_PER_NODE_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError("%s must be a non-negative integer, got %r"
+                             % (RANKS_PER_NODE_ENV, text))
+        return value
+    if "torch_npu" in sys.modules:
+        try:
+            import torch
+            return int(torch.npu.device_count())
+        except Exception:  # a torch_npu without a usable device API
+            pass
+    return 0
 
 
 # The same class under a name of its own: vllm-ascend ships a policy called SwiftBalanceEplb that
