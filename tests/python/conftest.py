@@ -14,6 +14,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# vllm-ascend, installed for its policy factory (scripts/install-deps.sh), registers a vLLM
+# platform plugin that imports torch_npu (no Ascend NPU here): vLLM loads only the plugins
+# VLLM_PLUGINS names, so the tests name none unless the caller chose otherwise.
+os.environ.setdefault("VLLM_PLUGINS", "")
+
 # deepseek-ai/EPLB README example: 2 layers x 12 experts, 16 replicas, 4 groups, 2 nodes, 8 GPUs.
 README_WEIGHT = np.array([[90, 132, 40, 61, 104, 165, 39, 4, 73, 56, 183, 86],
                           [20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27]])
