@@ -120,6 +120,7 @@ def test_a_peer_that_stops_answering_never_hangs_the_others(tmp_path):
         assert r["wrong_slots"] == 0
         assert len(r["placements"]) == 40, "a rank did not finish its steps"
         assert r["counters"]["balancing_stopped"] == 1
+        assert "timed out" in r["counters"]["last_error"], r["counters"]["last_error"]
         # Bounded: one collective timeout (500 ms) at most per step, nothing near gloo's 20 s.
         assert max(r["step_seconds"]) < 5.0
         # After the stop the placement in service no longer changes.

@@ -29,12 +29,18 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   return c10d::ReduceOp::SUM;
 }
 
+// The first line of an error text: c10's errors may carry a C++ backtrace after it.
+std::string brief(const char* what) {
+  const std::string s(what);
+  return s.substr(0, s.find('\n'));
+}
+
 std::string what_of(const std::exception_ptr& e) {
   if (!e) return "unknown error";
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& x) {
-    return x.what();
+    return brief(x.what());
   } catch (...) {
   }
   return "unknown error";
@@ -110,7 +116,7 @@ ProcessGroupTransport::~ProcessGroupTransport() {
     stop_ = true;
     pending.assign(queue_.begin(), queue_.end());
     for (const auto& b : parked_)
-      for (const auto& op : b->gloo_ops) pending.push_back(op);
+      pending.insert(pending.end(), b->gloo_ops.begin(), b->gloo_ops.end());
   }
   cv_.notify_all();
   // Wakes the waiter out of a wait on an operation that will never complete.
@@ -123,8 +129,15 @@ std::string ProcessGroupTransport::name() const {
   return c == w && control_.get() == weights_.get() ? "torch-" + c : "torch-" + c + "+" + w;
 }
 
-void ProcessGroupTransport::mark_broken(const std::string&) {
+void ProcessGroupTransport::mark_broken(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!broken_.load(std::memory_order_relaxed)) broken_why_ = why;
   broken_.store(true, std::memory_order_release);
+}
+
+Status ProcessGroupTransport::broken_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Status::TransportError("the transport is broken since: " + broken_why_);
 }
 
 std::size_t ProcessGroupTransport::parked_operations() const {
@@ -136,7 +149,7 @@ std::size_t ProcessGroupTransport::parked_operations() const {
 
 Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout,
                                         const char* what) {
-  const std::string name = std::string(what) + " on " + control_->getBackendName();
+  const std::string op = std::string(what) + " on " + control_->getBackendName();
   if (opt_.control_device.is_cpu()) {
     // gloo runs collectives on its own threads; Work::wait(timeout) only waits, so an expired
     // wait leaves the collective running (and the group out of step).
@@ -145,33 +158,32 @@ Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& wo
       return Status::Ok();
     } catch (const std::exception& e) {
       if (!work->isCompleted()) {
-        mark_broken(name);
-        return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) +
-                               " ms");
+        mark_broken(op + " timed out");
+        return Status::Timeout(op + " timed out after " + std::to_string(timeout.count()) + " ms");
       }
-      mark_broken(name);
-      return Status::TransportError(name + " failed: " + e.what());
+      mark_broken(op + " failed: " + brief(e.what()));
+      return Status::TransportError(op + " failed: " + brief(e.what()));
     }
   }
   const auto deadline = Clock::now() + timeout;
   while (!work->isCompleted()) {
     if (Clock::now() >= deadline) {
       work->abort();
-      mark_broken(name);
-      return Status::Timeout(name + " timed out after " + std::to_string(timeout.count()) + " ms");
+      mark_broken(op + " timed out");
+      return Status::Timeout(op + " timed out after " + std::to_string(timeout.count()) + " ms");
     }
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   if (!work->isSuccess()) {
-    mark_broken(name);
-    return Status::TransportError(name + " failed: " + what_of(work->exception()));
+    mark_broken(op + " failed");
+    return Status::TransportError(op + " failed: " + what_of(work->exception()));
   }
   return Status::Ok();
 }
 
 Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
                                          std::span<std::int64_t> out, Millis timeout) {
-  if (broken()) return Status::TransportError("the transport is broken");
+  if (broken()) return broken_status();
   if (out.size() != mine.size() * static_cast<std::size_t>(size_))
     return Status::InvalidInput("all_gather: out holds " + std::to_string(out.size()) +
                                 " values, expected " +
@@ -190,8 +202,8 @@ Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
     auto work = control_->allgather(outs, ins);
     if (Status s = wait_work(work, timeout, "all-gather"); !s.ok()) return s;
   } catch (const std::exception& e) {
-    mark_broken("all-gather");
-    return Status::TransportError(std::string("all-gather failed: ") + e.what());
+    mark_broken(std::string("all-gather failed: ") + brief(e.what()));
+    return Status::TransportError(std::string("all-gather failed: ") + brief(e.what()));
   }
   for (int r = 0; r < size_; ++r) {
     const at::Tensor got = outs[0][static_cast<std::size_t>(r)].cpu();
@@ -203,7 +215,7 @@ Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
 
 Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceOp op,
                                          Millis timeout) {
-  if (broken()) return Status::TransportError("the transport is broken");
+  if (broken()) return broken_status();
   if (values.empty()) return Status::Ok();
   at::Tensor t = at::empty({static_cast<std::int64_t>(values.size())}, at::kLong);
   std::memcpy(t.data_ptr<std::int64_t>(), values.data(), values.size() * sizeof(std::int64_t));
@@ -215,8 +227,8 @@ Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceO
     auto work = control_->allreduce(ts, o);
     if (Status s = wait_work(work, timeout, "all-reduce"); !s.ok()) return s;
   } catch (const std::exception& e) {
-    mark_broken("all-reduce");
-    return Status::TransportError(std::string("all-reduce failed: ") + e.what());
+    mark_broken(std::string("all-reduce failed: ") + brief(e.what()));
+    return Status::TransportError(std::string("all-reduce failed: ") + brief(e.what()));
   }
   const at::Tensor got = ts[0].cpu();
   std::memcpy(values.data(), got.data_ptr<std::int64_t>(), values.size() * sizeof(std::int64_t));
@@ -224,7 +236,7 @@ Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceO
 }
 
 std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp> ops) {
-  if (broken()) return failed_batch(Status::TransportError("the transport is broken"));
+  if (broken()) return failed_batch(broken_status());
   if (Status s = check_p2p_ops(ops, *this); !s.ok()) return failed_batch(s);
   auto b = std::make_shared<BatchState>();
   for (const P2POp& op : ops)
@@ -253,7 +265,8 @@ std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp
     try {
       post_stage(*b);
     } catch (const std::exception& e) {
-      b->result = Status::TransportError(std::string("posting transfers failed: ") + e.what());
+      b->result =
+          Status::TransportError(std::string("posting transfers failed: ") + brief(e.what()));
     }
   }
   return std::make_unique<ProcessGroupBatch>(*this, std::move(b));
@@ -317,7 +330,7 @@ void ProcessGroupTransport::waiter_loop() {
       }
     } catch (const std::exception& e) {
       state = Op::State::kFailed;
-      error = e.what();
+      error = brief(e.what());
     }
     lock.lock();
     op->state = state;
@@ -363,7 +376,8 @@ TransferBatch::State ProcessGroupBatch::advance() {
     try {
       t_.post_stage(b);
     } catch (const std::exception& e) {
-      b.result = Status::TransportError(std::string("posting transfers failed: ") + e.what());
+      b.result =
+          Status::TransportError(std::string("posting transfers failed: ") + brief(e.what()));
     }
   }
 }
@@ -425,7 +439,8 @@ Status ProcessGroupBatch::cancel_once() {
   } else if (b.group_work && !b.group_work->isCompleted()) {
     // NCCL cannot withdraw posted operations: the abort tears the communicator down.
     b.group_work->abort();
-    t_.mark_broken("transfer aborted");
+    t_.mark_broken("a transfer was aborted on " + t_.weights_->getBackendName() +
+                   " (the communicator is torn down)");
     outstanding = true;
   }
   if (!b.result) b.result = Status::Cancelled("the batch was cancelled");

@@ -100,6 +100,7 @@ class ProcessGroupTransport final : public Transport {
   void enqueue_wait(std::shared_ptr<Op> op);
   void park(std::shared_ptr<BatchState> b);
   void mark_broken(const std::string& why);
+  Status broken_status() const;
 
   c10::intrusive_ptr<c10d::ProcessGroup> control_;
   c10::intrusive_ptr<c10d::ProcessGroup> weights_;
@@ -111,7 +112,8 @@ class ProcessGroupTransport final : public Transport {
   std::optional<c10::Stream> stream_;
   std::atomic<bool> broken_{false};
 
-  mutable std::mutex mu_;  // guards the waiter queue, parked_ and stop_
+  mutable std::mutex mu_;  // guards the waiter queue, parked_, stop_ and broken_why_
+  std::string broken_why_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Op>> queue_;
   std::vector<std::shared_ptr<BatchState>> parked_;
