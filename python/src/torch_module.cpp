@@ -7,7 +7,7 @@
 // swiftbalancer._runtime.BalancerConfig._capsule() (shared_bindings.h). Calls that wait
 // (before_forward, after_forward, close) release the GIL; nothing here runs Python on the
 // runtime's worker thread. A bad argument raises ValueError.
-#include <torch/extension.h>
+#include <torch/python.h>  // torch's pybind11 casters (tensors, c10d process groups)
 
 #include <memory>
 #include <string>
