@@ -130,6 +130,10 @@ class Balancer:
             config=cfg._capsule(), max_ops_in_flight=int(max_ops_in_flight),
             control_device=_control_device(cpu_group, device))
         self.rank = self._b.rank
+        # The per-layer and per-step calls go straight to the extension: no Python frame of ours
+        # on the serving path (the methods below document them).
+        self.record = self._b.record
+        self.before_forward = self._b.before_forward
         # Stable tensors: the C++ side writes their rows in place.
         self.phy2log = self._b.phy2log
         self.log2phy = self._b.log2phy
