@@ -53,7 +53,9 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps)
   requests==2.34.2 urllib3==2.8.0 certifi==2026.10.19.post1 idna==3.20 \
   orjson==3.13.0 pybase64==1.5.1 pillow==13.0.0 starlette==1.10.0 anyio==4.16.0 \
   msgspec==0.23.0 ipython==9.18.1 traitlets==5.16.1 \
-  numba==0.68.1 llvmlite==0.50.0 scipy==1.17.1 setuptools-scm==10.3.4
+  numba==0.68.1 llvmlite==0.50.0 scipy==1.17.1
+# vllm-ascend's build needs setuptools-scm with its own dependencies (vcs-versioning).
+.venv/bin/python -m pip install -q --disable-pip-version-check setuptools-scm==10.3.4
 SOC_VERSION=ascend910b1 COMPILE_CUSTOM_KERNELS=0 "${PIP[@]}" --no-build-isolation \
   "vllm-ascend==${VLLM_ASCEND_VERSION}"
 VLLM_PLUGINS= .venv/bin/python -W ignore -c "import vllm.distributed.eplb.policy, sglang.srt.eplb.eplb_algorithms; print('engines: vllm', '${VLLM_VERSION}', 'sglang', '${SGLANG_VERSION}', 'vllm-ascend', '${VLLM_ASCEND_VERSION}')" 2>&1 | tail -1
