@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <utility>
 
 #include "swiftbalancer/core/status.h"
@@ -181,6 +182,25 @@ Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& wo
   return Status::Ok();
 }
 
+at::Tensor ProcessGroupTransport::owned_copy(std::span<const std::int64_t> values) const {
+  // Never the caller's memory: a timed-out collective may still write its tensors.
+  return at::from_blob(const_cast<std::int64_t*>(values.data()),
+                       {static_cast<std::int64_t>(values.size())}, at::kLong)
+      .to(opt_.control_device, /*non_blocking=*/false, /*copy=*/true);
+}
+
+Status ProcessGroupTransport::run_collective(
+    const char* what, Millis timeout,
+    const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  try {
+    return wait_work(start(), timeout, what);
+  } catch (const std::exception& e) {
+    const std::string why = std::string(what) + " failed: " + brief(e.what());
+    mark_broken(why);
+    return Status::TransportError(why);
+  }
+}
+
 Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
                                          std::span<std::int64_t> out, Millis timeout) {
   if (broken()) return broken_status();
@@ -189,22 +209,15 @@ Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
                                 " values, expected " +
                                 std::to_string(mine.size() * static_cast<std::size_t>(size_)));
   if (mine.empty()) return Status::Ok();
-  const auto n = static_cast<std::int64_t>(mine.size());
   const auto opts = at::TensorOptions().dtype(at::kLong).device(opt_.control_device);
-  // Owned tensors, never the caller's memory: a timed-out collective may still write them.
-  at::Tensor in = at::empty({n}, at::kLong);
-  std::memcpy(in.data_ptr<std::int64_t>(), mine.data(), mine.size() * sizeof(std::int64_t));
-  in = in.to(opt_.control_device);
   std::vector<std::vector<at::Tensor>> outs(1);
-  for (int r = 0; r < size_; ++r) outs[0].push_back(at::empty({n}, opts));
-  std::vector<at::Tensor> ins{in};
-  try {
-    auto work = control_->allgather(outs, ins);
-    if (Status s = wait_work(work, timeout, "all-gather"); !s.ok()) return s;
-  } catch (const std::exception& e) {
-    mark_broken(std::string("all-gather failed: ") + brief(e.what()));
-    return Status::TransportError(std::string("all-gather failed: ") + brief(e.what()));
-  }
+  for (int r = 0; r < size_; ++r)
+    outs[0].push_back(at::empty({static_cast<std::int64_t>(mine.size())}, opts));
+  std::vector<at::Tensor> ins{owned_copy(mine)};
+  if (Status s =
+          run_collective("all-gather", timeout, [&] { return control_->allgather(outs, ins); });
+      !s.ok())
+    return s;
   for (int r = 0; r < size_; ++r) {
     const at::Tensor got = outs[0][static_cast<std::size_t>(r)].cpu();
     std::memcpy(out.data() + static_cast<std::size_t>(r) * mine.size(),
@@ -217,19 +230,12 @@ Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceO
                                          Millis timeout) {
   if (broken()) return broken_status();
   if (values.empty()) return Status::Ok();
-  at::Tensor t = at::empty({static_cast<std::int64_t>(values.size())}, at::kLong);
-  std::memcpy(t.data_ptr<std::int64_t>(), values.data(), values.size() * sizeof(std::int64_t));
-  t = t.to(opt_.control_device);
-  std::vector<at::Tensor> ts{t};
+  std::vector<at::Tensor> ts{owned_copy(values)};
   c10d::AllreduceOptions o;
   o.reduceOp = to_c10d(op);
-  try {
-    auto work = control_->allreduce(ts, o);
-    if (Status s = wait_work(work, timeout, "all-reduce"); !s.ok()) return s;
-  } catch (const std::exception& e) {
-    mark_broken(std::string("all-reduce failed: ") + brief(e.what()));
-    return Status::TransportError(std::string("all-reduce failed: ") + brief(e.what()));
-  }
+  if (Status s = run_collective("all-reduce", timeout, [&] { return control_->allreduce(ts, o); });
+      !s.ok())
+    return s;
   const at::Tensor got = ts[0].cpu();
   std::memcpy(values.data(), got.data_ptr<std::int64_t>(), values.size() * sizeof(std::int64_t));
   return Status::Ok();
@@ -428,14 +434,9 @@ Status ProcessGroupBatch::cancel_once() {
         if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op);
     }
     for (const auto& op : pending) op->work->abort();
+    // An aborted gloo receive stays posted (a late message may still land): the buffers stay
+    // in use. Operations that had already ended leave nothing behind.
     outstanding = !pending.empty();
-    if (!outstanding) {
-      // Every operation of the stage ended (some failed); later stages were never posted.
-      std::lock_guard<std::mutex> lock(t_.mu_);
-      for (const auto& op : b.gloo_ops)
-        if (op->state == ProcessGroupTransport::Op::State::kFailed && op->error == "aborted")
-          outstanding = true;
-    }
   } else if (b.group_work && !b.group_work->isCompleted()) {
     // NCCL cannot withdraw posted operations: the abort tears the communicator down.
     b.group_work->abort();

@@ -39,6 +39,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -95,6 +96,10 @@ class ProcessGroupTransport final : public Transport {
  private:
   friend class ProcessGroupBatch;
   Status wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout, const char* what);
+  // Starts a collective and waits for it; any failure marks the transport broken.
+  Status run_collective(const char* what, Millis timeout,
+                        const std::function<c10::intrusive_ptr<c10d::Work>()>& start);
+  at::Tensor owned_copy(std::span<const std::int64_t> values) const;
   void post_stage(BatchState& b);
   void waiter_loop();
   void enqueue_wait(std::shared_ptr<Op> op);
