@@ -52,15 +52,21 @@ std::string what_of(const std::exception_ptr& e) {
 // One gloo operation the waiter thread waits on.
 struct ProcessGroupTransport::Op {
   c10::intrusive_ptr<c10d::Work> work;
+  std::weak_ptr<BatchState> batch;  // whose stage it belongs to
   enum class State { kPending, kDone, kFailed } state = State::kPending;  // guarded by mu_
   std::string error;
 };
 
-// A batch: its operations in pair order, cut into stages, and the stage in flight.
+// A batch: its operations in pair order, cut into stages, and the stage in flight. `ops` and
+// `stages` are fixed once post() returns. On gloo the rest is shared by the serving, posting and
+// waiting threads and guarded by the transport's mu_; otherwise it is the serving thread's.
 struct ProcessGroupTransport::BatchState {
   std::vector<P2POp> ops;
   std::vector<std::vector<std::size_t>> stages;  // indices into ops
-  std::size_t stage = 0;                         // the stage posted last
+  std::size_t stage = 0;                         // the stage posted last (or being posted)
+  std::size_t ops_left = 0;                      // gloo: of that stage, not completed yet
+  bool posting = false;    // gloo: the posting thread is calling send/recv for it
+  bool cancelled = false;  // gloo: no further stage is posted
   // The stage in flight: gloo operations (waited on by the waiter thread) or one coalesced
   // work per stage (other backends).
   std::vector<std::shared_ptr<Op>> gloo_ops;
@@ -73,15 +79,17 @@ class ProcessGroupBatch final : public TransferBatch {
   ProcessGroupBatch(ProcessGroupTransport& t, std::shared_ptr<ProcessGroupTransport::BatchState> b)
       : t_(t), b_(std::move(b)) {}
   ~ProcessGroupBatch() override {
-    if (!b_->result) (void)cancel();
+    if (!finished()) (void)cancel();
   }
   State poll() override;
   Status wait(Clock::time_point deadline) override;
   Status cancel() override;
 
  private:
-  // Checks the stage in flight and posts the next one when it completed.
+  // Checks the stage in flight and, off gloo, posts the next one when it completed (on gloo the
+  // transport's threads do that).
   State advance();
+  bool finished() const;
   Status cancel_once();
   ProcessGroupTransport& t_;
   std::shared_ptr<ProcessGroupTransport::BatchState> b_;
@@ -107,7 +115,10 @@ ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGro
   weight_kind_ = opt_.weight_device.is_cpu() ? MemoryKind::kHost : MemoryKind::kDevice;
   // CPU tensors move on gloo (torch's CPU point-to-point backend), whatever else the group has.
   gloo_weights_ = opt_.weight_device.is_cpu();
-  if (gloo_weights_) waiter_ = std::thread([this] { waiter_loop(); });
+  if (gloo_weights_) {
+    waiter_ = std::thread([this] { waiter_loop(); });
+    poster_ = std::thread([this] { poster_loop(); });
+  }
 }
 
 ProcessGroupTransport::~ProcessGroupTransport() {
@@ -116,13 +127,16 @@ ProcessGroupTransport::~ProcessGroupTransport() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
     pending.assign(queue_.begin(), queue_.end());
+    if (waiting_) pending.push_back(waiting_);
     for (const auto& b : parked_)
       pending.insert(pending.end(), b->gloo_ops.begin(), b->gloo_ops.end());
   }
   cv_.notify_all();
+  post_cv_.notify_all();
   // Wakes the waiter out of a wait on an operation that will never complete.
   for (const auto& op : pending) op->work->abort();
   if (waiter_.joinable()) waiter_.join();
+  if (poster_.joinable()) poster_.join();
 }
 
 std::string ProcessGroupTransport::name() const {
@@ -267,6 +281,14 @@ std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp
   }
   if (b->stages.empty()) {
     b->result = Status::Ok();
+  } else if (gloo_weights_) {
+    // The posting thread calls send/recv: creating gloo's operations costs the serving thread
+    // tens of microseconds each, and a stage can hold hundreds.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      to_post_.push_back(b);
+    }
+    post_cv_.notify_one();
   } else {
     try {
       post_stage(*b);
@@ -280,21 +302,7 @@ std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp
 
 void ProcessGroupTransport::post_stage(BatchState& b) {
   const std::vector<std::size_t>& idx = b.stages[b.stage];
-  b.gloo_ops.clear();
   b.group_work.reset();
-  if (gloo_weights_) {
-    for (std::size_t i : idx) {
-      const P2POp& op = b.ops[i];
-      std::vector<at::Tensor> t{bytes_view(op, opt_.weight_device)};
-      auto w = op.kind == P2POp::Kind::kSend ? weights_->send(t, op.peer, op.tag)
-                                             : weights_->recv(t, op.peer, op.tag);
-      auto o = std::make_shared<Op>();
-      o->work = std::move(w);
-      b.gloo_ops.push_back(o);
-      enqueue_wait(std::move(o));
-    }
-    return;
-  }
   std::optional<c10::StreamGuard> guard;
   if (stream_) guard.emplace(*stream_);
   const c10::DeviceType type = opt_.weight_device.type();
@@ -310,12 +318,46 @@ void ProcessGroupTransport::post_stage(BatchState& b) {
   b.group_work = weights_->endCoalescing(type);
 }
 
-void ProcessGroupTransport::enqueue_wait(std::shared_ptr<Op> op) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(op));
+// gloo: posts the stages handed over by post() (stage 0) and by the waiter (a stage completed,
+// the next is due). send/recv only enqueue work with gloo, so this thread never blocks for
+// long, and a stage is posted as soon as the previous one completed, whatever the serving
+// thread is doing. Every rank posts a batch's stages in the same order, as before.
+void ProcessGroupTransport::poster_loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    post_cv_.wait(lock, [&] { return stop_ || !to_post_.empty(); });
+    if (stop_) return;
+    std::shared_ptr<BatchState> b = std::move(to_post_.front());
+    to_post_.pop_front();
+    if (b->cancelled || b->result) continue;
+    b->posting = true;
+    const std::vector<std::size_t>& idx = b->stages[b->stage];
+    lock.unlock();
+    std::vector<std::shared_ptr<Op>> posted;
+    std::optional<Status> failed;
+    try {
+      for (std::size_t i : idx) {
+        const P2POp& op = b->ops[i];
+        std::vector<at::Tensor> t{bytes_view(op, opt_.weight_device)};
+        auto o = std::make_shared<Op>();
+        o->work = op.kind == P2POp::Kind::kSend ? weights_->send(t, op.peer, op.tag)
+                                                : weights_->recv(t, op.peer, op.tag);
+        o->batch = b;
+        posted.push_back(std::move(o));
+      }
+    } catch (const std::exception& e) {
+      // What was posted stays referenced: the serving thread's cancel aborts and parks it.
+      failed = Status::TransportError(std::string("posting transfers failed: ") + brief(e.what()));
+    }
+    lock.lock();
+    b->posting = false;
+    b->ops_left = posted.size();
+    if (failed && !b->result) b->result = std::move(failed);
+    queue_.insert(queue_.end(), posted.begin(), posted.end());
+    b->gloo_ops = std::move(posted);
+    cv_.notify_all();
+    done_cv_.notify_all();
   }
-  cv_.notify_all();
 }
 
 void ProcessGroupTransport::waiter_loop() {
@@ -325,6 +367,7 @@ void ProcessGroupTransport::waiter_loop() {
     if (stop_) return;
     std::shared_ptr<Op> op = queue_.front();
     queue_.pop_front();
+    waiting_ = op;
     lock.unlock();
     Op::State state = Op::State::kDone;
     std::string error;
@@ -339,9 +382,23 @@ void ProcessGroupTransport::waiter_loop() {
       error = brief(e.what());
     }
     lock.lock();
+    waiting_.reset();
     op->state = state;
     op->error = std::move(error);
-    cv_.notify_all();
+    if (std::shared_ptr<BatchState> b = op->batch.lock()) {
+      if (state == Op::State::kFailed) {
+        if (!b->result) b->result = Status::TransportError("transfer failed: " + op->error);
+      } else if (--b->ops_left == 0 && !b->result && !b->cancelled) {
+        if (b->stage + 1 < b->stages.size()) {
+          ++b->stage;
+          to_post_.push_back(b);
+          post_cv_.notify_one();
+        } else {
+          b->result = Status::Ok();
+        }
+      }
+    }
+    done_cv_.notify_all();
   }
 }
 
@@ -350,22 +407,23 @@ void ProcessGroupTransport::park(std::shared_ptr<BatchState> b) {
   parked_.push_back(std::move(b));
 }
 
+bool ProcessGroupBatch::finished() const {
+  if (!t_.gloo_weights_) return b_->result.has_value();
+  std::lock_guard<std::mutex> lock(t_.mu_);
+  return b_->result.has_value();
+}
+
 TransferBatch::State ProcessGroupBatch::advance() {
   ProcessGroupTransport::BatchState& b = *b_;
+  if (t_.gloo_weights_) {
+    std::lock_guard<std::mutex> lock(t_.mu_);
+    if (!b.result) return State::kPending;
+    return b.result->ok() ? State::kCompleted : State::kFailed;
+  }
   for (;;) {
     if (b.result) return b.result->ok() ? State::kCompleted : State::kFailed;
     bool done = true;
-    if (t_.gloo_weights_) {
-      std::lock_guard<std::mutex> lock(t_.mu_);
-      for (const auto& op : b.gloo_ops) {
-        if (op->state == ProcessGroupTransport::Op::State::kFailed) {
-          b.result = Status::TransportError("transfer failed: " + op->error);
-          break;
-        }
-        if (op->state == ProcessGroupTransport::Op::State::kPending) done = false;
-      }
-      if (b.result) continue;
-    } else if (b.group_work) {
+    if (b.group_work) {
       if (!b.group_work->isCompleted()) {
         done = false;
       } else if (!b.group_work->isSuccess()) {
@@ -399,7 +457,12 @@ Status ProcessGroupBatch::wait(Clock::time_point deadline) {
     const State s = advance();
     if (s == State::kCompleted) return Status::Ok();
     if (s == State::kFailed) {
-      const Status why = *b_->result;
+      Status why = Status::Ok();
+      {
+        std::optional<std::lock_guard<std::mutex>> lock;
+        if (t_.gloo_weights_) lock.emplace(t_.mu_);
+        why = *b_->result;
+      }
       (void)cancel();
       return why;
     }
@@ -410,7 +473,7 @@ Status ProcessGroupBatch::wait(Clock::time_point deadline) {
     }
     if (t_.gloo_weights_) {
       std::unique_lock<std::mutex> lock(t_.mu_);
-      t_.cv_.wait_until(lock, std::min(deadline, Clock::now() + Millis(50)));
+      t_.done_cv_.wait_until(lock, deadline, [&] { return b_->result.has_value(); });
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
@@ -424,19 +487,25 @@ Status ProcessGroupBatch::cancel() {
 
 Status ProcessGroupBatch::cancel_once() {
   ProcessGroupTransport::BatchState& b = *b_;
-  if (b.result && b.result->ok()) return Status::Ok();
   bool outstanding = false;
   if (t_.gloo_weights_) {
     std::vector<std::shared_ptr<ProcessGroupTransport::Op>> pending;
     {
-      std::lock_guard<std::mutex> lock(t_.mu_);
+      std::unique_lock<std::mutex> lock(t_.mu_);
+      if (b.result && b.result->ok()) return Status::Ok();
+      b.cancelled = true;  // the posting thread posts no further stage
+      // A stage being posted is known once its send/recv calls returned (they only enqueue).
+      t_.done_cv_.wait(lock, [&] { return !b.posting; });
       for (const auto& op : b.gloo_ops)
         if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op);
+      if (!b.result) b.result = Status::Cancelled("the batch was cancelled");
     }
     for (const auto& op : pending) op->work->abort();
     // An aborted gloo receive stays posted (a late message may still land): the buffers stay
     // in use. Operations that had already ended leave nothing behind.
     outstanding = !pending.empty();
+  } else if (b.result && b.result->ok()) {
+    return Status::Ok();
   } else if (b.group_work && !b.group_work->isCompleted()) {
     // NCCL cannot withdraw posted operations: the abort tears the communicator down.
     b.group_work->abort();

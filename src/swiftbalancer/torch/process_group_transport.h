@@ -19,7 +19,10 @@
 // coalesced group, and completion is Work::isCompleted(). gloo completes a send or receive only
 // inside Work::wait(), and a wait with a timeout that expires breaks the whole group; so a
 // waiter thread of the transport waits on gloo operations without a timeout, and the serving
-// thread waits on the waiter with the runtime's deadline.
+// thread waits on the waiter with the runtime's deadline. On gloo a posting thread of the
+// transport makes the send/recv calls (stage 0 when post() hands a batch over, each next stage
+// as soon as the waiter saw the previous one complete): the serving thread's post() costs a
+// queue push, and stages advance between steps without the serving thread polling.
 //
 // Failure is a result (the Transport contract):
 //   - a collective that fails or runs past its timeout fails on this rank; a timed-out one
@@ -30,8 +33,9 @@
 //     operations referenced: the caller parks the buffers, the group stays usable. On NCCL an
 //     abort tears the communicator down: the transport is then broken().
 //
-// Threading: as Transport (one serving thread per rank), plus the transport's own waiter thread
-// for gloo. Nothing here calls Python. Destruction aborts and joins the waiter.
+// Threading: as Transport (one serving thread per rank), plus the transport's own waiter and
+// posting threads for gloo. Nothing here calls Python. Destruction aborts what is outstanding
+// and joins both.
 #pragma once
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
@@ -100,9 +104,9 @@ class ProcessGroupTransport final : public Transport {
   Status run_collective(const char* what, Millis timeout,
                         const std::function<c10::intrusive_ptr<c10d::Work>()>& start);
   at::Tensor owned_copy(std::span<const std::int64_t> values) const;
-  void post_stage(BatchState& b);
+  void post_stage(BatchState& b);  // off gloo, on the serving thread
+  void poster_loop();
   void waiter_loop();
-  void enqueue_wait(std::shared_ptr<Op> op);
   void park(std::shared_ptr<BatchState> b);
   void mark_broken(const std::string& why);
   Status broken_status() const;
@@ -117,13 +121,19 @@ class ProcessGroupTransport final : public Transport {
   std::optional<c10::Stream> stream_;
   std::atomic<bool> broken_{false};
 
-  mutable std::mutex mu_;  // guards the waiter queue, parked_, stop_ and broken_why_
+  // Guards the queues, the gloo batches' shared state, parked_, stop_ and broken_why_.
+  mutable std::mutex mu_;
   std::string broken_why_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // the waiter's queue
+  std::condition_variable post_cv_;  // the posting thread's queue
+  std::condition_variable done_cv_;  // a gloo batch's state changed
   std::deque<std::shared_ptr<Op>> queue_;
+  std::shared_ptr<Op> waiting_;  // the operation the waiter is in wait() on
+  std::deque<std::shared_ptr<BatchState>> to_post_;
   std::vector<std::shared_ptr<BatchState>> parked_;
   bool stop_ = false;
   std::thread waiter_;
+  std::thread poster_;
 };
 
 }  // namespace swiftbalancer::torch_engine
