@@ -127,11 +127,10 @@ void bind_balancer_config(py::module_& m) {
   // name it had before it was nested (`shift_check_steps` is `shift.check_steps`); the flat names
   // are the ones listed in field_names, so keyword overrides keep working.
   c.def_readwrite("shift", &C::shift);
-#define SHIFT(flat, f)                                                                     \
-  (c.def_property(                                                                        \
-       #flat, [](const C& x) { return x.shift.f; }, [](C& x, decltype(ShiftConfig::f) v) { \
-         x.shift.f = v;                                                                   \
-       }),                                                                                \
+#define SHIFT(flat, f)                                           \
+  (c.def_property(                                               \
+       #flat, [](const C& x) { return x.shift.f; },              \
+       [](C& x, decltype(ShiftConfig::f) v) { x.shift.f = v; }), \
    names.push_back(#flat))
   SHIFT(shift_check_steps, check_steps);
   SHIFT(shift_trigger_ratio, trigger_ratio);

@@ -16,8 +16,7 @@ namespace {
 
 // The runtime's schedule for one simulated policy: its gather interval, poll period and layers
 // per step; sync moves every changed layer at once; shift detection for NAME:shift only.
-CycleSchedule::Config schedule_config(const PolicySpec& spec, const ReplayConfig& cfg,
-                                      int layers) {
+CycleSchedule::Config schedule_config(const PolicySpec& spec, const ReplayConfig& cfg, int layers) {
   CycleSchedule::Config c;
   c.mode = spec.mode == Mode::kSync ? CycleSchedule::Mode::kSync : CycleSchedule::Mode::kAsync;
   c.interval_steps = cfg.interval;
@@ -112,9 +111,8 @@ CycleSchedule::Event PolicySim::run(const Action& a, std::int64_t t, SharedWindo
       }
       return Event::finished();
     case Act::kPoll:  // the worker's result is picked up policy_steps after the gather
-      return t + 1 >= agree_at_
-                 ? Event::polled(CycleSchedule::Decision::kAgreed, changed_.size())
-                 : Event::polled(CycleSchedule::Decision::kPending);
+      return t + 1 >= agree_at_ ? Event::polled(CycleSchedule::Decision::kAgreed, changed_.size())
+                                : Event::polled(CycleSchedule::Decision::kPending);
     case Act::kResetTotals:
       std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
       return Event::done();

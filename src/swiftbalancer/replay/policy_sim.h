@@ -104,9 +104,9 @@ class PolicySim {
   // This step's batch: changed_[batch_first_, batch_first_ + batch_count_), when posted.
   bool posted_ = false;
   std::size_t batch_first_ = 0, batch_count_ = 0;
-  double compute_ms_ = 0.0;                // this step's
-  const LoadMatrix* gathered_ = nullptr;   // the window of this step's gather
-  std::int64_t last_batch_ = -1;           // step of the last committed batch
+  double compute_ms_ = 0.0;               // this step's
+  const LoadMatrix* gathered_ = nullptr;  // the window of this step's gather
+  std::int64_t last_batch_ = -1;          // step of the last committed batch
   PolicyResult res_;
   std::vector<double> heat_;
   std::vector<std::int64_t> heat_n_;

@@ -74,7 +74,8 @@ struct Balancer::Parts {
         decision(t, r, std::move(policy), cfg, reporter, pool),
         mover(r, initial.layers(), tr, store, pool, state, accounting, cfg, reporter),
         schedule(schedule_config(cfg)) {
-    if (schedule.shift_on()) shift_all.assign(static_cast<std::size_t>(t.ranks) * initial.layers(), 0);
+    if (schedule.shift_on())
+      shift_all.assign(static_cast<std::size_t>(t.ranks) * initial.layers(), 0);
   }
 
   Topology topo;
@@ -175,8 +176,8 @@ StepStats Balancer::after_forward() {
   // broken() while its collectives still work (NCCL's go over a host transport): the others
   // would go on calling collectives it no longer joins (issue 19, item 1).
   const std::int64_t seen = p.reporter.collective_failures_seen();
-  const auto peers = p.schedule.on(Event::peers(seen - p.collective_failures_seen,
-                                                p.mover.stop_agreed(), p.transport.broken()));
+  const auto peers = p.schedule.on(
+      Event::peers(seen - p.collective_failures_seen, p.mover.stop_agreed(), p.transport.broken()));
   p.collective_failures_seen = seen;
   if (peers.act == CycleSchedule::Act::kStop) {
     stop(peers.why);

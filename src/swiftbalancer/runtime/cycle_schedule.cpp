@@ -133,8 +133,7 @@ CycleSchedule::Action CycleSchedule::on(Event e) {
           next_layer_ >= plan_layers_)
         return {};
       const std::size_t left = plan_layers_ - next_layer_;
-      return await({Act::kPost, next_layer_,
-                    std::min(left, static_cast<std::size_t>(cycle_lps_))});
+      return await({Act::kPost, next_layer_, std::min(left, static_cast<std::size_t>(cycle_lps_))});
     }
     if (e.kind == K::kPeers) return stop(e);
     if (e.step <= step_)
@@ -148,15 +147,14 @@ CycleSchedule::Action CycleSchedule::on(Event e) {
   }
   // A reply to the action awaited.
   const Act a = awaiting_;
-  const bool answers = (e.kind == K::kPosted && a == Act::kPost) ||
-                       (e.kind == K::kFinished && a == Act::kFinish) ||
-                       (e.kind == K::kPolled && a == Act::kPoll) ||
-                       (e.kind == K::kStarted && a == Act::kStartCycle) ||
-                       (e.kind == K::kChecked && a == Act::kCheckShift) ||
-                       (e.kind == K::kGathered && a == Act::kGather) ||
-                       (e.kind == K::kDone &&
-                        (a == Act::kResetTotals || a == Act::kShiftFired ||
-                         a == Act::kPreempt || a == Act::kStop));
+  const bool answers =
+      (e.kind == K::kPosted && a == Act::kPost) || (e.kind == K::kFinished && a == Act::kFinish) ||
+      (e.kind == K::kPolled && a == Act::kPoll) ||
+      (e.kind == K::kStarted && a == Act::kStartCycle) ||
+      (e.kind == K::kChecked && a == Act::kCheckShift) ||
+      (e.kind == K::kGathered && a == Act::kGather) ||
+      (e.kind == K::kDone &&
+       (a == Act::kResetTotals || a == Act::kShiftFired || a == Act::kPreempt || a == Act::kStop));
   if (!answers) protocol_error(e);
   awaiting_ = Act::kNone;
   switch (e.kind) {
@@ -216,7 +214,7 @@ CycleSchedule::Action CycleSchedule::on(Event e) {
       gathered_ = e.ok;
       if (!e.ok || phase_ != Phase::kIdle) return advance();  // no cycle (failed, or busy)
       cycle_lps_ = early_now_ && cfg_.shift.layers_per_step > 0 ? cfg_.shift.layers_per_step
-                                                                 : cfg_.layers_per_step;
+                                                                : cfg_.layers_per_step;
       stage_ = Stage::kAfterStart;
       {
         Action start{Act::kStartCycle};
@@ -255,7 +253,7 @@ CycleSchedule::Action CycleSchedule::agreed(std::size_t layers) {
   in_flight_ = false;
   if (cfg_.mode == Mode::kSync) return post_at_once();
   if (layers == 0) return await(Act::kFinish);  // nothing to move: the cycle ends here
-  return advance();  // the first layers go out before the next forward
+  return advance();                             // the first layers go out before the next forward
 }
 
 CycleSchedule::Action CycleSchedule::post_at_once() {

@@ -49,13 +49,13 @@ class CycleSchedule {
   enum class Mode { kAsync, kSync, kOff };
   struct Config {
     Mode mode = Mode::kAsync;
-    int interval_steps = 50;       // a gather every this many steps (restarted by an early one)
-    int decision_poll_steps = 2;   // async: steps between two decision polls
-    int layers_per_step = 1;       // async: layers posted per step
-    int sync_layers_at_once = 2;   // sync: layers posted at once (the staging regions)
+    int interval_steps = 50;          // a gather every this many steps (restarted by an early one)
+    int decision_poll_steps = 2;      // async: steps between two decision polls
+    int layers_per_step = 1;          // async: layers posted per step
+    int sync_layers_at_once = 2;      // sync: layers posted at once (the staging regions)
     int max_collective_failures = 3;  // collectives failed in a row before stopping
-    ShiftConfig shift{};           // shift.check_steps 0: no shift detection
-    void validate() const;         // throws InputError naming the field
+    ShiftConfig shift{};              // shift.check_steps 0: no shift detection
+    void validate() const;            // throws InputError naming the field
   };
 
   enum class Phase { kIdle, kDeciding, kMoving, kStopped };
@@ -100,7 +100,7 @@ class CycleSchedule {
       kPeers,
     };
     Kind kind = Kind::kDone;
-    std::int64_t step = 0;                  // kStepEnded: the step just finished (1-based)
+    std::int64_t step = 0;                   // kStepEnded: the step just finished (1-based)
     Decision decision = Decision::kPending;  // kPolled, kStarted
     std::size_t layers = 0;  // kPosted: layers taken; kPolled/kStarted agreed: the plan's layers
     bool ok = true;          // kChecked (false: the check's collective failed), kGathered
