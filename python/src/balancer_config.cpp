@@ -77,6 +77,14 @@ void bind_options(py::module_& m) {
       .def_readwrite("cycle", &FaultInjection::cycle)
       .def_readwrite("random_rate", &FaultInjection::random_rate)
       .def_readwrite("random_seed", &FaultInjection::random_seed);
+  py::class_<ShiftConfig>(m, "ShiftConfig", "stats::ShiftConfig: shift detection's settings")
+      .def(py::init<>())
+      .def_readwrite("check_steps", &ShiftConfig::check_steps)
+      .def_readwrite("trigger_ratio", &ShiftConfig::trigger_ratio)
+      .def_readwrite("rearm_ratio", &ShiftConfig::rearm_ratio)
+      .def_readwrite("min_gap_steps", &ShiftConfig::min_gap_steps)
+      .def_readwrite("skip_below", &ShiftConfig::skip_below)
+      .def_readwrite("layers_per_step", &ShiftConfig::layers_per_step);
 }
 
 }  // namespace
@@ -115,12 +123,22 @@ void bind_balancer_config(py::module_& m) {
   c.def_property("log", &get_log, &set_log);
   names.push_back("log");
   FIELD(fault);
-  FIELD(shift_check_steps);
-  FIELD(shift_trigger_ratio);
-  FIELD(shift_rearm_ratio);
-  FIELD(shift_min_gap_steps);
-  FIELD(shift_skip_below);
-  FIELD(shift_layers_per_step);
+  // Shift detection: the nested `shift` (a ShiftConfig), and each of its fields under the flat
+  // name it had before it was nested (`shift_check_steps` is `shift.check_steps`); the flat names
+  // are the ones listed in field_names, so keyword overrides keep working.
+  c.def_readwrite("shift", &C::shift);
+#define SHIFT(flat, f)                                           \
+  (c.def_property(                                               \
+       #flat, [](const C& x) { return x.shift.f; },              \
+       [](C& x, decltype(ShiftConfig::f) v) { x.shift.f = v; }), \
+   names.push_back(#flat))
+  SHIFT(shift_check_steps, check_steps);
+  SHIFT(shift_trigger_ratio, trigger_ratio);
+  SHIFT(shift_rearm_ratio, rearm_ratio);
+  SHIFT(shift_min_gap_steps, min_gap_steps);
+  SHIFT(shift_skip_below, skip_below);
+  SHIFT(shift_layers_per_step, layers_per_step);
+#undef SHIFT
 #undef FIELD
 #undef MILLIS
   c.attr("field_names") = py::tuple(py::cast(names));

@@ -26,11 +26,11 @@ import sys
 
 from ._core import Topology  # noqa: F401  (the topology type the balancer takes)
 from ._runtime import (BalancerConfig, FaultInjection, InProcessWorld, LinkWeights,
-                       PolicyOptions)
+                       PolicyOptions, ShiftConfig)
 from ._runtime import Balancer as _Balancer
 
 __all__ = ["InProcessWorld", "Balancer", "BalancerConfig", "PolicyOptions", "LinkWeights",
-           "FaultInjection", "make_config"]
+           "FaultInjection", "ShiftConfig", "make_config"]
 
 _NESTED = (("policy_options", PolicyOptions), ("link_weights", LinkWeights))
 

@@ -205,7 +205,7 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
       static_cast<long long>(c.rebalances), static_cast<long long>(c.layers_committed),
       static_cast<long long>(c.layers_failed), static_cast<long long>(c.cycles_dropped),
       static_cast<long long>(c.errors), static_cast<double>(s.bytes) / 1e6);
-  if (a.opt.balancer.shift_check_steps > 0)
+  if (a.opt.balancer.shift.check_steps > 0)
     std::printf(
         "  shift detection: %lld checks, %lld early cycles, %lld cycles pre-empted (%lld layers "
         "left on the old placement)\n",
@@ -234,7 +234,7 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
         transfer_gbps(s));
   // The pool's regions (staging_regions()): one more than the most layers one step posts.
   const char* regions =
-      a.opt.balancer.shift_check_steps > 0 && a.opt.balancer.shift_layers_per_step > 0
+      a.opt.balancer.shift.check_steps > 0 && a.opt.balancer.shift.layers_per_step > 0
           ? "(max(layers_per_step, shift_layers_per_step) + 1)"
           : "(layers_per_step + 1)";
   if (r.staging_bound_bytes > 0)
@@ -408,8 +408,8 @@ void print_demo_header(const DemoArgs& a, const DemoOptions& opt) {
     for (std::size_t j = 0; j < opt.workload.switch_at.size(); ++j)
       load += (j ? "," : " ") + std::to_string(opt.workload.switch_at[j]);
   }
-  if (opt.balancer.shift_check_steps > 0)
-    load += ", shift check every " + std::to_string(opt.balancer.shift_check_steps) + " steps";
+  if (opt.balancer.shift.check_steps > 0)
+    load += ", shift check every " + std::to_string(opt.balancer.shift.check_steps) + " steps";
   std::string link_desc = "weight link unthrottled";
   if (opt.link_gbps > 0) {
     char buf[128];
@@ -481,8 +481,8 @@ nlohmann::json demo_report_json(const DemoArgs& a, const DemoOptions& opt, nlohm
           {"switch_at", opt.workload.switch_at},
           {"recover_window", opt.recover_window},
           {"recover_tol", opt.recover_tol},
-          {"shift_check", opt.balancer.shift_check_steps},
-          {"shift_layers_per_step", opt.balancer.shift_layers_per_step},
+          {"shift_check", opt.balancer.shift.check_steps},
+          {"shift_layers_per_step", opt.balancer.shift.layers_per_step},
           {"runs", std::move(runs)}};
 }
 
@@ -692,19 +692,19 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "Threads per rank the policy spreads its per-layer work over")
       ->capture_default_str()
       ->check(CLI::Range(1, static_cast<int>(limits::kMaxPoolThreads)));
-  cmd->add_option("--shift-check", o.balancer.shift_check_steps,
+  cmd->add_option("--shift-check", o.balancer.shift.check_steps,
                   "Shift detection: steps between checks (0: off, the fixed interval only)")
       ->capture_default_str()
       ->check(CLI::Range(0, 10000));
-  cmd->add_option("--shift-trigger", o.balancer.shift_trigger_ratio,
+  cmd->add_option("--shift-trigger", o.balancer.shift.trigger_ratio,
                   "Shift detection: gather early above this x the level the last cycle reached")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 100.0));
-  cmd->add_option("--shift-gap", o.balancer.shift_min_gap_steps,
+  cmd->add_option("--shift-gap", o.balancer.shift.min_gap_steps,
                   "Shift detection: at least this many steps between early gathers")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--shift-layers-per-step", o.balancer.shift_layers_per_step,
+  cmd->add_option("--shift-layers-per-step", o.balancer.shift.layers_per_step,
                   "Shift detection: layers committed per step by an early cycle (0: "
                   "--layers-per-step)")
       ->capture_default_str()

@@ -247,7 +247,7 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
                   "Recovery: back within (1 + tol) x the imbalance before the switch")
       ->capture_default_str()
       ->check(finite_non_negative());
-  sub->add_option("--shift-check", o.cfg.shift_check_steps,
+  sub->add_option("--shift-check", o.cfg.shift.check_steps,
                   "POLICY:shift: steps between shift checks (an all-gather of one int64 per layer)")
       ->capture_default_str()
       ->check(CLI::Range(1, std::numeric_limits<int>::max()));
@@ -263,12 +263,12 @@ void add_cost_options(CLI::App* sub, ReplayOpts& o) {
                   "POLICY:shift: at least this many steps between early gathers")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
-  sub->add_option("--shift-layers-per-step", o.cfg.shift_layers_per_step,
+  sub->add_option("--shift-layers-per-step", o.cfg.shift.layers_per_step,
                   "POLICY:shift: layers committed per step by a cycle a shift started (0: "
                   "--layers-per-step)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  sub->add_option("--shift-skip", o.cfg.shift_skip_below,
+  sub->add_option("--shift-skip", o.cfg.shift.skip_below,
                   "POLICY:shift: layers whose check imbalance is under this are not moved (0: all)")
       ->capture_default_str()
       ->check(finite_non_negative());

@@ -131,8 +131,8 @@ DemoOptions switch_demo(int shift_check) {
   o.steps = 110;
   o.balancer.interval_steps = 20;
   o.workload.switch_at = {56};
-  o.balancer.shift_check_steps = shift_check;
-  o.balancer.shift_layers_per_step = shift_check > 0 ? 4 : 0;
+  o.balancer.shift.check_steps = shift_check;
+  o.balancer.shift.layers_per_step = shift_check > 0 ? 4 : 0;
   return o;
 }
 

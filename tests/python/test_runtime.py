@@ -139,6 +139,31 @@ def test_config_defaults_come_from_cpp():
     assert base.layers_per_step == cpp.layers_per_step  # the copy, not the original, changed
 
 
+def test_shift_config_nested_and_under_its_flat_names():
+    # BalancerConfig.shift is the C++ ShiftConfig; the flat names it had before it was nested
+    # still read and write the same fields, by attribute and by keyword.
+    cfg = runtime.make_config(shift_check_steps=4, shift_layers_per_step=8)
+    assert cfg.shift.check_steps == 4 and cfg.shift_check_steps == 4
+    assert cfg.shift.layers_per_step == 8
+    cfg.shift.trigger_ratio = 1.5  # the nested object is the config's own, not a copy
+    assert cfg.shift_trigger_ratio == 1.5
+    cfg.shift_min_gap_steps = 7
+    assert cfg.shift.min_gap_steps == 7
+    s = runtime.ShiftConfig()
+    assert s.check_steps == 0 and s.trigger_ratio == runtime.BalancerConfig().shift_trigger_ratio
+    s.skip_below = 1.25
+    cfg.shift = s
+    assert cfg.shift_skip_below == 1.25 and cfg.shift_check_steps == 0
+    for name in ("shift_check_steps", "shift_trigger_ratio", "shift_rearm_ratio",
+                 "shift_min_gap_steps", "shift_skip_below", "shift_layers_per_step"):
+        assert name in runtime.BalancerConfig.field_names
+    topo = sb.Topology(2, 3)
+    initial = sb.contiguous_placement(topo, 1, 4)
+    with pytest.raises(ValueError, match="shift.trigger_ratio"):
+        runtime.Balancer(runtime.InProcessWorld(2), topo, 0, initial, mode="off",
+                         shift_check_steps=2, shift_trigger_ratio=0.5)
+
+
 def test_log_sink_is_a_python_callable():
     # The worker of rank 1 throws in cycle 0: the failure reaches the Python sink with its
     # severity, from the worker or serving thread, and serving goes on.

@@ -263,8 +263,8 @@ ReplayConfig switch_config(const std::string& policies, const TraceSpec& spec) {
   c.policy_ms = 0.0;
   c.switch_at = spec.switch_at;
   c.recover_window = 10;
-  c.shift_check_steps = 4;
-  c.shift_layers_per_step = 8;
+  c.shift.check_steps = 4;
+  c.shift.layers_per_step = 8;
   return c;
 }
 

@@ -97,8 +97,8 @@ BalancerConfig config(int check_steps) {
   c.interval_steps = 20;
   c.window_intervals = 1;
   c.collective_timeout = 5000ms;
-  c.shift_check_steps = check_steps;
-  c.shift_min_gap_steps = 10;
+  c.shift.check_steps = check_steps;
+  c.shift.min_gap_steps = 10;
   return c;
 }
 
@@ -138,10 +138,10 @@ TEST(ShiftDetection, AShiftPreemptsTheCycleInFlight) {
   cfg.mode = BalancerMode::kAsync;
   cfg.decision_poll_steps = 1;
   cfg.background_worker = false;  // a nice-19 worker can starve on a busy 2-core machine
-  cfg.shift_layers_per_step = 4;
+  cfg.shift.layers_per_step = 4;
   const LoadSpec spec{12, 600.0, 5000.0, std::chrono::milliseconds(3)};
   const ShiftRun on = run(cfg, 60, 23, spec);
-  cfg.shift_check_steps = 0;
+  cfg.shift.check_steps = 0;
   const ShiftRun off = run(cfg, 60, 23, spec);
 
   EXPECT_EQ(on.counters.shift_triggers, 1);

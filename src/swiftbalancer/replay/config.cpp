@@ -94,9 +94,9 @@ void ReplayConfig::validate() const {
     throw InputError("policy-ms must be finite (negative: measured)");
   if (heatmap_bins <= 0) throw InputError("heatmap bins must be positive");
   if (switch_blend < 0) throw InputError("switch blend must not be negative");
-  if (shift_check_steps <= 0) throw InputError("shift-check must be positive");
-  if (!(shift_skip_below >= 0.0)) throw InputError("shift-skip must not be negative");
-  if (shift_layers_per_step < 0) throw InputError("shift-layers-per-step must not be negative");
+  if (shift.check_steps <= 0) throw InputError("shift-check must be positive");
+  if (!(shift.skip_below >= 0.0)) throw InputError("shift-skip must not be negative");
+  if (shift.layers_per_step < 0) throw InputError("shift-layers-per-step must not be negative");
   shift.validate();
   cost.validate();
 }

@@ -5,12 +5,30 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/runtime_model.h"
 
 namespace swiftbalancer::replay {
+namespace {
+
+// The runtime's schedule for one simulated policy: its gather interval, poll period and layers
+// per step; sync moves every changed layer at once; shift detection for NAME:shift only.
+CycleSchedule::Config schedule_config(const PolicySpec& spec, const ReplayConfig& cfg, int layers) {
+  CycleSchedule::Config c;
+  c.mode = spec.mode == Mode::kSync ? CycleSchedule::Mode::kSync : CycleSchedule::Mode::kAsync;
+  c.interval_steps = cfg.interval;
+  c.decision_poll_steps = cfg.poll_steps;
+  c.layers_per_step = cfg.layers_per_step;
+  c.sync_layers_at_once = std::max(1, layers);
+  c.shift = cfg.shift;
+  if (!spec.shift) c.shift.check_steps = 0;
+  return c;
+}
+
+}  // namespace
 
 PolicySim::PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int experts,
                      std::int64_t steps)
@@ -33,67 +51,11 @@ PolicySim::PolicySim(PolicySpec spec, const ReplayConfig& cfg, int layers, int e
   res_.heat_bins = static_cast<int>(std::min<std::int64_t>(cfg.heatmap_bins, T_));
   heat_.assign(static_cast<std::size_t>(res_.heat_bins) * topo_.ranks, 0.0);
   heat_n_.assign(static_cast<std::size_t>(res_.heat_bins), 0);
+  if (dynamic()) schedule_.emplace(schedule_config(res_.spec, cfg, layers));
   if (shift()) {
     own_window_ = std::make_unique<StepWindow>(L_, E_, cfg.interval, cfg.window, cfg.decay);
-    detector_.emplace(cfg.shift);
     shift_acc_.assign(static_cast<std::size_t>(topo_.ranks) * L_, 0.0);
-    next_check_ = cfg.shift_check_steps;
-    next_gather_ = cfg.interval;
   }
-}
-
-void PolicySim::after_step(std::int64_t t, const std::vector<double>& counts) {
-  own_window_->add_step(counts);
-  if (t + 1 >= next_check_) {
-    next_check_ = t + 1 + cfg_.shift_check_steps;
-    ++res_.shift_checks;
-    const double check_ms = cfg_.cost.check_us / 1000.0;
-    res_.step_ms[t] += static_cast<float>(check_ms);
-    res_.stall_ms += check_ms;
-    const ShiftSignal s = shift_signal(shift_acc_, topo_.ranks, L_);
-    std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
-    signal_ = s.per_layer;
-    if (detector_->observe(t + 1, s.level)) {
-      ++res_.shift_triggers;
-      if (pending_) preempt(t);  // that cycle was decided on the old load
-      own_window_->drop();
-      next_gather_ = t + 1 + cfg_.shift_check_steps;
-      early_ = true;
-    }
-  }
-  if (t + 1 >= next_gather_) {
-    next_gather_ = t + 1 + cfg_.interval;
-    own_window_->gather();
-    const LoadMatrix& load = own_window_->sum();
-    bool has_load = false;
-    for (int l = 0; l < L_ && !has_load; ++l) has_load = load.layer_has_load(l);
-    if (has_load) gather(t, load);
-    early_ = false;
-  }
-}
-
-// A shift fired while a cycle was in flight: the layers it has not committed stay old (the
-// runtime's LayerMover::preempt), and the detector keeps its reference until the early cycle
-// that follows ends.
-void PolicySim::preempt(std::int64_t t) {
-  RebalanceEvent& ev = res_.events.back();
-  ev.layers_preempted = static_cast<int>(changed_.size() - next_idx_);
-  ev.last_commit = next_idx_ > 0 ? last_batch_ : -1;
-  if (next_idx_ == 0) ev.first_commit = t + 1;
-  ++res_.preempted;
-  pending_ = false;
-  changed_.clear();
-  moves_.clear();
-  next_idx_ = 0;
-}
-
-// A rebalance ended (or found nothing to change) after step t: what it reached is the
-// detector's new reference, measured from the next step on.
-void PolicySim::cycle_ended(std::int64_t t) {
-  if (!detector_) return;
-  detector_->reset_reference();
-  std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
-  next_check_ = t + 1 + cfg_.shift_check_steps;
 }
 
 void PolicySim::init_static(const LoadMatrix& first_window) {
@@ -106,14 +68,104 @@ void PolicySim::set_placement(const Placement& p) {
 }
 
 void PolicySim::step(std::int64_t t, const std::vector<double>& counts,
-                     const std::vector<double>& totals) {
+                     const std::vector<double>& totals, SharedWindow& shared) {
+  // Before the forward: the batch of layers that moves during it (async).
+  if (schedule_) {
+    const Action a = schedule_->on(Event::before_forward());
+    if (a.act == CycleSchedule::Act::kPost) schedule_->on(run(a, t, shared));
+  }
   double imbalance = 1.0;
-  const double compute_ms = charge_compute(t, counts, totals, imbalance);
-  res_.mean_compute_ms += compute_ms;
-  const double exposed = pending_ && t >= move_start_ ? move_batch(t, compute_ms) : 0.0;
+  compute_ms_ = charge_compute(t, counts, totals, imbalance);
+  res_.mean_compute_ms += compute_ms_;
   res_.imbalance[t] = static_cast<float>(imbalance);
-  res_.step_ms[t] = static_cast<float>(compute_ms + exposed);
-  res_.stall_ms += exposed;
+  res_.step_ms[t] = static_cast<float>(compute_ms_);
+  if (!schedule_) return;
+  // After the forward (step t + 1 of the runtime's count): what the schedule says.
+  if (own_window_) own_window_->add_step(counts);
+  for (Action a = schedule_->on(Event::step_ended(t + 1)); a.act != CycleSchedule::Act::kNone;)
+    a = schedule_->on(run(a, t, shared));
+}
+
+// Does one action of the schedule in the model; returns its result for the schedule.
+CycleSchedule::Event PolicySim::run(const Action& a, std::int64_t t, SharedWindow& shared) {
+  using Act = CycleSchedule::Act;
+  switch (a.act) {
+    case Act::kPost:
+      posted_ = true;
+      batch_first_ = a.first;
+      batch_count_ = a.count;
+      return Event::posted(a.count);
+    case Act::kFinish:
+      if (std::exchange(posted_, false)) {
+        if (mode() == Mode::kSync) {
+          // Stop the world: the layers are installed before step t + 1 (the stall is charged
+          // at the decision).
+          for (std::size_t i = batch_first_; i < batch_first_ + batch_count_; ++i)
+            install(changed_[i], next_);
+        } else {
+          // Only the part of the transfer time beyond the step's compute is exposed.
+          const double exposed = move_batch(t);
+          res_.step_ms[t] = static_cast<float>(compute_ms_ + exposed);
+          res_.stall_ms += exposed;
+        }
+      }
+      return Event::finished();
+    case Act::kPoll:  // the worker's result is picked up policy_steps after the gather
+      return t + 1 >= agree_at_ ? Event::polled(CycleSchedule::Decision::kAgreed, changed_.size())
+                                : Event::polled(CycleSchedule::Decision::kPending);
+    case Act::kResetTotals:
+      std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
+      return Event::done();
+    case Act::kCheckShift:
+      return check_shift(t);
+    case Act::kShiftFired:
+      ++res_.shift_triggers;
+      own_window_->drop();
+      return Event::done();
+    case Act::kPreempt:
+      preempt(t, a);
+      return Event::done();
+    case Act::kGather: {
+      // A gather whose window holds no load starts nothing, as a failed one.
+      if (own_window_) own_window_->gather();
+      gathered_ = own_window_ ? &own_window_->sum() : &shared.gather_at(t);
+      bool has_load = false;
+      for (int l = 0; l < L_ && !has_load; ++l) has_load = gathered_->layer_has_load(l);
+      if (has_load && schedule_->busy()) ++res_.skipped;  // the previous rebalance is in flight
+      return Event::gathered(has_load);
+    }
+    case Act::kStartCycle:
+      return start(t, *gathered_, a.early);
+    case Act::kNone:
+    case Act::kStop:
+      break;
+  }
+  throw InternalError(std::string("replay: unexpected schedule action ") +
+                      CycleSchedule::act_name(a.act));
+}
+
+// The shift check after step t: the rank loads since the last check, charged check_us.
+CycleSchedule::Event PolicySim::check_shift(std::int64_t t) {
+  ++res_.shift_checks;
+  const double check_ms = cfg_.cost.check_us / 1000.0;
+  res_.step_ms[t] += static_cast<float>(check_ms);
+  res_.stall_ms += check_ms;
+  ShiftSignal s = shift_signal(shift_acc_, topo_.ranks, L_);
+  std::fill(shift_acc_.begin(), shift_acc_.end(), 0.0);
+  return Event::checked(std::move(s));
+}
+
+// A shift fired while a cycle was in flight: the layers it has not committed stay old (the
+// runtime's LayerMover::preempt).
+void PolicySim::preempt(std::int64_t t, const Action& a) {
+  const std::size_t committed = a.preempting == CycleSchedule::Phase::kMoving ? a.first : 0;
+  RebalanceEvent& ev = res_.events.back();
+  ev.layers_preempted = static_cast<int>(changed_.size() - committed);
+  ev.last_commit = committed > 0 ? last_batch_ : -1;
+  if (committed == 0) ev.first_commit = t + 1;
+  ++res_.preempted;
+  changed_.clear();
+  moves_.clear();
 }
 
 // The step's compute time (ms) under the placement in force: per layer, layer_us plus token_us
@@ -155,34 +207,29 @@ double PolicySim::charge_compute(std::int64_t t, const std::vector<double>& coun
 
 // Async: this step's batch of layers moves during the forward pass and is committed after it.
 // Returns the transfer time beyond the step's compute (exposed, ms).
-double PolicySim::move_batch(std::int64_t t, double compute_ms) {
-  const std::size_t end = std::min(changed_.size(), next_idx_ + batch_layers_);
+double PolicySim::move_batch(std::int64_t t) {
+  const std::size_t end = batch_first_ + batch_count_;
   timer_.clear();
   RebalanceEvent& ev = res_.events.back();
-  for (std::size_t i = next_idx_; i < end; ++i) {
+  for (std::size_t i = batch_first_; i < end; ++i) {
     timer_.add(moves_[i]);
     const auto n = static_cast<std::int64_t>(moves_[i].size());
     ev.transfers += n;
     res_.transfers += n;
     res_.bytes += static_cast<double>(n) * cfg_.cost.expert_bytes();
   }
-  const double exposed = std::max(0.0, timer_.time_ms() - compute_ms);
-  for (std::size_t i = next_idx_; i < end; ++i) install(changed_[i], next_);
-  next_idx_ = end;
+  const double exposed = std::max(0.0, timer_.time_ms() - compute_ms_);
+  for (std::size_t i = batch_first_; i < end; ++i) install(changed_[i], next_);
   last_batch_ = t;
-  if (next_idx_ == changed_.size()) {
-    pending_ = false;
-    ev.last_commit = t;
-    cycle_ended(t);
-  }
+  if (end == changed_.size()) ev.last_commit = t;  // the schedule ends the cycle
   return exposed;
 }
 
-void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
-  if (pending_) {
-    ++res_.skipped;
-    return;
-  }
+// A cycle starts after step t on the window `load`: decide, plan the changed layers, and say
+// when the decision is agreed (sync: at once; async: policy_steps later; an empty plan: at
+// once, the cycle ends at this step).
+CycleSchedule::Event PolicySim::start(std::int64_t t, const LoadMatrix& load, bool early) {
+  using Decision = CycleSchedule::Decision;
   // Decide.
   PolicyInput in{topo_, load, &cur_, cfg_.options, cfg_.executor};
   const auto t0 = std::chrono::steady_clock::now();
@@ -195,7 +242,7 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
   moves_.clear();
   RebalanceEvent ev;
   ev.decided = t;
-  ev.shift = early_;
+  ev.shift = early;
   ev.policy_ms = cfg_.policy_ms >= 0.0 ? cfg_.policy_ms : wall;
   timer_.clear();
   for (int l = 0; l < L_; ++l) {
@@ -203,7 +250,7 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
     if (!std::equal(a.begin(), a.end(), b.begin())) changed_.push_back(l);
   }
   // With shift detection: worst layers first by the last check, fine ones left out.
-  if (shift()) changed_ = order_layers(changed_, signal_, cfg_.shift_skip_below);
+  changed_ = schedule_->order_layers(changed_);
   Placement effective = cur_;
   std::int64_t planned = 0;
   for (int l : changed_) {
@@ -212,10 +259,7 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
     planned += static_cast<std::int64_t>(moves_.back().size());
     std::copy(p.layer(l).begin(), p.layer(l).end(), effective.layer(l).begin());
   }
-  if (changed_.empty()) {
-    cycle_ended(t);
-    return;
-  }
+  if (changed_.empty()) return Event::started(Decision::kAgreed, 0);
   ev.window_imbalance = balance_summary(effective, load, topo_).mean_imbalance;
   ev.layers_changed = static_cast<int>(changed_.size());
   ev.transfer_ms = timer_.time_ms();
@@ -224,31 +268,29 @@ void PolicySim::gather(std::int64_t t, const LoadMatrix& load) {
     ev.transfers = planned;
     res_.transfers += planned;
     res_.bytes += static_cast<double>(planned) * cfg_.cost.expert_bytes();
-    // Stop the world: every changed layer is installed before step t + 1.
+    // Stop the world: every changed layer is installed before step t + 1 (the schedule posts
+    // and finishes them at this step).
     const double stall = ev.policy_ms + ev.transfer_ms;
     res_.step_ms[t] += static_cast<float>(stall);
     res_.stall_ms += stall;
-    for (int l : changed_) install(l, p);
     ev.first_commit = ev.last_commit = t;
-    changed_.clear();
-    moves_.clear();
+    agree_at_ = t + 1;
   } else {
     // The worker's delay in steps, picked up at the next poll; then one batch per step.
     const double step_ms = std::max(1e-9, static_cast<double>(res_.step_ms[t]));
     ev.policy_steps = cfg_.policy_steps >= 0 ? cfg_.policy_steps
                                              : static_cast<int>(std::ceil(ev.policy_ms / step_ms));
     ev.policy_steps = (ev.policy_steps + cfg_.poll_steps - 1) / cfg_.poll_steps * cfg_.poll_steps;
-    move_start_ = t + 1 + ev.policy_steps;
-    ev.first_commit = move_start_;
+    // Agreed at the poll of step t + 1 + P (the runtime's count); the first batch moves during
+    // the step after it, step t + 1 + P here.
+    agree_at_ = t + 1 + ev.policy_steps;
+    ev.first_commit = agree_at_;
     ev.last_commit = -1;  // set when the last batch commits (stays -1 past the trace's end)
-    next_ = std::move(p);
-    next_idx_ = 0;
-    batch_layers_ = static_cast<std::size_t>(early_ && cfg_.shift_layers_per_step > 0
-                                                 ? cfg_.shift_layers_per_step
-                                                 : cfg_.layers_per_step);
-    pending_ = true;
   }
+  next_ = std::move(p);
   res_.events.push_back(ev);
+  return agree_at_ == t + 1 ? Event::started(Decision::kAgreed, changed_.size())
+                            : Event::started(Decision::kPending);
 }
 
 PolicyResult PolicySim::finish() {

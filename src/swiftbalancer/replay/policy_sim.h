@@ -2,20 +2,21 @@
 // per listed policy and feeds every one the same steps). It holds the placement in force, the
 // rebalance in flight and the per-step series; the time line it follows is replay.h's.
 //
-// Per step: step() charges the step's compute under the placement in force (and, in async mode,
-// moves and commits the step's batch of layers); at a gather, gather() calls the policy on the
-// runtime's window, plans the changed layers with make_layer_plan (runtime_model.h) and either
-// installs them at once (sync) or queues them (async). finish() reduces the series to figures.
-// Not thread-safe.
+// The schedule (when to gather, check for a shift, pick up the decision, move which layers,
+// pre-empt) is the runtime's own CycleSchedule (runtime/cycle_schedule.h), driven here with
+// modelled results: a decision is agreed policy_steps after its gather (a multiple of
+// poll_steps; at once when 0), a batch of layers moves during the step it is posted for and is
+// committed after it, and a gather without load starts nothing (as a failed one).
+//
+// Per step: step() charges the step's compute under the placement in force, moves the step's
+// batch of layers (async) and does what the schedule says after the step. finish() reduces the
+// series to figures. Not thread-safe.
 #pragma once
-
-#include <optional>
-
-#include "swiftbalancer/replay/runtime_model.h"
-#include "swiftbalancer/stats/shift_detector.h"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "swiftbalancer/core/load_matrix.h"
@@ -23,8 +24,31 @@
 #include "swiftbalancer/plan/transfer_plan.h"
 #include "swiftbalancer/replay/cost_model.h"
 #include "swiftbalancer/replay/replay.h"
+#include "swiftbalancer/replay/runtime_model.h"
+#include "swiftbalancer/runtime/cycle_schedule.h"
 
 namespace swiftbalancer::replay {
+
+// The window of the simulations without shift detection: the runtime's statistics do not depend
+// on the placement, so one window serves them all. Closed at most once per step, by the first
+// simulation whose schedule gathers at that step (without shift detection every schedule
+// gathers at the same steps, every interval).
+class SharedWindow {
+ public:
+  SharedWindow(int layers, int experts, const ReplayConfig& cfg)
+      : window_(layers, experts, cfg.interval, cfg.window, cfg.decay) {}
+  void add_step(std::span<const double> counts) { window_.add_step(counts); }
+  const LoadMatrix& gather_at(std::int64_t t) {
+    if (t != gathered_at_) window_.gather();
+    gathered_at_ = t;
+    return window_.sum();
+  }
+  std::int64_t bytes() const { return window_.bytes(); }
+
+ private:
+  StepWindow window_;
+  std::int64_t gathered_at_ = -1;
+};
 
 class PolicySim {
  public:
@@ -33,31 +57,32 @@ class PolicySim {
 
   Mode mode() const { return res_.spec.mode; }
   bool dynamic() const { return mode() == Mode::kSync || mode() == Mode::kAsync; }
+  // Shift detection (spec.shift): such a simulation keeps its own window (a shift drops it).
+  bool shift() const { return res_.spec.shift; }
 
   // Static mode: this policy's placement for the first window, in force from step 0.
   void init_static(const LoadMatrix& first_window);
   void set_placement(const Placement& p);
 
-  // counts: the step's [layers][experts] counts; totals: their per-layer sums.
-  void step(std::int64_t t, const std::vector<double>& counts, const std::vector<double>& totals);
-  // A gather after step t with the runtime's window `load`.
-  void gather(std::int64_t t, const LoadMatrix& load);
-  // Shift detection (spec.shift): such a simulation keeps its own window and gather schedule,
-  // run after step() of every step t: the check every shift_check_steps steps, the early gather
-  // one check period after the detector fires (on new load only), the fixed interval otherwise.
-  bool shift() const { return res_.spec.shift; }
-  void after_step(std::int64_t t, const std::vector<double>& counts);
+  // Step t: counts, the step's [layers][experts] counts; totals, their per-layer sums; shared,
+  // the window of the simulations without shift detection (the step already added).
+  void step(std::int64_t t, const std::vector<double>& counts, const std::vector<double>& totals,
+            SharedWindow& shared);
   PolicyResult finish();
 
  private:
+  using Action = CycleSchedule::Action;
+  using Event = CycleSchedule::Event;
+  Event run(const Action& a, std::int64_t t, SharedWindow& shared);
+  Event start(std::int64_t t, const LoadMatrix& load, bool early);
+  Event check_shift(std::int64_t t);
+  void preempt(std::int64_t t, const Action& a);
   double charge_compute(std::int64_t t, const std::vector<double>& counts,
                         const std::vector<double>& totals, double& imbalance);
-  double move_batch(std::int64_t t, double compute_ms);
+  double move_batch(std::int64_t t);
   void install(int layer, const Placement& from);
   Placement call_policy(const PolicyInput& in);
   void refresh_layer(int l);
-  void cycle_ended(std::int64_t t);
-  void preempt(std::int64_t t);
 
   const ReplayConfig& cfg_;
   Topology topo_;
@@ -69,25 +94,25 @@ class PolicySim {
   std::vector<double> weight_;  // [layers][slots]: 1 / replica count of the slot's expert
   std::vector<double> loads_;
   TransferTimer timer_;
-  // Async rebalance in flight.
-  bool pending_ = false;
+  std::optional<CycleSchedule> schedule_;  // sync and async
+  // The rebalance in flight: its placement, its changed layers in the order they move, and
+  // their moves; the schedule step at which its decision is picked up.
   Placement next_;
   std::vector<int> changed_;
   std::vector<std::vector<Move>> moves_;
-  std::size_t next_idx_ = 0;
-  std::size_t batch_layers_ = 1;  // layers per step of the cycle in flight
-  std::int64_t last_batch_ = -1;  // step of its last committed batch
-  std::int64_t move_start_ = 0;
+  std::int64_t agree_at_ = 0;
+  // This step's batch: changed_[batch_first_, batch_first_ + batch_count_), when posted.
+  bool posted_ = false;
+  std::size_t batch_first_ = 0, batch_count_ = 0;
+  double compute_ms_ = 0.0;               // this step's
+  const LoadMatrix* gathered_ = nullptr;  // the window of this step's gather
+  std::int64_t last_batch_ = -1;          // step of the last committed batch
   PolicyResult res_;
   std::vector<double> heat_;
   std::vector<std::int64_t> heat_n_;
   // Shift detection (empty unless spec.shift).
   std::unique_ptr<StepWindow> own_window_;
-  std::optional<ShiftDetector> detector_;
   std::vector<double> shift_acc_;  // [ranks][layers]: rank loads since the last check
-  std::vector<double> signal_;     // the last check's per-layer signal
-  std::int64_t next_check_ = 0, next_gather_ = 0;  // as step counts (after step t: t + 1)
-  bool early_ = false;                             // the next gather was started by a shift
 };
 
 }  // namespace swiftbalancer::replay

@@ -1,5 +1,6 @@
 // run_replay: reads the trace once and feeds every policy's simulation the same steps; keeps the
-// runtime's window (runtime_model.h) and calls the gathers. The time line is replay.h's.
+// window of the simulations without shift detection (their schedules gather it). The time line
+// is replay.h's.
 #include "swiftbalancer/replay/replay.h"
 
 #include <algorithm>
@@ -84,8 +85,9 @@ ReplayResult run_replay(TraceSource& source, ReplayConfig config) {
   const std::int64_t prefetch_bytes =
       static_cast<std::int64_t>(prefetch.size() * per * sizeof(double));
 
-  // The runtime's statistics: steps add into the interval, each gather pushes it.
-  StepWindow window(L, E, cfg.interval, cfg.window, cfg.decay);
+  // The runtime's statistics: steps add into the interval, each gather pushes it (the schedule
+  // of each simulation says when).
+  SharedWindow window(L, E, cfg);
   std::vector<double> counts(per), totals(static_cast<std::size_t>(L));
   for (std::int64_t t = 0; t < T; ++t) {
     if (!prefetch.empty()) {
@@ -99,21 +101,8 @@ ReplayResult run_replay(TraceSource& source, ReplayConfig config) {
       for (int e = 0; e < E; ++e) s += counts[static_cast<std::size_t>(l) * E + e];
       totals[l] = s;
     }
-    for (auto& s : sims) s->step(t, counts, totals);
-    for (auto& s : sims)
-      if (s->shift()) s->after_step(t, counts);
-    if (any_dynamic) {
-      window.add_step(counts);
-      if ((t + 1) % cfg.interval == 0) {
-        window.gather();
-        const LoadMatrix& load = window.sum();
-        bool has_load = false;
-        for (int l = 0; l < L && !has_load; ++l) has_load = load.layer_has_load(l);
-        if (has_load)
-          for (auto& s : sims)
-            if (s->dynamic() && !s->shift()) s->gather(t, load);
-      }
-    }
+    if (any_dynamic) window.add_step(counts);
+    for (auto& s : sims) s->step(t, counts, totals, window);
     if (cfg.progress) cfg.progress(t + 1, T);
   }
   for (auto& s : sims) out.policies.push_back(s->finish());

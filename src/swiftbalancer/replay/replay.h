@@ -85,15 +85,16 @@ struct ReplayConfig {
   int recover_window = 20;        // steps averaged on both sides of the recovery test
   double recover_tol = 0.05;      // recovered: average <= (1 + tol) * average before the switch
   int heatmap_bins = 200;         // time bins of the rank-load heatmap
-  // Shift detection, for NAME:shift entries (the runtime's shift_* fields): a check every this
-  // many steps (an all-gather of one int64 per layer per rank, charged cost.check_us), the
-  // detector's levels, and the skip threshold of the worst-first layer order.
-  int shift_check_steps = 4;
-  ShiftConfig shift{};
-  double shift_skip_below = 0.0;
-  // Layers committed per step by a cycle that a shift started (0: layers_per_step). A shift that
+  // Shift detection, for NAME:shift entries (the runtime's BalancerConfig::shift): a check every
+  // shift.check_steps steps (an all-gather of one int64 per layer per rank, charged
+  // cost.check_us; 4 here), the detector's levels, the skip threshold of the worst-first layer
+  // order, and the layers per step of a cycle a shift started (0: layers_per_step). A shift that
   // fires while a cycle is in flight pre-empts it: the layers not yet committed stay old.
-  int shift_layers_per_step = 0;
+  ShiftConfig shift = [] {
+    ShiftConfig s;
+    s.check_steps = 4;
+    return s;
+  }();
   // Called with (steps done, steps total) after every step (may be empty).
   std::function<void(std::int64_t, std::int64_t)> progress;
   void validate() const;  // throws InputError

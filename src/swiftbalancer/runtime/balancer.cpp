@@ -1,13 +1,13 @@
 // Balancer: the facade that drives its parts at step boundaries. Owner: runtime component.
 //
-// State machine of a rank (identical on every rank, because every transition is taken at a step
-// number all ranks share, on the result of a collective all ranks share):
-//   kIdle --gather step--> kDeciding --agreed--> kMoving --last layer--> kIdle
-//                               \--dropped (failed, timed out, collective failed)--> kIdle
+// What to do at each step, and the cycle's phase, come from the CycleSchedule (pure, its states
+// and transitions in runtime/cycle_schedule.h and docs/architecture.md); this file does each
+// action with the parts (the collectives, the worker, the mover) and reports its result back.
+// Every transition is taken at a step number all ranks share, on the result of a collective all
+// ranks share, so the schedule is in the same state on every rank.
 #include "swiftbalancer/runtime/balancer.h"
 
 #include <algorithm>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -18,7 +18,6 @@
 #include "swiftbalancer/runtime/metrics_text.h"
 #include "swiftbalancer/runtime/reporter.h"
 #include "swiftbalancer/runtime/staging_pool.h"
-#include "swiftbalancer/stats/shift_detector.h"
 
 namespace swiftbalancer {
 namespace {
@@ -38,6 +37,20 @@ void check_arguments(const Topology& topo, int rank, const Transport& transport,
   if (initial.empty()) throw InputError("balancer needs an initial placement");
   throw_if_error(validate_placement(initial, topo));
   validate_config(cfg);
+}
+
+CycleSchedule::Config schedule_config(const BalancerConfig& cfg) {
+  CycleSchedule::Config c;
+  c.mode = cfg.mode == BalancerMode::kAsync  ? CycleSchedule::Mode::kAsync
+           : cfg.mode == BalancerMode::kSync ? CycleSchedule::Mode::kSync
+                                             : CycleSchedule::Mode::kOff;
+  c.interval_steps = cfg.interval_steps;
+  c.decision_poll_steps = cfg.decision_poll_steps;
+  c.layers_per_step = cfg.layers_per_step;
+  c.sync_layers_at_once = staging_regions(cfg);  // the pool's regions
+  c.max_collective_failures = cfg.max_collective_failures;
+  c.shift = cfg.shift;
+  return c;
 }
 
 }  // namespace
@@ -60,14 +73,9 @@ struct Balancer::Parts {
         pool(store, staging_regions(cfg)),
         decision(t, r, std::move(policy), cfg, reporter, pool),
         mover(r, initial.layers(), tr, store, pool, state, accounting, cfg, reporter),
-        next_gather(cfg.interval_steps),
-        cycle_layers_per_step(cfg.layers_per_step) {
-    if (cfg.shift_check_steps > 0 && cfg.mode != BalancerMode::kOff) {
-      shift.emplace(
-          ShiftConfig{cfg.shift_trigger_ratio, cfg.shift_rearm_ratio, cfg.shift_min_gap_steps});
-      next_check = cfg.shift_check_steps;
+        schedule(schedule_config(cfg)) {
+    if (schedule.shift_on())
       shift_all.assign(static_cast<std::size_t>(t.ranks) * initial.layers(), 0);
-    }
   }
 
   Topology topo;
@@ -81,22 +89,12 @@ struct Balancer::Parts {
   DecisionCycle decision;
   LayerMover mover;
 
-  enum class Phase { kIdle, kDeciding, kMoving, kStopped } phase = Phase::kIdle;
-  std::int64_t collective_failures_seen = 0;
-  int collective_streak = 0;  // collectives failed in a row
-  std::int64_t next_poll = 0;
+  CycleSchedule schedule;
+  std::int64_t collective_failures_seen = 0;  // by the last peers check
   bool ready = false;
   std::vector<std::size_t> expert_bytes;  // [layer], once ready
   StepStats pending;                      // this step's figures, gathered from before_forward on
-  std::int64_t next_gather;               // the fixed interval's next gather step
-  // Shift detection (empty when off). Every rank observes the same all-gathered signal, so
-  // every rank fires, gathers and orders layers alike.
-  std::optional<ShiftDetector> shift;
-  ShiftSignal signal;                   // the last check's, [layers]
-  std::vector<std::int64_t> shift_all;  // all-gathered totals, [ranks][layers]
-  std::int64_t next_check = 0;
-  bool early_gather = false;  // the next gather was brought forward by a shift
-  int cycle_layers_per_step;  // of the cycle in flight
+  std::vector<std::int64_t> shift_all;    // all-gathered shift totals, [ranks][layers]
   std::int64_t record_ns = 0, before_ns = 0;
 
   // The store's layout is frozen at the first step.
@@ -153,47 +151,15 @@ void Balancer::before_forward() {
   const auto t0 = Clock::now();
   Parts& p = *parts_;
   p.make_ready(cfg_.mode);
-  if (cfg_.mode == BalancerMode::kAsync && p.phase == Parts::Phase::kMoving &&
-      !p.mover.has_posted() && p.mover.layers_left())
-    p.mover.post(static_cast<std::size_t>(p.cycle_layers_per_step), p.pending);
+  using Event = CycleSchedule::Event;
+  const CycleSchedule::Action a = p.schedule.on(Event::before_forward());
+  if (a.act == CycleSchedule::Act::kPost)
+    p.schedule.on(Event::posted(p.mover.post(a.count, p.pending)));
   p.before_ns += elapsed_ns(t0);
 }
 
-void Balancer::start_cycle(StepStats& stats, bool early) {
-  Parts& p = *parts_;
-  p.cycle_layers_per_step =
-      early && cfg_.shift_layers_per_step > 0 ? cfg_.shift_layers_per_step : cfg_.layers_per_step;
-  p.decision.start(p.accounting.window(), state_->placement(), p.expert_bytes);
-  p.phase = Parts::Phase::kDeciding;
-  if (cfg_.mode == BalancerMode::kSync) {
-    move_sync(stats);
-  } else {
-    p.next_poll = step_ + cfg_.decision_poll_steps;
-  }
-}
-
-// Stop the world: agree, then move and commit every layer before serving resumes, staging as
-// many layers at a time as the pool has regions.
-void Balancer::move_sync(StepStats& stats) {
-  Parts& p = *parts_;
-  const auto t0 = Clock::now();
-  const auto outcome = p.decision.agree(p.transport, /*final_poll=*/true);
-  stats.wait_ns += elapsed_ns(t0);
-  p.phase = Parts::Phase::kIdle;
-  if (outcome != DecisionCycle::Outcome::kAgreed) return;
-  stats.cycle_agreed = true;
-  p.mover.begin(order_plan(p.decision.take_plan()));
-  while (p.mover.moving()) {
-    p.mover.post(static_cast<std::size_t>(p.pool.regions()), stats);
-    p.mover.finish(stats, step_);
-  }
-}
-
 bool Balancer::reads_counts_next() const {
-  const Parts& p = *parts_;
-  if (cfg_.mode == BalancerMode::kOff || p.phase == Parts::Phase::kStopped) return false;
-  const std::int64_t next = step_ + 1;
-  return next >= p.next_gather || (p.shift && next >= p.next_check);
+  return parts_->schedule.reads_counts_next();
 }
 
 StepStats Balancer::after_forward() {
@@ -202,71 +168,25 @@ StepStats Balancer::after_forward() {
   p.make_ready(cfg_.mode);
   StepStats& st = p.pending;
   st.step = ++step_;
-  const bool busy_before = p.phase == Parts::Phase::kDeciding || p.phase == Parts::Phase::kMoving;
-  if (cfg_.mode == BalancerMode::kAsync) {
-    if (p.phase == Parts::Phase::kMoving) {
-      p.mover.finish(st, step_);
-      if (!p.mover.moving()) p.phase = Parts::Phase::kIdle;
-    }
-    if (p.phase == Parts::Phase::kDeciding && step_ >= p.next_poll) {
-      const auto c0 = Clock::now();
-      const std::int64_t cycle = p.decision.cycle_id();
-      const auto outcome = p.decision.agree(p.transport, /*final_poll=*/false);
-      st.wait_ns += elapsed_ns(c0);
-      if (outcome == DecisionCycle::Outcome::kAgreed) {
-        st.cycle_agreed = true;
-        auto plan = order_plan(p.decision.take_plan());
-        p.reporter.log("cycle " + std::to_string(cycle) + " agreed at step " +
-                       std::to_string(step_) + ": " + std::to_string(plan->layers.size()) +
-                       " layers to move");
-        p.mover.begin(std::move(plan));
-        p.phase = Parts::Phase::kMoving;
-        if (!p.mover.layers_left()) {
-          p.mover.finish(st, step_);  // nothing to move: the cycle ends here
-          p.phase = Parts::Phase::kIdle;
-        }
-      } else if (outcome == DecisionCycle::Outcome::kPending) {
-        p.next_poll = step_ + cfg_.decision_poll_steps;
-      } else {
-        p.phase = Parts::Phase::kIdle;
-      }
-    }
+  using Event = CycleSchedule::Event;
+  for (auto a = p.schedule.on(Event::step_ended(step_)); a.act != CycleSchedule::Act::kNone;)
+    a = p.schedule.on(run(a, st));
+  // Peers: a broken transport or store agreed by the layer vote, or collectives failing in a
+  // row (a rank stopped answering), stop balancing. A rank does not stop alone on its own
+  // broken() while its collectives still work (NCCL's go over a host transport): the others
+  // would go on calling collectives it no longer joins (issue 19, item 1).
+  const std::int64_t seen = p.reporter.collective_failures_seen();
+  const auto peers = p.schedule.on(
+      Event::peers(seen - p.collective_failures_seen, p.mover.stop_agreed(), p.transport.broken()));
+  p.collective_failures_seen = seen;
+  if (peers.act == CycleSchedule::Act::kStop) {
+    stop(peers.why);
+    p.schedule.on(Event::done());
   }
-  if (busy_before && p.phase == Parts::Phase::kIdle) cycle_ended();
-  if (check_shift(st)) {
-    // The load shifted: a cycle in flight was decided on the old load, and so is what the
-    // window and the open interval hold. Pre-empt the one, drop the other, and gather one check
-    // period from now, so that the early cycle decides on new load only.
-    preempt_cycle(st);
-    p.accounting.drop_interval(state_->placement());
-    p.next_gather = step_ + cfg_.shift_check_steps;
-    p.early_gather = true;
-  }
-  if (cfg_.mode != BalancerMode::kOff && p.phase != Parts::Phase::kStopped &&
-      step_ >= p.next_gather) {
-    // The fixed interval restarts from an early gather (without detection: every
-    // interval_steps steps, as before).
-    p.next_gather = step_ + cfg_.interval_steps;
-    const bool early = std::exchange(p.early_gather, false);
-    const auto c0 = Clock::now();
-    const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
-    st.wait_ns += elapsed_ns(c0);
-    if (!s.ok()) {
-      p.reporter.error("count all-gather failed (" + s.to_string() + "); interval skipped",
-                       &BalancerCounters::collective_failures);
-    } else {
-      st.gathered = true;
-      p.reporter.add(&BalancerCounters::gathers);
-      if (p.phase == Parts::Phase::kIdle) {
-        start_cycle(st, early);
-        if (p.phase == Parts::Phase::kIdle) cycle_ended();  // sync, or nothing to do
-      }
-    }
-  }
-  check_peers(st.gathered);
+  const CycleSchedule::Phase phase = p.schedule.phase();
   if (cfg_.mode != BalancerMode::kOff)
-    p.reporter.liveness(step_, st.cycle_agreed, p.phase == Parts::Phase::kDeciding,
-                        p.phase == Parts::Phase::kStopped,
+    p.reporter.liveness(step_, st.cycle_agreed, phase == CycleSchedule::Phase::kDeciding,
+                        phase == CycleSchedule::Phase::kStopped,
                         static_cast<std::int64_t>(cfg_.stall_intervals) * cfg_.interval_steps);
   StepStats out = st;
   out.errors = p.reporter.take_step_errors();
@@ -277,14 +197,82 @@ StepStats Balancer::after_forward() {
   return out;
 }
 
-// Every shift_check_steps steps: all-gather the per-layer totals since the last check and let
-// the detector judge them. True when it fired (the caller pre-empts a cycle in flight, restarts
-// the window and gathers early). A failed check is a collective failure like any other; the
-// detector skips it.
-bool Balancer::check_shift(StepStats& stats) {
+// Does one action of the schedule with the parts; returns its result for the schedule.
+CycleSchedule::Event Balancer::run(const CycleSchedule::Action& a, StepStats& stats) {
+  using Act = CycleSchedule::Act;
+  using Event = CycleSchedule::Event;
   Parts& p = *parts_;
-  if (!p.shift || p.phase == Parts::Phase::kStopped || step_ < p.next_check) return false;
-  p.next_check = step_ + cfg_.shift_check_steps;
+  switch (a.act) {
+    case Act::kPost:  // sync: as many layers as the pool has regions, this step
+      return Event::posted(p.mover.post(a.count, stats));
+    case Act::kFinish:
+      p.mover.finish(stats, step_);
+      return Event::finished();
+    case Act::kPoll:
+      return poll(a, stats);
+    case Act::kResetTotals:  // measured from here on: the next check sees only new steps
+      p.accounting.take_layer_totals();
+      return Event::done();
+    case Act::kCheckShift:
+      return check_shift(stats);
+    case Act::kShiftFired:
+      p.reporter.add(&BalancerCounters::shift_triggers);
+      p.reporter.log("shift detected at step " + std::to_string(step_) + ": imbalance " +
+                     std::to_string(p.schedule.signal().level) + " against " +
+                     std::to_string(p.schedule.detector().reference()) + "; early gather in " +
+                     std::to_string(cfg_.shift.check_steps) + " steps");
+      p.accounting.drop_interval(state_->placement());
+      return Event::done();
+    case Act::kPreempt:
+      // A decision still running is discarded; a cycle moving its layers stops after the ones
+      // committed (nothing is posted between steps).
+      if (a.preempting == CycleSchedule::Phase::kDeciding) {
+        p.decision.preempt();
+      } else {
+        p.reporter.add(&BalancerCounters::shift_layers_preempted, p.mover.preempt(stats, step_));
+      }
+      p.reporter.add(&BalancerCounters::shift_preemptions);
+      return Event::done();
+    case Act::kGather:
+      return gather(stats);
+    case Act::kStartCycle:
+      p.decision.start(p.accounting.window(), state_->placement(), p.expert_bytes);
+      return Event::started(CycleSchedule::Decision::kPending);
+    case Act::kNone:
+    case Act::kStop:
+      break;
+  }
+  throw InternalError(std::string("balancer: unexpected schedule action ") +
+                      CycleSchedule::act_name(a.act));
+}
+
+// One agreement round on the decision (async: pending, agreed or dropped; sync: final).
+CycleSchedule::Event Balancer::poll(const CycleSchedule::Action& a, StepStats& stats) {
+  using Decision = CycleSchedule::Decision;
+  Parts& p = *parts_;
+  const auto c0 = Clock::now();
+  const std::int64_t cycle = p.decision.cycle_id();
+  const auto outcome = p.decision.agree(p.transport, a.final_poll);
+  stats.wait_ns += elapsed_ns(c0);
+  if (outcome == DecisionCycle::Outcome::kPending)
+    return CycleSchedule::Event::polled(Decision::kPending);
+  if (outcome == DecisionCycle::Outcome::kDropped)
+    return CycleSchedule::Event::polled(Decision::kDropped);
+  stats.cycle_agreed = true;
+  auto plan = order_plan(p.decision.take_plan());
+  const std::size_t layers = plan->layers.size();
+  if (!a.final_poll)
+    p.reporter.log("cycle " + std::to_string(cycle) + " agreed at step " + std::to_string(step_) +
+                   ": " + std::to_string(layers) + " layers to move");
+  p.mover.begin(std::move(plan));
+  return CycleSchedule::Event::polled(Decision::kAgreed, layers);
+}
+
+// The shift check: all-gather the per-layer totals since the last check; the schedule's
+// detector judges them. A failed check is a collective failure like any other; the detector
+// skips it.
+CycleSchedule::Event Balancer::check_shift(StepStats& stats) {
+  Parts& p = *parts_;
   const auto c0 = Clock::now();
   const Status s = p.transport.all_gather(p.accounting.take_layer_totals(), p.shift_all,
                                           cfg_.collective_timeout);
@@ -292,55 +280,38 @@ bool Balancer::check_shift(StepStats& stats) {
   if (!s.ok()) {
     p.reporter.error("shift check all-gather failed (" + s.to_string() + ")",
                      &BalancerCounters::collective_failures);
-    return false;
+    return CycleSchedule::Event::check_failed();
   }
   p.reporter.add(&BalancerCounters::shift_checks);
-  p.signal = shift_signal(p.shift_all, p.topo.ranks, state_->placement().layers());
-  if (!p.shift->observe(step_, p.signal.level)) return false;
-  p.reporter.add(&BalancerCounters::shift_triggers);
-  p.reporter.log("shift detected at step " + std::to_string(step_) + ": imbalance " +
-                 std::to_string(p.signal.level) + " against " +
-                 std::to_string(p.shift->reference()) + "; early gather in " +
-                 std::to_string(cfg_.shift_check_steps) + " steps");
-  return true;
+  return CycleSchedule::Event::checked(
+      shift_signal(p.shift_all, p.topo.ranks, state_->placement().layers()));
 }
 
-// Every rank fired at this step on the same all-gathered signal, so every rank pre-empts alike,
-// without a collective: a decision still running is discarded, and a cycle moving its layers
-// stops after the ones committed (nothing is posted between steps). The detector keeps its
-// reference until the early cycle that follows ends.
-void Balancer::preempt_cycle(StepStats& stats) {
+CycleSchedule::Event Balancer::gather(StepStats& stats) {
   Parts& p = *parts_;
-  if (p.phase == Parts::Phase::kDeciding) {
-    p.decision.preempt();
-    p.reporter.add(&BalancerCounters::shift_preemptions);
-  } else if (p.phase == Parts::Phase::kMoving) {
-    p.reporter.add(&BalancerCounters::shift_layers_preempted, p.mover.preempt(stats, step_));
-    p.reporter.add(&BalancerCounters::shift_preemptions);
-  } else {
-    return;
+  const auto c0 = Clock::now();
+  const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
+  stats.wait_ns += elapsed_ns(c0);
+  if (!s.ok()) {
+    p.reporter.error("count all-gather failed (" + s.to_string() + "); interval skipped",
+                     &BalancerCounters::collective_failures);
+    return CycleSchedule::Event::gathered(false);
   }
-  p.phase = Parts::Phase::kIdle;
+  stats.gathered = true;
+  p.reporter.add(&BalancerCounters::gathers);
+  return CycleSchedule::Event::gathered(true);
 }
 
-// A cycle ended (committed, dropped, or nothing to move): what it reached is the detector's new
-// reference, measured from here on (the next check covers only steps after this one).
-void Balancer::cycle_ended() {
-  Parts& p = *parts_;
-  if (!p.shift) return;
-  p.shift->reset_reference();
-  p.accounting.take_layer_totals();
-  p.next_check = step_ + cfg_.shift_check_steps;
-}
-
-// With shift detection: the plan's layers worst first by the last check's signal, without
-// those under shift_skip_below (they keep their placement, as a layer that failed to move).
+// The plan's layers in the schedule's order (with shift detection: worst first by the last
+// check's signal, without those under shift.skip_below; they keep their placement, as a layer
+// that failed to move).
 std::unique_ptr<CyclePlan> Balancer::order_plan(std::unique_ptr<CyclePlan> plan) {
   Parts& p = *parts_;
-  if (!p.shift || p.signal.per_layer.empty() || !plan) return plan;
+  if (!plan) return plan;
   std::vector<int> changed;
   for (const LayerMove& m : plan->layers) changed.push_back(m.layer);
-  const std::vector<int> order = order_layers(changed, p.signal.per_layer, cfg_.shift_skip_below);
+  const std::vector<int> order = p.schedule.order_layers(changed);
+  if (order == changed) return plan;
   std::vector<LayerMove> kept;
   kept.reserve(order.size());
   for (int l : order) {
@@ -355,33 +326,19 @@ std::unique_ptr<CyclePlan> Balancer::order_plan(std::unique_ptr<CyclePlan> plan)
   return plan;
 }
 
-// Falls back to recording only when the transport is broken or the other ranks stopped
-// answering (max_collective_failures collectives in a row failed; a gather that succeeds ends
-// the streak). Once, for good: a rank that came back would find the others out of step.
-void Balancer::check_peers(bool gathered) {
+// Balancing stops for good: the cycle in flight is given up without a collective, the
+// placement in service stays, recording goes on.
+void Balancer::stop(CycleSchedule::StopReason why) {
   Parts& p = *parts_;
-  if (p.phase == Parts::Phase::kStopped || cfg_.mode == BalancerMode::kOff) return;
-  const std::int64_t seen = p.reporter.collective_failures_seen();
-  p.collective_streak += static_cast<int>(seen - p.collective_failures_seen);
-  p.collective_failures_seen = seen;
-  if (gathered) p.collective_streak = 0;
-  // A broken transport or store stops every rank at the same step: the layer vote carries it
-  // (LayerMover::stop_agreed). A rank does not stop alone on its own broken() while its
-  // collectives still work (NCCL's go over a host transport): the others would go on calling
-  // collectives it no longer joins (issue 19, item 1). Only when its collectives fail as well
-  // (an MPI transport that broke) does it stop here; the others then see them fail.
-  const bool agreed = p.mover.stop_agreed();
-  const bool broken = agreed || (p.transport.broken() && p.collective_streak > 0);
-  if (!broken && p.collective_streak < cfg_.max_collective_failures) return;
   p.mover.abandon(step_);
   p.decision.abandon();
-  p.phase = Parts::Phase::kStopped;
   p.reporter.add(&BalancerCounters::balancing_stopped);
-  p.reporter.log(std::string(agreed   ? p.mover.stop_reason() + " (agreed by every rank)"
-                             : broken ? "the transport is broken"
-                                    : std::to_string(p.collective_streak) +
-                                          " collectives in a row failed (a rank stopped "
-                                          "answering)") +
+  using R = CycleSchedule::StopReason;
+  p.reporter.log(std::string(why == R::kAgreed   ? p.mover.stop_reason() + " (agreed by every rank)"
+                             : why == R::kBroken ? "the transport is broken"
+                                                 : std::to_string(p.schedule.collective_streak()) +
+                                                       " collectives in a row failed (a rank "
+                                                       "stopped answering)") +
                      "; balancing stops, the placement in service stays, recording goes on",
                  LogSeverity::kError);
 }

@@ -20,6 +20,8 @@
 //   LoadAccounting (record, gather, fold, window) -> DecisionCycle (worker thread, agreement)
 //   -> LayerMover (stage, post, wait, install, commit) over an ExpertStore and a StagingPool;
 //   ServingState holds the placement in service and its routing tables; Reporter the counters.
+//   CycleSchedule (pure) says what to do at each step and holds the cycle's phase; the facade
+//   only does what it says and reports the results back.
 //
 // What happens behind the calls (see docs/runtime.md):
 //   - every `interval_steps` steps after_forward() all-gathers the per-slot counts (each rank
@@ -60,6 +62,7 @@
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer_config.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
+#include "swiftbalancer/runtime/cycle_schedule.h"
 #include "swiftbalancer/runtime/expert_store.h"
 #include "swiftbalancer/runtime/serving_state.h"
 #include "swiftbalancer/transport/transport.h"
@@ -113,12 +116,11 @@ class Balancer {
 
  private:
   struct Parts;
-  void start_cycle(StepStats& stats, bool early);
-  void move_sync(StepStats& stats);
-  void check_peers(bool gathered);
-  bool check_shift(StepStats& stats);
-  void preempt_cycle(StepStats& stats);
-  void cycle_ended();
+  CycleSchedule::Event run(const CycleSchedule::Action& a, StepStats& stats);
+  CycleSchedule::Event poll(const CycleSchedule::Action& a, StepStats& stats);
+  CycleSchedule::Event check_shift(StepStats& stats);
+  CycleSchedule::Event gather(StepStats& stats);
+  void stop(CycleSchedule::StopReason why);
   std::unique_ptr<CyclePlan> order_plan(std::unique_ptr<CyclePlan> plan);
 
   BalancerConfig cfg_;

@@ -79,19 +79,13 @@ void validate_config(const BalancerConfig& c) {
   if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
       c.collective_timeout.count() <= 0)
     throw InputError("timeouts must be positive");
-  if (c.shift_check_steps < 0) throw InputError("shift_check_steps must not be negative");
-  if (c.shift_check_steps > 0) {
-    if (c.shift_min_gap_steps < 0) throw InputError("shift_min_gap_steps must not be negative");
-    if (!(c.shift_skip_below >= 0.0)) throw InputError("shift_skip_below must not be negative");
-    if (c.shift_layers_per_step < 0) throw InputError("shift_layers_per_step must not be negative");
-    if (!(c.shift_trigger_ratio > 1.0)) throw InputError("shift_trigger_ratio must be > 1");
-    if (!(c.shift_rearm_ratio >= 1.0 && c.shift_rearm_ratio < c.shift_trigger_ratio))
-      throw InputError("shift_rearm_ratio must be in [1, shift_trigger_ratio)");
-  }
+  // Detection off (shift.check_steps 0) ignores the other shift settings, as before.
+  if (c.shift.check_steps < 0) throw InputError("shift.check_steps must not be negative");
+  if (c.shift.check_steps > 0) c.shift.validate();
 }
 
 int staging_regions(const BalancerConfig& c) {
-  const int shift_lps = c.shift_check_steps > 0 ? c.shift_layers_per_step : 0;
+  const int shift_lps = c.shift.check_steps > 0 ? c.shift.layers_per_step : 0;
   return std::max(c.layers_per_step, shift_lps) + 1;
 }
 

@@ -10,6 +10,7 @@
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/plan/transfer_plan.h"
 #include "swiftbalancer/policy/policy.h"
+#include "swiftbalancer/stats/shift_detector.h"
 #include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer {
@@ -78,24 +79,21 @@ struct BalancerConfig {
   // as one line on stderr. Called from the serving thread and (rarely) the worker thread.
   std::function<void(LogSeverity, const std::string&)> log;
   FaultInjection fault{};
-  // Shift detection (docs/runtime.md "Shift detection"). 0: off, exactly the fixed interval.
-  // Else every this many steps the ranks all-gather their per-layer token totals since the last
-  // check (one int64 per layer each) and a ShiftDetector (stats/shift_detector.h) watches the
-  // imbalance under the placement in service: when it rises past shift_trigger_ratio x the
-  // level the last cycle reached, the balancer gathers at once (restarting the window with the
-  // new load) and starts a cycle; a cycle in flight is pre-empted first (it was decided on the
-  // load that went away: the layers it has not committed stay old, counted as pre-empted, not
-  // failed). The gather schedule restarts from there.
-  int shift_check_steps = 0;
-  double shift_trigger_ratio = 1.3;  // > 1
-  double shift_rearm_ratio = 1.1;    // hysteresis: re-armed below this x the reference
-  int shift_min_gap_steps = 100;     // at least this many steps between two early cycles
-  // With detection on, every cycle moves its layers worst first by the last check's signal and
-  // skips layers whose signal is under this (0: moves every changed layer).
-  double shift_skip_below = 0.0;
-  // Layers committed per step by a cycle a shift started (0: layers_per_step). More recovers
-  // sooner; the staging pool holds max(layers_per_step, this) + 1 layer regions.
-  int shift_layers_per_step = 0;
+  // Shift detection (docs/runtime.md "Shift detection"). shift.check_steps 0: off, exactly the
+  // fixed interval. Else every shift.check_steps steps the ranks all-gather their per-layer token
+  // totals since the last check (one int64 per layer each) and a ShiftDetector
+  // (stats/shift_detector.h) watches the imbalance under the placement in service: when it rises
+  // past shift.trigger_ratio x the level the last cycle reached, the balancer drops the window
+  // and gathers one check period later (the new load only), and starts a cycle; a cycle in
+  // flight is pre-empted first (it was decided on the load that went away: the layers it has not
+  // committed stay old, counted as pre-empted, not failed). The gather schedule restarts from
+  // there. shift.rearm_ratio (hysteresis) and shift.min_gap_steps keep it from flapping. With
+  // detection on, every cycle moves its layers worst first by the last check's signal and skips
+  // those under shift.skip_below (0: none); a cycle a shift started commits
+  // shift.layers_per_step layers per step (0: layers_per_step; the staging pool holds
+  // max(layers_per_step, shift.layers_per_step) + 1 layer regions). The step schedule itself is
+  // runtime/cycle_schedule.h.
+  ShiftConfig shift{};
 };
 
 // Staging regions the balancer's pool holds for `config`: the most layers one step posts, plus

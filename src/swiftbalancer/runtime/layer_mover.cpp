@@ -61,7 +61,8 @@ bool LayerMover::withhold_sends(const LayerMove& m) {
   return true;
 }
 
-void LayerMover::post(std::size_t layers, StepStats& stats) {
+std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
+  const std::size_t first = next_;
   for (std::size_t k = 0; k < layers && layers_left(); ++k) {
     LayerMove& m = plan_->layers[next_];
     std::span<std::byte> staging;
@@ -85,6 +86,7 @@ void LayerMover::post(std::size_t layers, StepStats& stats) {
     post_layer(m, staging, region, stats);
   }
   reporter_.raise_to(&BalancerCounters::peak_staging_bytes, pool_.allocated_bytes());
+  return next_ - first;
 }
 
 void LayerMover::post_layer(LayerMove& m, std::span<std::byte> staging, int region,

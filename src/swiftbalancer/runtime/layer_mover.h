@@ -47,8 +47,9 @@ class LayerMover {
   bool has_posted() const { return !posted_.empty(); }
   bool layers_left() const { return plan_ && next_ < plan_->layers.size(); }
 
-  // Posts up to `layers` more layers (fewer when staging runs short).
-  void post(std::size_t layers, StepStats& stats);
+  // Posts up to `layers` more layers (fewer when staging runs short; at least one while layers
+  // are left). Returns how many it took from the plan.
+  std::size_t post(std::size_t layers, StepStats& stats);
   // Waits, agrees, installs and commits what post() started. When the cycle's last layer is
   // handled, ends the cycle (moving() turns false) and sets stats.rebalance_finished.
   void finish(StepStats& stats, std::int64_t step);

@@ -37,10 +37,14 @@ ShiftSignal signal_of(std::span<const T> totals, int ranks, int layers) {
 }  // namespace
 
 void ShiftConfig::validate() const {
-  if (!(trigger_ratio > 1.0)) throw InputError("shift trigger ratio must be > 1");
+  // Written so that NaN fails: every comparison with NaN is false.
+  if (check_steps < 0) throw InputError("shift.check_steps must not be negative");
+  if (!(trigger_ratio > 1.0)) throw InputError("shift.trigger_ratio must be > 1");
   if (!(rearm_ratio >= 1.0 && rearm_ratio < trigger_ratio))
-    throw InputError("shift re-arm ratio must be in [1, trigger ratio)");
-  if (min_gap_steps < 0) throw InputError("shift minimum gap must be >= 0 steps");
+    throw InputError("shift.rearm_ratio must be in [1, shift.trigger_ratio)");
+  if (min_gap_steps < 0) throw InputError("shift.min_gap_steps must not be negative");
+  if (!(skip_below >= 0.0)) throw InputError("shift.skip_below must not be negative");
+  if (layers_per_step < 0) throw InputError("shift.layers_per_step must not be negative");
 }
 
 ShiftSignal shift_signal(std::span<const std::int64_t> rank_totals, int ranks, int layers) {

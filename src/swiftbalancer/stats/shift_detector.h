@@ -28,11 +28,21 @@
 
 namespace swiftbalancer {
 
+// Shift detection's settings, one struct for the runtime (BalancerConfig::shift) and replay
+// (ReplayConfig::shift). The detector reads the first three; the step schedule
+// (runtime/cycle_schedule.h) the rest.
 struct ShiftConfig {
   double trigger_ratio = 1.3;        // fire above this x the reference level (> 1)
   double rearm_ratio = 1.1;          // re-arm below this x the reference (1 <= rearm < trigger)
   std::int64_t min_gap_steps = 100;  // at least this many steps between two firings (>= 0)
-  void validate() const;             // throws InputError naming the field
+  // Steps between two checks (an all-gather of one int64 per layer per rank); 0: detection off.
+  int check_steps = 0;
+  // Layers whose signal at the last check is under this are not moved (0: every changed layer).
+  double skip_below = 0.0;
+  // Layers committed per step by a cycle a shift started (0: the normal layers per step).
+  int layers_per_step = 0;
+  // Throws InputError naming the first field out of range ("shift.trigger_ratio ...").
+  void validate() const;
 };
 
 // The per-layer signal of one check. rank_totals: [ranks][layers] token totals, rank-major (the
