@@ -105,7 +105,8 @@ struct Balancer::Parts {
     ready = true;
     if (mode == BalancerMode::kOff) return;
     throw_if_error(store.ready());
-    if (store.layers() != accounting.recorder().layers() || store.slots() != topo.slots_per_rank)
+    if (store.layers() != accounting.recorder().layers() ||
+        store.local_slots() != topo.slots_per_rank)
       throw InputError("expert store shape does not match the placement and topology");
     if (!transport.can_move(store.memory_kind()))
       throw InputError("the " + transport.name() + " transport cannot move " +
