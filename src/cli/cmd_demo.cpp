@@ -1,7 +1,9 @@
 // `swiftbalancer demo`: R ranks serve a small MoE model through the balancer while tokens are
 // routed with a skewed, drifting distribution; every token's output is verified. Runs one or
 // more modes (e.g. --mode async,sync) one after the other, prints a summary per mode and writes
-// an optional JSON report. Exit code 1 when any token's output mismatches.
+// an optional JSON report. Exit code 1 when any token's output mismatches. The figures and the
+// report's runs come from demo/demo_report.h; the options are in cli/demo_options.cpp; this
+// file runs the modes and prints.
 #include <algorithm>
 #include <cstdio>
 #include <exception>

@@ -8,9 +8,12 @@
 // should appear, and set it in the runtime. That is the whole change: the struct field (zero to
 // start), the Prometheus sample, the Python dict key and (with demo 1) the demo report's key
 // follow. tests/runtime/metrics_text_test.cpp checks that every row is in the text, and
-// tests/python/test_runtime.py that every row is in the dict. A figure that is not a number
-// (last_error), or not one sample (the rebalance-duration histogram), stays hand-written in
-// BalancerCounters and in each report.
+// tests/python/test_prometheus.py that every row is in the dict with the text's value. A
+// figure that is not a number (last_error), or not one sample (the rebalance-duration
+// histogram), stays hand-written in BalancerCounters and in each report. The Python collector
+// (python/swiftbalancer/prometheus.py) exports a dict key it does not know as an untyped
+// sample, so it needs no change either. The step stats' table below works the same way for
+// StepStats and after_forward()'s dict.
 //
 // Row: X(field, type, kind, family, label, demo, help)
 //   field   the member of BalancerCounters and the key of the Python dict and the demo report;
