@@ -49,7 +49,7 @@ struct SingleGpuWorld::Impl {
   int ranks;
   std::mutex mu;
   std::vector<Mailbox<PendingOp>> boxes;  // transport/mailbox.h, guarded by mu
-  InProcessWorld host;  // collectives
+  InProcessWorld host;                    // collectives
 
   // Queues the copy of a matched pair (mutex not held: CUDA calls can take microseconds).
   void copy(PendingOp* send, PendingOp* recv) {
