@@ -33,6 +33,15 @@ int select(const PyBalancer& b, int layer, int expert, std::int64_t token_index,
 }  // namespace
 
 void bind_balancer(py::module_& m) {
+  // The rows of SWIFTBALANCER_COUNTER_FIELDS (runtime/report_fields.h), so that tests can check
+  // every one: (counters() key, Prometheus family after swiftbalancer_, its label or "").
+  py::list fields;
+#define SWIFTBALANCER_FIELD_ROW(field, type, kind, family, label, demo, help) \
+  fields.append(py::make_tuple(#field, family, label));
+  SWIFTBALANCER_COUNTER_FIELDS(SWIFTBALANCER_FIELD_ROW)
+#undef SWIFTBALANCER_FIELD_ROW
+  m.attr("COUNTER_FIELDS") = py::tuple(fields);
+
   py::class_<InProcessWorld, std::shared_ptr<InProcessWorld>>(m, "InProcessWorld")
       .def(py::init<int>(), py::arg("ranks"))
       .def_property_readonly("size", &InProcessWorld::size);

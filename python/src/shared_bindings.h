@@ -12,56 +12,25 @@ namespace swiftbalancer::python {
 
 inline constexpr const char* kConfigCapsuleName = "swiftbalancer.BalancerConfig";
 
+// Every field of StepStats (the rows of SWIFTBALANCER_STEP_FIELDS, runtime/report_fields.h).
 inline pybind11::dict stats_dict(const StepStats& s) {
   pybind11::dict d;
-  d["step"] = s.step;
-  d["serving_ns"] = s.serving_ns;
-  d["copy_ns"] = s.copy_ns;
-  d["wait_ns"] = s.wait_ns;
-  d["bytes_sent"] = s.bytes_sent;
-  d["bytes_received"] = s.bytes_received;
-  d["layers_committed"] = s.layers_committed;
-  d["layers_failed"] = s.layers_failed;
-  d["gathered"] = s.gathered;
-  d["cycle_agreed"] = s.cycle_agreed;
-  d["rebalance_finished"] = s.rebalance_finished;
-  d["errors"] = s.errors;
+#define SWIFTBALANCER_DICT_ITEM(field, type, help) d[#field] = s.field;
+  SWIFTBALANCER_STEP_FIELDS(SWIFTBALANCER_DICT_ITEM)
+#undef SWIFTBALANCER_DICT_ITEM
   return d;
 }
 
+// Every row of SWIFTBALANCER_COUNTER_FIELDS (runtime/report_fields.h), then the figures outside
+// the table: the histogram's sum (its buckets are in metrics_text()) and the two strings.
 inline pybind11::dict counters_dict(const BalancerCounters& c) {
   pybind11::dict d;
-  d["steps"] = c.steps;
-  d["gathers"] = c.gathers;
-  d["cycles_started"] = c.cycles_started;
-  d["cycles_agreed"] = c.cycles_agreed;
-  d["cycles_dropped"] = c.cycles_dropped;
-  d["rebalances"] = c.rebalances;
-  d["layers_committed"] = c.layers_committed;
-  d["layers_failed"] = c.layers_failed;
-  d["transfer_failures"] = c.transfer_failures;
-  d["worker_failures"] = c.worker_failures;
-  d["invalid_placements"] = c.invalid_placements;
-  d["collective_failures"] = c.collective_failures;
-  d["bytes_sent"] = c.bytes_sent;
-  d["bytes_received"] = c.bytes_received;
-  d["errors"] = c.errors;
-  d["peak_staging_bytes"] = c.peak_staging_bytes;
-  d["parked_staging_bytes"] = c.parked_staging_bytes;
-  d["balancing_stopped"] = c.balancing_stopped;
-  d["steps_since_progress"] = c.steps_since_progress;
-  d["stalled"] = c.stalled;
-  d["stall_warnings"] = c.stall_warnings;
-  d["stall_reason"] = c.stall_reason;
-  d["shift_checks"] = c.shift_checks;
-  d["shift_triggers"] = c.shift_triggers;
-  d["shift_layers_skipped"] = c.shift_layers_skipped;
-  d["shift_preemptions"] = c.shift_preemptions;
-  d["shift_layers_preempted"] = c.shift_layers_preempted;
+#define SWIFTBALANCER_DICT_ITEM(field, type, kind, family, label, demo, help) d[#field] = c.field;
+  SWIFTBALANCER_COUNTER_FIELDS(SWIFTBALANCER_DICT_ITEM)
+#undef SWIFTBALANCER_DICT_ITEM
   d["rebalance_seconds_sum"] = c.rebalance_seconds_sum;
-  d["imbalance_before"] = c.imbalance_before;
-  d["imbalance_after"] = c.imbalance_after;
   d["last_error"] = c.last_error;
+  d["stall_reason"] = c.stall_reason;
   return d;
 }
 

@@ -16,6 +16,9 @@ fields. Keywords may also name a field of ``config.policy_options`` (``num_group
 C++ sink: warnings and errors on stderr), a callable ``(severity, line)``, or a bool (True: every
 line on stderr; False: silent).
 
+``COUNTER_FIELDS``: the rows of the C++ counter table (runtime/report_fields.h), each
+(``counters()`` key, Prometheus family after ``swiftbalancer_``, its label or "").
+
 Expert buffers are writeable C-contiguous numpy arrays or CPU torch tensors that stay owned by
 the caller; the balancer writes arriving weights into them in place (only slots whose expert
 changes). before_forward / after_forward release the GIL: they wait, bounded, for the other
@@ -25,12 +28,12 @@ ranks. See src/swiftbalancer/runtime/balancer.h for the protocol and its guarant
 import sys
 
 from ._core import Topology  # noqa: F401  (the topology type the balancer takes)
-from ._runtime import (BalancerConfig, FaultInjection, InProcessWorld, LinkWeights,
-                       PolicyOptions, ShiftConfig)
+from ._runtime import (COUNTER_FIELDS, BalancerConfig, FaultInjection, InProcessWorld,
+                       LinkWeights, PolicyOptions, ShiftConfig)
 from ._runtime import Balancer as _Balancer
 
 __all__ = ["InProcessWorld", "Balancer", "BalancerConfig", "PolicyOptions", "LinkWeights",
-           "FaultInjection", "ShiftConfig", "make_config"]
+           "FaultInjection", "ShiftConfig", "make_config", "COUNTER_FIELDS"]
 
 _NESTED = (("policy_options", PolicyOptions), ("link_weights", LinkWeights))
 

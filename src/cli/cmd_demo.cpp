@@ -1,14 +1,14 @@
 // `swiftbalancer demo`: R ranks serve a small MoE model through the balancer while tokens are
 // routed with a skewed, drifting distribution; every token's output is verified. Runs one or
 // more modes (e.g. --mode async,sync) one after the other, prints a summary per mode and writes
-// an optional JSON report. Exit code 1 when any token's output mismatches.
+// an optional JSON report. Exit code 1 when any token's output mismatches. The figures and the
+// report's runs come from demo/demo_report.h; the options are in cli/demo_options.cpp; this
+// file runs the modes and prints.
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,12 +16,13 @@
 #include "cli/commands.h"
 #include "cli/demo_device.h"
 #include "cli/demo_metrics.h"
+#include "cli/demo_options.h"
 #include "cli/option_checks.h"
 #include "cli/table_util.h"
-#include "swiftbalancer/core/limits.h"
 #include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/demo/demo_engine.h"
+#include "swiftbalancer/demo/demo_report.h"
 #include "swiftbalancer/demo/expert_mlp.h"
 #include "swiftbalancer/io/load_io.h"
 #include "swiftbalancer/transport/mpi_transport.h"
@@ -29,147 +30,8 @@
 namespace swiftbalancer::cli {
 namespace {
 
-// A DeepSeek-V3 expert is about 44 MB (7168 x 2048 x 3 fp8); the demo's is 16.8 KB, about 2600x
-// smaller. 0.2 Gbit/s is a 400 Gbit/s link scaled down by about 2000: one layer's moves take a
-// fraction of a step, moving every layer at once (sync) a visible stall.
-constexpr double kDefaultLinkGbps = 0.2;
-constexpr int kDefaultTokens = 256;
-
-struct DemoArgs {
-  DemoOptions opt;
-  std::string modes = "async,sync";
-  std::string transport = "inprocess";
-  std::string trace;
-  std::string fault = "none";
-  int fault_rank = -1;
-  int fault_cycle = 1;
-  int transfer_timeout_ms = 200;
-  int worker_timeout_ms = 5000;
-  std::string report;
-  bool quiet = false;
-  bool verbose = false;
-  int metrics_port = -1;  // -1: no metrics endpoint
-  std::string device = "cpu";
-  bool link_given = false;  // --link-gbps on the command line (cuda drops the default emulation)
-};
-
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<std::size_t>(std::lround(q * static_cast<double>(v.size() - 1)));
-  return v[std::min(i, v.size() - 1)];
-}
-
-struct Summary {
-  double imbalance_initial = 0, imbalance_after = 0, imbalance_last = 0;
-  double step_median_ms = 0, step_p99_ms = 0, step_max_ms = 0;
-  double balancer_action_max_ms = 0;  // the slowest step in which the balancer gathered/committed
-  double commit_max_ms = 0;           // the slowest step that committed layers (moved weights)
-  int commit_max_step = 0;
-  std::int64_t commit_max_bytes = 0;  // expert bytes moved in that step, all ranks
-  double balancer_p50_us = 0, balancer_p99_us = 0, balancer_max_us = 0;
-  double wait_p99_us = 0, wait_max_us = 0;
-  double copy_p99_us = 0, copy_max_us = 0, with_copy_p99_us = 0;
-  std::int64_t bytes = 0;
-  int first_rebalance_step = 0;
-  // Per workload switch: the recovery figure (DemoResult::recover_steps) and what it is made of.
-  struct Switch {
-    int step = 0;               // first step on the new load (1-based)
-    double before = 0;          // mean imbalance over the recover window before it
-    double peak = 0;            // highest per-step imbalance from the switch to the next (or end)
-    std::int64_t recover = -1;  // steps until recovered; -1 never
-    std::vector<double> means;  // mean imbalance of consecutive recover windows from the switch
-  };
-  std::vector<Switch> switches;
-};
-
-// At most this many window means after each switch in the text report (the JSON has the steps).
-constexpr int kSwitchWindowsShown = 8;
-
-std::vector<Summary::Switch> switch_figures(const DemoResult& r, const DemoOptions& opt) {
-  std::vector<Summary::Switch> out;
-  const auto& sw = opt.workload.switch_at;
-  const int n = static_cast<int>(r.steps.size()), w = opt.recover_window;
-  auto imb = [&r](int i) { return r.steps[static_cast<std::size_t>(i)].imbalance; };
-  for (std::size_t j = 0; j < sw.size(); ++j) {
-    Summary::Switch f;
-    f.step = sw[j];
-    f.recover = j < r.recover_steps.size() ? r.recover_steps[j] : -1;
-    const int s = f.step - 1;  // index of the first step on the new load
-    const int end = j + 1 < sw.size() ? std::min(n, sw[j + 1] - 1) : n;
-    int cnt = 0;
-    for (int i = std::max(0, s - w); i < s && i < n; ++i) f.before += imb(i), ++cnt;
-    f.before = cnt > 0 ? f.before / cnt : 0.0;
-    for (int i = s; i < end; ++i) f.peak = std::max(f.peak, imb(i));
-    for (int b = s; b < end && static_cast<int>(f.means.size()) < kSwitchWindowsShown; b += w) {
-      double sum = 0;
-      const int e = std::min(end, b + w);
-      for (int i = b; i < e; ++i) sum += imb(i);
-      f.means.push_back(sum / (e - b));
-    }
-    out.push_back(std::move(f));
-  }
-  return out;
-}
-
-Summary summarize(const DemoResult& r, const DemoOptions& opt) {
-  const int interval = opt.balancer.interval_steps;
-  Summary s;
-  s.switches = switch_figures(r, opt);
-  std::vector<double> walls, bal, wait, copy, with_copy;
-  double init_sum = 0, after_sum = 0, last_sum = 0;
-  int init_n = 0, after_n = 0, last_n = 0;
-  const int n = static_cast<int>(r.steps.size());
-  for (int i = 0; i < n; ++i) {
-    const DemoStep& d = r.steps[static_cast<std::size_t>(i)];
-    walls.push_back(d.wall_ms);
-    for (double v : d.balancer_us) bal.push_back(v);
-    for (double v : d.wait_us) wait.push_back(v);
-    for (std::size_t q = 0; q < d.copy_us.size(); ++q) {
-      copy.push_back(d.copy_us[q]);
-      with_copy.push_back(d.copy_us[q] + d.balancer_us[q]);
-    }
-    s.bytes += d.bytes_moved;
-    if (i < interval) init_sum += d.imbalance, ++init_n;
-    if (s.first_rebalance_step > 0 && i + 1 > s.first_rebalance_step)
-      after_sum += d.imbalance, ++after_n;
-    if (i >= n - interval) last_sum += d.imbalance, ++last_n;
-    if (s.first_rebalance_step == 0 && d.rebalance_finished && d.layers_committed > 0)
-      s.first_rebalance_step = i + 1;
-    if (d.gathered || d.layers_committed > 0)
-      s.balancer_action_max_ms = std::max(s.balancer_action_max_ms, d.wall_ms);
-    if (d.layers_committed > 0 && d.wall_ms > s.commit_max_ms) {
-      s.commit_max_ms = d.wall_ms;
-      s.commit_max_step = i + 1;
-      s.commit_max_bytes = d.bytes_moved;
-    }
-  }
-  s.imbalance_initial = init_n ? init_sum / init_n : 0;
-  s.imbalance_after = after_n ? after_sum / after_n : 0;
-  s.imbalance_last = last_n ? last_sum / last_n : 0;
-  s.step_median_ms = percentile(walls, 0.5);
-  s.step_p99_ms = percentile(walls, 0.99);
-  s.step_max_ms = percentile(walls, 1.0);
-  s.balancer_p50_us = percentile(bal, 0.5);
-  s.balancer_p99_us = percentile(bal, 0.99);
-  s.balancer_max_us = percentile(bal, 1.0);
-  s.wait_p99_us = percentile(wait, 0.99);
-  s.wait_max_us = percentile(wait, 1.0);
-  s.copy_p99_us = percentile(copy, 0.99);
-  s.copy_max_us = percentile(copy, 1.0);
-  s.with_copy_p99_us = percentile(with_copy, 0.99);
-  return s;
-}
-
-// Achieved bandwidth of the slowest weight-moving step: its bytes over its time beyond the median
-// step (for sync, the stop-the-world copy); 0 when it took no extra time.
-double transfer_gbps(const Summary& s) {
-  const double extra_s = (s.commit_max_ms - s.step_median_ms) / 1e3;
-  return extra_s > 0 ? static_cast<double>(s.commit_max_bytes) / extra_s / 1e9 : 0.0;
-}
-
-void print_switches(const DemoOptions& opt, const Summary& s) {
-  for (const Summary::Switch& f : s.switches) {
+void print_switches(const DemoOptions& opt, const DemoSummary& s) {
+  for (const DemoSummary::Switch& f : s.switches) {
     std::printf("  switch at step %d: imbalance %.3f over the %d steps before, peak %.3f after; ",
                 f.step, f.before, opt.recover_window, f.peak);
     if (f.recover >= 0)
@@ -183,7 +45,7 @@ void print_switches(const DemoOptions& opt, const Summary& s) {
   }
 }
 
-void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
+void print_summary(const DemoArgs& a, const DemoResult& r, const DemoSummary& s) {
   const auto& c = r.counters;
   std::printf("mode %-5s  %zu steps in %.1f s; %lld token outputs verified, %lld mismatches\n",
               r.mode.c_str(), r.steps.size(), r.seconds, static_cast<long long>(r.verified),
@@ -231,7 +93,7 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
         "moved in it, %.3f GB/s over its extra time\n",
         s.commit_max_step, s.commit_max_ms, s.commit_max_ms / s.step_median_ms,
         s.commit_max_ms - s.step_median_ms, static_cast<double>(s.commit_max_bytes) / 1e6,
-        transfer_gbps(s));
+        demo_transfer_gbps(s));
   // The pool's regions (staging_regions()): one more than the most layers one step posts.
   const char* regions =
       a.opt.balancer.shift.check_steps > 0 && a.opt.balancer.shift.layers_per_step > 0
@@ -249,93 +111,6 @@ void print_summary(const DemoArgs& a, const DemoResult& r, const Summary& s) {
                 std::max<std::size_t>(1, r.steps.size() / 5),
                 static_cast<double>(r.rss_end_kb) / 1024.0);
   if (!c.last_error.empty() && !a.quiet) std::printf("  last error: %s\n", c.last_error.c_str());
-}
-
-nlohmann::json to_json(const DemoResult& r, const Summary& s) {
-  nlohmann::json steps = nlohmann::json::array();
-  for (std::size_t i = 0; i < r.steps.size(); ++i) {
-    const DemoStep& d = r.steps[i];
-    double bal_max = 0, wait_max = 0, copy_max = 0;
-    for (double v : d.balancer_us) bal_max = std::max(bal_max, v);
-    for (double v : d.copy_us) copy_max = std::max(copy_max, v);
-    for (double v : d.wait_us) wait_max = std::max(wait_max, v);
-    steps.push_back({{"step", i + 1},
-                     {"wall_ms", d.wall_ms},
-                     {"balancer_us", bal_max},
-                     {"balancer_us_per_rank", d.balancer_us},
-                     {"copy_us", copy_max},
-                     {"wait_us", wait_max},
-                     {"rank_tokens", d.rank_tokens},
-                     {"imbalance", d.imbalance},
-                     {"bytes_moved", d.bytes_moved},
-                     {"layers_committed", d.layers_committed},
-                     {"gathered", d.gathered},
-                     {"errors", d.errors},
-                     {"verified", d.verified},
-                     {"mismatches", d.mismatches}});
-  }
-  nlohmann::json switches = nlohmann::json::array();
-  for (const Summary::Switch& f : s.switches)
-    switches.push_back(
-        {{"step", f.step},
-         {"imbalance_before", f.before},
-         {"peak_imbalance", f.peak},
-         {"recover_steps", f.recover < 0 ? nlohmann::json(nullptr) : nlohmann::json(f.recover)},
-         {"window_means", f.means}});
-  const auto& c = r.counters;
-  return {
-      {"mode", r.mode},
-      {"switches", std::move(switches)},
-      {"seconds", r.seconds},
-      {"totals",
-       {{"verified_tokens", r.verified},
-        {"mismatches", r.mismatches},
-        {"rebalances", c.rebalances},
-        {"layers_committed", c.layers_committed},
-        {"layers_failed", c.layers_failed},
-        {"cycles_started", c.cycles_started},
-        {"cycles_dropped", c.cycles_dropped},
-        {"transfer_failures", c.transfer_failures},
-        {"worker_failures", c.worker_failures},
-        {"invalid_placements", c.invalid_placements},
-        {"collective_failures", c.collective_failures},
-        {"errors", c.errors},
-        {"bytes_moved", s.bytes},
-        {"peak_staging_bytes", r.peak_staging_bytes},
-        {"staging_bound_bytes", r.staging_bound_bytes},
-        {"parked_staging_bytes", c.parked_staging_bytes},
-        {"rss_warm_kb", r.rss_warm_kb},
-        {"rss_end_kb", r.rss_end_kb},
-        {"imbalance_first_interval", s.imbalance_initial},
-        {"imbalance_after_first_rebalance", s.imbalance_after},
-        {"imbalance_last_interval", s.imbalance_last},
-        {"first_rebalance_step", s.first_rebalance_step},
-        {"step_median_ms", s.step_median_ms},
-        {"step_p99_ms", s.step_p99_ms},
-        {"step_max_ms", s.step_max_ms},
-        {"stall_ms", s.step_max_ms - s.step_median_ms},
-        {"max_over_median", s.step_max_ms / s.step_median_ms},
-        {"balancer_step_max_ms", s.balancer_action_max_ms},
-        {"rebalance_step", s.commit_max_step},
-        {"rebalance_step_ms", s.commit_max_ms},
-        {"rebalance_step_bytes", s.commit_max_bytes},
-        {"transfer_gbps", transfer_gbps(s)},
-        {"rebalance_step_over_median", s.commit_max_ms / s.step_median_ms},
-        {"rebalance_stall_ms", s.commit_max_step > 0 ? s.commit_max_ms - s.step_median_ms : 0.0},
-        {"balancer_step_max_over_median", s.balancer_action_max_ms / s.step_median_ms},
-        {"balancer_us_p50", s.balancer_p50_us},
-        {"balancer_us_p99", s.balancer_p99_us},
-        {"balancer_us_max", s.balancer_max_us},
-        {"copy_us_p99", s.copy_p99_us},
-        {"copy_us_max", s.copy_max_us},
-        {"balancer_with_copy_us_p99", s.with_copy_p99_us},
-        {"wait_us_p99", s.wait_p99_us},
-        {"wait_us_max", s.wait_max_us},
-        {"shift_checks", c.shift_checks},
-        {"shift_triggers", c.shift_triggers},
-        {"shift_preemptions", c.shift_preemptions},
-        {"shift_layers_preempted", c.shift_layers_preempted}}},
-      {"steps", steps}};
 }
 
 std::vector<std::string> split_modes(const std::string& s) {
@@ -427,7 +202,7 @@ void print_demo_header(const DemoArgs& a, const DemoOptions& opt) {
 
 // Real figures, unclipped: the slowest step of the whole run, and the slowest step that moved
 // weights (for sync, the stop-the-world rebalance step), each against the median.
-void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
+void print_comparison(const std::vector<std::pair<DemoResult, DemoSummary>>& done) {
   std::printf("comparison:");
   for (const auto& [r, s] : done) {
     std::printf("  %s slowest step %.2f ms = %.2fx median %.2f ms", r.mode.c_str(), s.step_max_ms,
@@ -439,7 +214,7 @@ void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
   }
   std::printf("\n");
   // The step-time cost of moving during the forward (async) against stop-the-world (sync).
-  const Summary *as = nullptr, *sy = nullptr;
+  const DemoSummary *as = nullptr, *sy = nullptr;
   for (const auto& [r, s] : done) {
     if (r.mode == "async") as = &s;
     if (r.mode == "sync") sy = &s;
@@ -449,7 +224,7 @@ void print_comparison(const std::vector<std::pair<DemoResult, Summary>>& done) {
     std::printf("  recovery after each switch (steps; -1: not within the run):");
     for (const auto& [r, s] : done) {
       std::printf("  %s", r.mode.c_str());
-      for (const Summary::Switch& f : s.switches)
+      for (const DemoSummary::Switch& f : s.switches)
         std::printf(" %lld", static_cast<long long>(f.recover));
       std::printf(";");
     }
@@ -582,20 +357,20 @@ int run_demo(DemoArgs& a) {
 
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
-  std::vector<std::pair<DemoResult, Summary>> done;
+  std::vector<std::pair<DemoResult, DemoSummary>> done;
   for (const std::string& m : modes) {
     opt.balancer.mode = parse_balancer_mode(m);
     DemoResult r = t.mpi ? (a.device == "cuda" ? run_demo_cuda_mpi(opt, *t.transport, *t.canonical)
                                                : run_demo_rank(opt, *t.transport, *t.canonical))
                    : a.device == "cuda" ? run_demo_cuda_inprocess(opt)
                                         : run_demo_inprocess(opt);
-    const Summary s = summarize(r, opt);
+    const DemoSummary s = summarize_demo(r, opt);
     mismatches += r.mismatches;
     if (t.my_rank == 0) {
       print_summary(a, r, s);
       std::fflush(stdout);
     }
-    runs.push_back(to_json(r, s));
+    runs.push_back(demo_run_json(r, s));
     done.emplace_back(std::move(r), s);
   }
   if (t.my_rank == 0 && done.size() > 1) print_comparison(done);
@@ -611,129 +386,6 @@ int run_demo(DemoArgs& a) {
 }
 
 }  // namespace
-
-// The model and its workload: sizes, skew and drift, the emulated link.
-void add_model_options(CLI::App* cmd, DemoOptions& o) {
-  cmd->add_option("--ranks", o.ranks, "Ranks (in-process; mpi takes the mpirun size)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
-  cmd->add_option("--slots", o.slots_per_rank, "Expert slots per rank")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
-  cmd->add_option("--layers", o.workload.layers, "MoE layers")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
-  cmd->add_option("--experts", o.workload.experts, "Logical experts per layer")
-      ->capture_default_str()
-      ->check(CLI::Range(2, 4096));
-  cmd->add_option("--topk", o.workload.topk, "Experts per token")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  cmd->add_option("--tokens", o.workload.tokens_per_rank, "Tokens per rank per step")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 16));
-  cmd->add_option("--link-gbps", o.link_gbps,
-                  "Emulated link bandwidth per rank and direction for weight transfers, Gbit/s "
-                  "(0: none)")
-      ->capture_default_str()
-      ->check(finite_range(0.0, 1e6));
-  cmd->add_option("--hidden", o.mlp.hidden, "Hidden size")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 8192));
-  cmd->add_option("--ffn", o.mlp.ffn, "Expert FFN size")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 65536));
-  cmd->add_option("--skew", o.workload.skew, "Zipf exponent of the built-in load")
-      ->capture_default_str()
-      ->check(finite_range(0.0, 10.0));
-  cmd->add_option("--drift-period", o.workload.drift_period, "Steps per drift cycle")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000000));
-  cmd->add_option("--drift-amplitude", o.workload.drift_amplitude,
-                  "Relative drift of expert weights, [0, 1)")
-      ->capture_default_str()
-      ->check(finite_range(0.0, 0.99));
-  cmd->add_option("--seed", o.workload.seed, "Seed of weights and tokens")->capture_default_str();
-  cmd->add_option("--switch-at", o.workload.switch_at,
-                  "Steps from which the built-in load (or --trace) switches: every expert's "
-                  "weight moves to another expert (a derangement drawn from the seed), so the hot "
-                  "experts change; each in [2, --steps]; repeat or comma-separate for several "
-                  "(default: none)")
-      ->delimiter(',')
-      ->check(CLI::Range(2, 10000000));
-  cmd->add_option("--recover-window", o.recover_window,
-                  "Recovery figure after each --switch-at: steps averaged on both sides (back "
-                  "within --recover-tol of the mean before the switch)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  cmd->add_option("--recover-tol", o.recover_tol,
-                  "Recovery figure: relative tolerance over the mean before the switch")
-      ->capture_default_str()
-      ->check(finite_range(0.0, 10.0));
-}
-
-// The balancer: policy, cadence, window, commit rate, timeouts and injected faults.
-void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
-  DemoOptions& o = a.opt;
-  cmd->add_option("--policy", o.policy, "Placement policy (see `plan --help`)")
-      ->capture_default_str();
-  cmd->add_option("--interval", o.balancer.interval_steps,
-                  "Steps between count gathers / rebalances")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  cmd->add_option("--window", o.balancer.window_intervals, "Load window, in intervals")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
-  cmd->add_option("--layers-per-step", o.balancer.layers_per_step,
-                  "Layers committed per step (async)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1024));
-  cmd->add_option("--policy-threads", o.balancer.policy_threads,
-                  "Threads per rank the policy spreads its per-layer work over")
-      ->capture_default_str()
-      ->check(CLI::Range(1, static_cast<int>(limits::kMaxPoolThreads)));
-  cmd->add_option("--shift-check", o.balancer.shift.check_steps,
-                  "Shift detection: steps between checks (0: off, the fixed interval only)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 10000));
-  cmd->add_option("--shift-trigger", o.balancer.shift.trigger_ratio,
-                  "Shift detection: gather early above this x the level the last cycle reached")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 100.0));
-  cmd->add_option("--shift-gap", o.balancer.shift.min_gap_steps,
-                  "Shift detection: at least this many steps between early gathers")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--shift-layers-per-step", o.balancer.shift.layers_per_step,
-                  "Shift detection: layers committed per step by an early cycle (0: "
-                  "--layers-per-step)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1024));
-  cmd->add_option("--inject-fault", a.fault,
-                  "none, transfer-timeout, worker-exception or bad-placement")
-      ->capture_default_str();
-  cmd->add_option("--fault-rank", a.fault_rank, "Rank that misbehaves (default: the last)")
-      ->check(CLI::Range(-1, 1 << 20));
-  cmd->add_option("--fault-cycle", a.fault_cycle,
-                  "Decision cycle in which it misbehaves (-1: every one)")
-      ->capture_default_str()
-      ->check(CLI::Range(-1, 1 << 30));
-  cmd->add_option("--fault-rate", o.balancer.fault.random_rate,
-                  "Random faults instead (soak): each cycle, with this probability, a fault of a "
-                  "random kind on a random rank (seeded by --fault-seed)")
-      ->capture_default_str()
-      ->check(finite_range(0.0, 1.0));
-  cmd->add_option("--fault-seed", o.balancer.fault.random_seed, "Seed of the random faults")
-      ->capture_default_str();
-  cmd->add_option("--transfer-timeout-ms", a.transfer_timeout_ms,
-                  "Bound on a step's weight-transfer wait")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 600000));
-  cmd->add_option("--worker-timeout-ms", a.worker_timeout_ms,
-                  "A decision not ready by then is dropped")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600000));
-}
 
 CommandRunner add_demo_command(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();

@@ -77,3 +77,35 @@ TEST(Metrics, TransfersMatchABruteForceCountOnRandomPlacements) {
 
 }  // namespace
 }  // namespace swiftbalancer
+
+namespace swiftbalancer {
+namespace {
+
+// The two quantile rules on small exact cases (unsorted input, 0 for none).
+TEST(Percentile, RoundedIndexAndNearestRank) {
+  const std::vector<double> v = {5, 1, 4, 2, 3};  // sorted 1 2 3 4 5
+  EXPECT_EQ(percentile({}, 0.5), 0.0);
+  EXPECT_EQ(percentile(v, 0.0), 1.0);
+  EXPECT_EQ(percentile(v, 0.5), 3.0);   // index round(0.5 x 4) = 2
+  EXPECT_EQ(percentile(v, 0.6), 3.0);   // index round(2.4) = 2
+  EXPECT_EQ(percentile(v, 0.65), 4.0);  // index round(2.6) = 3
+  EXPECT_EQ(percentile(v, 1.0), 5.0);
+  const auto nr = QuantileRule::kNearestRank;
+  EXPECT_EQ(percentile(v, 0.0, nr), 1.0);
+  EXPECT_EQ(percentile(v, 0.5, nr), 3.0);   // ceil(2.5) = 3rd smallest
+  EXPECT_EQ(percentile(v, 0.6, nr), 3.0);   // ceil(3.0) = 3rd
+  EXPECT_EQ(percentile(v, 0.61, nr), 4.0);  // ceil(3.05) = 4th
+  EXPECT_EQ(percentile(v, 0.99, nr), 5.0);
+  const std::vector<double> hundred = [] {
+    std::vector<double> h;
+    for (int i = 100; i >= 1; --i) h.push_back(i);
+    return h;
+  }();
+  EXPECT_EQ(percentile(hundred, 0.99), 99.0);      // index round(98.01) = 98
+  EXPECT_EQ(percentile(hundred, 0.99, nr), 99.0);  // 99th smallest
+  EXPECT_EQ(percentile(hundred, 0.995), 100.0);    // index round(98.505) = 99
+  EXPECT_EQ(percentile(hundred, 0.995, nr), 100.0);
+}
+
+}  // namespace
+}  // namespace swiftbalancer

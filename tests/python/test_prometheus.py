@@ -89,3 +89,35 @@ def test_cpp_exposition_parses_and_matches_the_collector():
 def test_bad_source():
     with pytest.raises(ValueError, match="source"):
         BalancerCollector(42)
+
+
+def test_every_counter_field_is_in_the_dict_and_the_cpp_text():
+    """Every row of the C++ counter table (runtime/report_fields.h) is a key of counters() and a
+    sample of metrics_text() with the same value, for a balancer that ran."""
+    runtime = pytest.importorskip("swiftbalancer.runtime")
+    topo = sb.Topology(1, 4)
+    b = runtime.Balancer(runtime.InProcessWorld(1), topo, 0, sb.contiguous_placement(topo, 2, 4),
+                         mode="off")
+    for _ in range(4):
+        b.before_forward()
+        b.record(0, np.ones(4, dtype=np.int64))
+        b.after_forward()
+    c = b.counters()
+    cpp = {}
+    for fam in text_string_to_metric_families(b.metrics_text()):
+        for s in fam.samples:
+            cpp[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert len(runtime.COUNTER_FIELDS) >= 28
+    assert c["steps"] == 4
+    for field, family, label in runtime.COUNTER_FIELDS:
+        labels = {"rank": "0"}
+        if label:
+            k, v = label.split("=", 1)
+            labels[k] = v.strip('"')
+        key = ("swiftbalancer_" + family, tuple(sorted(labels.items())))
+        assert field in c, field
+        assert key in cpp, key
+        assert cpp[key] == c[field], (field, cpp[key], c[field])
+    # The dict holds the table's rows and the figures outside it, nothing else.
+    table = {f for f, _, _ in runtime.COUNTER_FIELDS}
+    assert set(c) - table == {"rebalance_seconds_sum", "last_error", "stall_reason"}

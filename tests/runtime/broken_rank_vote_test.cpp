@@ -61,7 +61,7 @@ class FailingStore final : public ExpertStore {
   HostExpertStore& inner() { return inner_; }
   MemoryKind memory_kind() const override { return inner_.memory_kind(); }
   int layers() const override { return inner_.layers(); }
-  int slots() const override { return inner_.slots(); }
+  int local_slots() const override { return inner_.local_slots(); }
   Status ready() override {
     inner_ready_ = true;
     return inner_.ready();

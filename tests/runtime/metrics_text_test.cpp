@@ -54,6 +54,39 @@ TEST(MetricsText, ExposesEveryCounterWithBoundedLabels) {
                        "swiftbalancer_steps_total{model=\"a\\\"b\"} 120"));
 }
 
+// Every row of the counter table (runtime/report_fields.h) is a sample of its family, with its
+// own value: each field gets a distinct value, and the text must carry exactly that value
+// under the row's family and label.
+TEST(MetricsText, EveryRowOfTheCounterTableIsASampleWithItsValue) {
+  BalancerCounters c;
+  int next = 1;
+#define SET_FIELD(field, type, kind, family, label, demo, help) \
+  c.field = static_cast<type>(100 + next++);
+  SWIFTBALANCER_COUNTER_FIELDS(SET_FIELD)
+#undef SET_FIELD
+  const std::string t = metrics_text(c, {{"rank", "1"}});
+  int rows = 0, value = 101;
+#define CHECK_ROW(field, type, kind, family, label, demo, help)                                \
+  {                                                                                            \
+    const std::string l(label);                                                                \
+    const std::string line = std::string("swiftbalancer_") + family + "{rank=\"1\"" +          \
+                             (l.empty() ? "" : "," + l) + "} " + std::to_string(value++);      \
+    EXPECT_TRUE(has_line(t, line)) << #field << ": no line " << line << "\n" << t;             \
+    EXPECT_NE(t.find(std::string("# TYPE swiftbalancer_") + family + " " +                     \
+                     (MetricKind::kind == MetricKind::kCounter ? "counter" : "gauge") + "\n"), \
+              std::string::npos)                                                               \
+        << #field;                                                                             \
+    ++rows;                                                                                    \
+  }
+  SWIFTBALANCER_COUNTER_FIELDS(CHECK_ROW)
+#undef CHECK_ROW
+  EXPECT_GE(rows, 28);
+  // Each sample once: the table's rows, the histogram's 10 buckets, its sum and its count.
+  int samples = 0;
+  for (std::size_t p = 0; (p = t.find("\nswiftbalancer_", p)) != std::string::npos; ++p) ++samples;
+  EXPECT_EQ(samples, rows + 12);
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);

@@ -1,6 +1,7 @@
 #include "swiftbalancer/core/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace swiftbalancer {
@@ -131,6 +132,21 @@ TransferSummary transfer_summary(const Placement& old_placement, const Placement
     s.total += s.per_layer.back();
   }
   return s;
+}
+
+double percentile(std::span<const double> values, double q, QuantileRule rule) {
+  if (values.empty()) return 0.0;
+  std::vector<double> v(values.begin(), values.end());
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  std::size_t i = 0;
+  if (rule == QuantileRule::kRoundedIndex) {
+    i = static_cast<std::size_t>(std::lround(q * static_cast<double>(n - 1)));
+  } else {
+    const auto k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(n)));
+    i = k == 0 ? 0 : k - 1;
+  }
+  return v[std::min(i, n - 1)];
 }
 
 }  // namespace swiftbalancer

@@ -66,4 +66,14 @@ std::int64_t recovery_steps(std::span<const float> series, std::int64_t s, int w
 std::int64_t recovery_steps(std::span<const double> series, std::int64_t s, int w, double tol,
                             std::int64_t from = -1);
 
+// The q-quantile (q in [0, 1]) of `values`, in any order; 0 when empty. The one percentile of
+// the reports, by one of the two rules they have always used (so their figures stay the same):
+//   kRoundedIndex: the sorted value at index round(q x (n - 1)) (the demo's step and balancer
+//                  times);
+//   kNearestRank:  the ceil(q x n)-th smallest, at least the first (replay's imbalance p50/p99).
+// q = 1 is the largest value under both, q = 0 the smallest.
+enum class QuantileRule { kRoundedIndex, kNearestRank };
+double percentile(std::span<const double> values, double q,
+                  QuantileRule rule = QuantileRule::kRoundedIndex);
+
 }  // namespace swiftbalancer

@@ -26,7 +26,7 @@ class Placement {
   Placement(int layers, int num_slots, int experts, std::vector<ExpertId> phy2log);
 
   int layers() const { return layers_; }
-  int num_slots() const { return num_slots_; }
+  int num_slots() const { return num_slots_; }  // global: every rank's slots of a layer
   int experts() const { return experts_; }
   bool empty() const { return phy2log_.empty(); }
 

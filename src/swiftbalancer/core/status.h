@@ -5,9 +5,16 @@
 //   - InputError: thrown by readers, parsers and constructors when the caller hands malformed
 //     input. Its message names the problem; the CLI turns it into exit code 2.
 //   - Status: expected run-time failures at a boundary that must not throw (transports,
-//     collectives, transfers): a failed post() is a failed batch, not an exception.
+//     collectives, transfers): a failed post() is a failed batch, not an exception. It is
+//     [[nodiscard]]: a caller that drops one on purpose writes (void) and says why.
 //   - InternalError: a broken invariant inside the library (a bug, never the caller's data). The
 //     CLI reports it as such (exit 3).
+//   - Failures of the machine, not of the input or the library, each thrown where it happens and
+//     run-time failures to the CLI (exit 1): WriteError (io/atomic_file.h), an output file that
+//     could not be written or moved into place (disk full, permissions; nothing half-written is
+//     left); DeviceError (device/cuda_util.h), a CUDA or NCCL call that failed outside the
+//     transport boundary (set-up, allocation, bootstrap), where no Status can carry it.
+//     ResourceError (core/resource.h), memory or a thread the machine could not give, exits 3.
 #pragma once
 
 #include <stdexcept>
@@ -27,7 +34,7 @@ enum class StatusCode {
 
 const char* status_code_name(StatusCode code);
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }

@@ -22,7 +22,7 @@ struct Topology {
   // that no rank has more slots than there are experts (it would need two replicas of one expert).
   Status validate(int num_experts) const;
 
-  int num_slots() const { return ranks * slots_per_rank; }
+  int num_slots() const { return ranks * slots_per_rank; }  // global (local: slots_per_rank)
   int nodes() const { return ranks / ranks_per_node; }
   int rank_of_slot(int p) const { return p / slots_per_rank; }
   int node_of_rank(int r) const { return r / ranks_per_node; }

@@ -65,7 +65,7 @@ class DeviceExpertStore final : public ExpertStore {
 
   MemoryKind memory_kind() const override { return MemoryKind::kDevice; }
   int layers() const override { return table_.layers(); }
-  int slots() const override { return table_.slots(); }
+  int local_slots() const override { return table_.local_slots(); }
   Status ready() override;
   std::span<const std::size_t> tensor_sizes(int layer) const override;
   std::span<std::byte> tensor(int layer, int slot, int t) override;

@@ -32,8 +32,8 @@
 #include <span>
 #include <vector>
 
+#include "swiftbalancer/core/clock.h"
 #include "swiftbalancer/core/status.h"
-#include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer::device {
 
@@ -46,7 +46,7 @@ class DeviceRecorder {
   DeviceRecorder& operator=(const DeviceRecorder&) = delete;
 
   int layers() const { return layers_; }
-  int slots() const { return slots_; }
+  int local_slots() const { return slots_; }
 
   // Recording (capture-safe). `counts` / `ids` are device pointers, read when the kernel runs.
   // A layer out of range throws InputError; a failed launch throws DeviceError.

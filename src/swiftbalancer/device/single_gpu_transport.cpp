@@ -1,8 +1,6 @@
 #include "swiftbalancer/device/single_gpu_transport.h"
 
 #include <algorithm>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -11,6 +9,7 @@
 
 #include "swiftbalancer/device/cuda_util.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
+#include "swiftbalancer/transport/mailbox.h"
 
 namespace swiftbalancer::device {
 namespace {
@@ -43,20 +42,14 @@ struct PendingOp {
   std::string error;
 };
 
-struct Mailbox {
-  std::deque<PendingOp*> posted;              // receives waiting for a send
-  std::deque<PendingOp*> offered;             // sends waiting for a receive
-  std::map<std::pair<int, int>, int> absorb;  // (src, tag) -> messages to drop
-};
-
 }  // namespace
 
 struct SingleGpuWorld::Impl {
   explicit Impl(int r) : ranks(r), boxes(static_cast<std::size_t>(r)), host(r) {}
   int ranks;
   std::mutex mu;
-  std::vector<Mailbox> boxes;
-  InProcessWorld host;  // collectives
+  std::vector<Mailbox<PendingOp>> boxes;  // transport/mailbox.h, guarded by mu
+  InProcessWorld host;                    // collectives
 
   // Queues the copy of a matched pair (mutex not held: CUDA calls can take microseconds).
   void copy(PendingOp* send, PendingOp* recv) {
@@ -120,20 +113,11 @@ class SingleGpuBatch final : public TransferBatch {
     PendingOp* other = nullptr;
     {
       std::lock_guard lock(w_->mu);
-      Mailbox& box = w_->boxes[static_cast<std::size_t>(me->recv ? rank_ : op.peer)];
-      if (!me->recv) {
-        if (auto a = box.absorb.find({rank_, op.tag}); a != box.absorb.end()) {
-          if (--a->second == 0) box.absorb.erase(a);
-          me->done = true;  // its receive was cancelled: dropped
-          return;
-        }
-        other = take(box.posted, op.tag, [&](const PendingOp& r) { return r.peer == rank_; });
-        if (other == nullptr) box.offered.push_back(me);
-      } else {
-        other = take(box.offered, op.tag, [&](const PendingOp& s) { return s.owner == op.peer; });
-        if (other == nullptr) box.posted.push_back(me);
+      auto& box = w_->boxes[static_cast<std::size_t>(me->recv ? rank_ : op.peer)];
+      if (box.offer(me, &other) == Mailbox<PendingOp>::Outcome::kAbsorbed) {
+        me->done = true;  // its receive was cancelled: dropped
+        return;
       }
-      if (other != nullptr) me->matched = other->matched = true;
     }
     if (other != nullptr) w_->copy(me->recv ? other : me, me->recv ? me : other);
   }
@@ -167,11 +151,7 @@ class SingleGpuBatch final : public TransferBatch {
       {
         std::lock_guard lock(w_->mu);
         if (op->done) continue;
-        if (!op->matched) {
-          Mailbox& box = w_->boxes[static_cast<std::size_t>(op->recv ? rank_ : op->peer)];
-          auto& q = op->recv ? box.posted : box.offered;
-          q.erase(std::find(q.begin(), q.end(), op.get()));
-          if (op->recv) ++box.absorb[{op->peer, op->tag}];
+        if (w_->boxes[static_cast<std::size_t>(op->recv ? rank_ : op->peer)].withdraw(op.get())) {
           op->done = op->failed = true;
           op->error = "cancelled";
           continue;
@@ -199,17 +179,6 @@ class SingleGpuBatch final : public TransferBatch {
   }
 
  private:
-  template <typename Pred>
-  static PendingOp* take(std::deque<PendingOp*>& q, int tag, Pred from) {
-    for (auto it = q.begin(); it != q.end(); ++it)
-      if ((*it)->tag == tag && from(**it)) {
-        PendingOp* op = *it;
-        q.erase(it);
-        return op;
-      }
-    return nullptr;
-  }
-
   // With the world's mutex held. Completed copies are noticed here (cudaEventQuery).
   State state_locked() {
     bool all = true;

@@ -22,7 +22,7 @@ class RoutingTable {
       : log2phy_(build_log2phy(phy2log, experts)), phy2log_(phy2log.begin(), phy2log.end()) {}
 
   int experts() const { return log2phy_.experts(); }
-  int num_slots() const { return static_cast<int>(phy2log_.size()); }
+  int num_slots() const { return static_cast<int>(phy2log_.size()); }  // global
   std::span<const std::int32_t> replicas(ExpertId e) const { return log2phy_.replicas(e); }
   ExpertId expert_at(int physical_slot) const { return phy2log_[physical_slot]; }
   std::span<const ExpertId> phy2log() const { return phy2log_; }

@@ -295,12 +295,8 @@ CycleSchedule::Event PolicySim::start(std::int64_t t, const LoadMatrix& load, bo
 
 PolicyResult PolicySim::finish() {
   const std::size_t n = res_.imbalance.size();
-  std::vector<float> sorted(res_.imbalance);
-  std::sort(sorted.begin(), sorted.end());
-  auto rank = [&](double q) {
-    const std::size_t k = static_cast<std::size_t>(std::ceil(q * static_cast<double>(n)));
-    return static_cast<double>(sorted[std::min(n - 1, k == 0 ? 0 : k - 1)]);
-  };
+  const std::vector<double> imb(res_.imbalance.begin(), res_.imbalance.end());
+  auto rank = [&](double q) { return percentile(imb, q, QuantileRule::kNearestRank); };
   double sum_imb = 0.0, sum_ms = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     sum_imb += res_.imbalance[i];
@@ -309,7 +305,7 @@ PolicyResult PolicySim::finish() {
   res_.mean_imbalance = sum_imb / n;
   res_.p50_imbalance = rank(0.50);
   res_.p99_imbalance = rank(0.99);
-  res_.max_imbalance = sorted.back();
+  res_.max_imbalance = rank(1.0);
   res_.mean_step_ms = sum_ms / n;
   res_.mean_compute_ms /= static_cast<double>(n);
   // Judged on the future: each placement against the steps it served.

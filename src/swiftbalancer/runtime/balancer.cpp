@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "swiftbalancer/core/clock.h"
 #include "swiftbalancer/runtime/decision_cycle.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "swiftbalancer/runtime/layer_mover.h"
@@ -21,10 +22,6 @@
 
 namespace swiftbalancer {
 namespace {
-
-std::int64_t elapsed_ns(Clock::time_point since) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
-}
 
 void check_arguments(const Topology& topo, int rank, const Transport& transport,
                      const Policy* policy, const Placement& initial, const BalancerConfig& cfg) {
@@ -103,7 +100,8 @@ struct Balancer::Parts {
     ready = true;
     if (mode == BalancerMode::kOff) return;
     throw_if_error(store.ready());
-    if (store.layers() != accounting.recorder().layers() || store.slots() != topo.slots_per_rank)
+    if (store.layers() != accounting.recorder().layers() ||
+        store.local_slots() != topo.slots_per_rank)
       throw InputError("expert store shape does not match the placement and topology");
     if (!transport.can_move(store.memory_kind()))
       throw InputError("the " + transport.name() + " transport cannot move " +
@@ -144,7 +142,7 @@ void Balancer::register_expert(int layer, int local_slot,
 void Balancer::record(int layer, std::span<const std::int64_t> slot_counts) {
   const auto t0 = Clock::now();
   parts_->accounting.record(layer, slot_counts);
-  parts_->record_ns += elapsed_ns(t0);
+  parts_->record_ns += elapsed_ns_since(t0);
 }
 
 void Balancer::before_forward() {
@@ -155,7 +153,7 @@ void Balancer::before_forward() {
   const CycleSchedule::Action a = p.schedule.on(Event::before_forward());
   if (a.act == CycleSchedule::Act::kPost)
     p.schedule.on(Event::posted(p.mover.post(a.count, p.pending)));
-  p.before_ns += elapsed_ns(t0);
+  p.before_ns += elapsed_ns_since(t0);
 }
 
 bool Balancer::reads_counts_next() const {
@@ -190,7 +188,7 @@ StepStats Balancer::after_forward() {
                         static_cast<std::int64_t>(cfg_.stall_intervals) * cfg_.interval_steps);
   StepStats out = st;
   out.errors = p.reporter.take_step_errors();
-  out.serving_ns = elapsed_ns(t0) + p.before_ns + p.record_ns - out.wait_ns - out.copy_ns;
+  out.serving_ns = elapsed_ns_since(t0) + p.before_ns + p.record_ns - out.wait_ns - out.copy_ns;
   p.before_ns = p.record_ns = 0;
   st = StepStats{};
   p.reporter.add_step(out.bytes_sent, out.bytes_received);
@@ -253,7 +251,7 @@ CycleSchedule::Event Balancer::poll(const CycleSchedule::Action& a, StepStats& s
   const auto c0 = Clock::now();
   const std::int64_t cycle = p.decision.cycle_id();
   const auto outcome = p.decision.agree(p.transport, a.final_poll);
-  stats.wait_ns += elapsed_ns(c0);
+  stats.wait_ns += elapsed_ns_since(c0);
   if (outcome == DecisionCycle::Outcome::kPending)
     return CycleSchedule::Event::polled(Decision::kPending);
   if (outcome == DecisionCycle::Outcome::kDropped)
@@ -276,7 +274,7 @@ CycleSchedule::Event Balancer::check_shift(StepStats& stats) {
   const auto c0 = Clock::now();
   const Status s = p.transport.all_gather(p.accounting.take_layer_totals(), p.shift_all,
                                           cfg_.collective_timeout);
-  stats.wait_ns += elapsed_ns(c0);
+  stats.wait_ns += elapsed_ns_since(c0);
   if (!s.ok()) {
     p.reporter.error("shift check all-gather failed (" + s.to_string() + ")",
                      &BalancerCounters::collective_failures);
@@ -291,7 +289,7 @@ CycleSchedule::Event Balancer::gather(StepStats& stats) {
   Parts& p = *parts_;
   const auto c0 = Clock::now();
   const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
-  stats.wait_ns += elapsed_ns(c0);
+  stats.wait_ns += elapsed_ns_since(c0);
   if (!s.ok()) {
     p.reporter.error("count all-gather failed (" + s.to_string() + "); interval skipped",
                      &BalancerCounters::collective_failures);

@@ -10,6 +10,7 @@
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/plan/transfer_plan.h"
 #include "swiftbalancer/policy/policy.h"
+#include "swiftbalancer/runtime/report_fields.h"
 #include "swiftbalancer/stats/shift_detector.h"
 #include "swiftbalancer/transport/transport.h"
 
@@ -103,72 +104,29 @@ int staging_regions(const BalancerConfig& config);
 // Throws InputError naming the first field out of range.
 void validate_config(const BalancerConfig& config);
 
-// What one step did, returned by after_forward().
+// What one step did, returned by after_forward(); its fields are the rows of
+// SWIFTBALANCER_STEP_FIELDS (runtime/report_fields.h), each zero (false) to start.
 struct StepStats {
-  std::int64_t step = 0;  // 1-based index of the step just finished
-  // Time in balancer calls on the serving thread, excluding waits and weight copies.
-  std::int64_t serving_ns = 0;
-  // Weight copies on the serving thread: staging local copies and installing staged experts
-  // into their slots (queued on a side stream by a device store).
-  std::int64_t copy_ns = 0;
-  std::int64_t wait_ns = 0;     // time blocked on transfers and collectives
-  std::int64_t bytes_sent = 0;  // by this rank, in transfers completed this step
-  std::int64_t bytes_received = 0;
-  int layers_committed = 0;
-  int layers_failed = 0;
-  bool gathered = false;            // counts were all-gathered at this step
-  bool cycle_agreed = false;        // a new placement was agreed at this step
-  bool rebalance_finished = false;  // the last layer of a cycle was handled at this step
-  int errors = 0;                   // failures reported at this step
+#define SWIFTBALANCER_DECLARE_FIELD(field, type, help) type field{};
+  SWIFTBALANCER_STEP_FIELDS(SWIFTBALANCER_DECLARE_FIELD)
+#undef SWIFTBALANCER_DECLARE_FIELD
 };
 
+// What the balancer has done since it started. Its numeric fields are the rows of
+// SWIFTBALANCER_COUNTER_FIELDS (runtime/report_fields.h: add a counter there, nowhere else);
+// the rest are the figures no single sample can carry.
 struct BalancerCounters {
-  std::int64_t steps = 0;
-  std::int64_t gathers = 0;
-  std::int64_t cycles_started = 0;
-  std::int64_t cycles_agreed = 0;
-  std::int64_t cycles_dropped = 0;
-  std::int64_t rebalances = 0;  // cycles that committed at least one layer
-  std::int64_t layers_committed = 0;
-  std::int64_t layers_failed = 0;
-  // Failures by kind. A decision failure (worker exception or timeout, invalid placement) is
-  // counted on every rank, whichever rank it happened on.
-  std::int64_t transfer_failures = 0;
-  std::int64_t worker_failures = 0;
-  std::int64_t invalid_placements = 0;
-  std::int64_t collective_failures = 0;
-  std::int64_t bytes_sent = 0;
-  std::int64_t bytes_received = 0;
-  // Staging: the most bytes this rank's staging pool held at once, and the buffers kept out of
-  // use because a transfer could not be cancelled (the transport may still write them).
-  std::int64_t peak_staging_bytes = 0;
-  std::int64_t parked_staging_bytes = 0;
-  std::int64_t balancing_stopped = 0;  // 1 once the balancer fell back to recording only
+#define SWIFTBALANCER_DECLARE_FIELD(field, type, kind, family, label, demo, help) type field{};
+  SWIFTBALANCER_COUNTER_FIELDS(SWIFTBALANCER_DECLARE_FIELD)
+#undef SWIFTBALANCER_DECLARE_FIELD
   // Rebalances (cycles that moved at least one layer), from the gather that started them to
   // their last layer: a histogram with upper bounds kRebalanceSecondsBounds (and +Inf).
   static constexpr std::array<double, 9> kRebalanceSecondsBounds = {0.01, 0.05, 0.1, 0.5, 1,
                                                                     5,    10,   30,  60};
   std::array<std::int64_t, 10> rebalance_seconds_buckets{};  // not cumulative; last is +Inf
   double rebalance_seconds_sum = 0.0;
-  // The window's mean imbalance under the placement in service and under the new one, for the
-  // last rebalance (0 before the first).
-  double imbalance_before = 0.0, imbalance_after = 0.0;
-  std::int64_t errors = 0;
-  std::string last_error;
-  // Shift detection: checks done, early cycles it started, layers it left out (skip_below).
-  std::int64_t shift_checks = 0;
-  std::int64_t shift_triggers = 0;
-  std::int64_t shift_layers_skipped = 0;
-  // Cycles a shift pre-empted, and the layers they left on the old placement.
-  std::int64_t shift_preemptions = 0;
-  std::int64_t shift_layers_preempted = 0;
-  // Liveness: steps since a cycle was last agreed (or since the start), 1 while the balancer is
-  // stalled (no cycle agreed for stall_intervals intervals), warnings given, and the reason of
-  // the last one.
-  std::int64_t steps_since_progress = 0;
-  std::int64_t stalled = 0;
-  std::int64_t stall_warnings = 0;
-  std::string stall_reason;
+  std::string last_error;    // the last failure's message
+  std::string stall_reason;  // why the last stall warning was given
 };
 
 }  // namespace swiftbalancer

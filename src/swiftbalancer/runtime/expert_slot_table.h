@@ -18,7 +18,7 @@ class ExpertSlotTable {
   ExpertSlotTable(int layers, int slots);  // throws InputError on non-positive sizes
 
   int layers() const { return layers_; }
-  int slots() const { return slots_; }
+  int local_slots() const { return slots_; }
 
   // Throws InputError when frozen, (layer, slot) out of range, or no tensor is given.
   void check(int layer, int slot, std::span<const std::span<std::byte>> tensors) const;

@@ -24,9 +24,9 @@
 #include <memory>
 #include <span>
 
+#include "swiftbalancer/core/clock.h"
 #include "swiftbalancer/core/memory_kind.h"
 #include "swiftbalancer/core/status.h"
-#include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer {
 
@@ -45,7 +45,7 @@ class ExpertStore {
 
   virtual MemoryKind memory_kind() const = 0;
   virtual int layers() const = 0;
-  virtual int slots() const = 0;  // local slots per layer
+  virtual int local_slots() const = 0;  // local slots per layer
 
   // Ok when every (layer, slot) holds an expert and all slots of a layer agree on the tensor
   // sizes; the error names the first slot that does not. After ready() the layout is frozen.

@@ -1,18 +1,10 @@
 #include "swiftbalancer/runtime/layer_mover.h"
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
 namespace swiftbalancer {
-namespace {
-
-std::int64_t elapsed_ns(Clock::time_point since) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
-}
-
-}  // namespace
 
 LayerMover::LayerMover(int rank, int layers, Transport& transport, ExpertStore& store,
                        StagingPool& pool, ServingState& state, LoadAccounting& accounting,
@@ -102,7 +94,7 @@ void LayerMover::post_layer(LayerMove& m, std::span<std::byte> staging, int regi
       // Local copies are staged now: every source is read before any slot is written.
       const auto c0 = Clock::now();
       store_.stage(m.layer, in.src_slot, dst);
-      stats.copy_ns += elapsed_ns(c0);
+      stats.copy_ns += elapsed_ns_since(c0);
       continue;
     }
     std::size_t off = 0;
@@ -160,7 +152,7 @@ std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why,
       std::chrono::duration_cast<Millis>(std::max(deadline - Clock::now(), Clock::duration(0)));
   const Status agreed =
       transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
-  stats.wait_ns += elapsed_ns(t0);
+  stats.wait_ns += elapsed_ns_since(t0);
   const bool stop = agreed.ok() && votes.back() < 0;
   votes.pop_back();
   if (!agreed.ok()) {
@@ -185,7 +177,7 @@ void LayerMover::install(LayerMove& m, std::span<const std::byte> staging, StepS
   for (std::size_t i = 0; i < m.installs.size(); ++i)
     store_.install(staging.subspan(i * m.expert_bytes, m.expert_bytes), m.layer,
                    m.installs[i].dst_slot);
-  stats.copy_ns += elapsed_ns(c0);
+  stats.copy_ns += elapsed_ns_since(c0);
   // Counts recorded so far were under the old placement; then weights first, then the table.
   accounting_.carry_layer(m.layer);
   state_.commit(m.layer, m.new_row, std::move(m.table));
@@ -251,7 +243,7 @@ void LayerMover::abandon(std::int64_t step) {
 int LayerMover::preempt(StepStats& stats, std::int64_t step) {
   if (!plan_) return 0;
   // Between steps: finish() has waited for every posted batch.
-  if (!posted_.empty()) throw std::logic_error("LayerMover::preempt with layers in flight");
+  if (!posted_.empty()) throw InternalError("LayerMover::preempt with layers in flight");
   const int left = static_cast<int>(plan_->layers.size() - next_);
   next_ = plan_->layers.size();
   reporter_.log("cycle " + std::to_string(plan_->cycle) + " pre-empted at step " +

@@ -67,16 +67,6 @@ class Writer {
     if (!labels.empty()) out_ += "{" + labels + "}";
     out_ += " " + value + "\n";
   }
-  void counter(const char* name, const char* help, std::int64_t BalancerCounters::*field) {
-    family(name, "counter", help,
-           [&](const BalancerCounters& c) { sample(name, "", std::to_string(c.*field)); });
-  }
-  template <typename Field>
-  void gauge(const char* name, const char* help, Field BalancerCounters::*field) {
-    family(name, "gauge", help, [&](const BalancerCounters& c) {
-      sample(name, "", number(static_cast<double>(c.*field)));
-    });
-  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -94,52 +84,44 @@ std::string render_labels(const std::vector<std::pair<std::string, std::string>>
   return base;
 }
 
+// One row of SWIFTBALANCER_COUNTER_FIELDS: how to read and render its sample.
+struct Row {
+  const char* family;
+  const char* label;
+  MetricKind kind;
+  const char* help;
+  std::string (*value)(const BalancerCounters&);
+};
+
+// Counters as integers, gauges as the shortest text of their double.
+std::string render(MetricKind kind, std::int64_t v) {
+  return kind == MetricKind::kCounter ? std::to_string(v) : number(static_cast<double>(v));
+}
+std::string render(MetricKind, double v) {
+  return number(v);
+}
+
+#define SWIFTBALANCER_ROW(field, type, kind, family, label, demo, help) \
+  {family, label, MetricKind::kind, help,                               \
+   [](const BalancerCounters& c) { return render(MetricKind::kind, c.field); }},
+constexpr Row kRows[] = {SWIFTBALANCER_COUNTER_FIELDS(SWIFTBALANCER_ROW)};
+#undef SWIFTBALANCER_ROW
+
 std::string exposition(std::span<const Source> sources) {
   using C = BalancerCounters;
   Writer w(sources);
-  auto n = [](std::int64_t v) { return std::to_string(v); };
-  w.counter("steps_total", "Serving steps seen by the balancer.", &C::steps);
-  w.counter("gathers_total", "Load all-gathers.", &C::gathers);
-  w.counter("rebalances_total", "Cycles that committed at least one layer.", &C::rebalances);
-  w.counter("errors_total", "Failures reported (all kinds).", &C::errors);
-  w.family("cycles_total", "counter", "Decision cycles by outcome.", [&](const C& c) {
-    w.sample("cycles_total", "outcome=\"started\"", n(c.cycles_started));
-    w.sample("cycles_total", "outcome=\"agreed\"", n(c.cycles_agreed));
-    w.sample("cycles_total", "outcome=\"dropped\"", n(c.cycles_dropped));
-  });
-  w.family("layers_total", "counter", "Layer moves by outcome.", [&](const C& c) {
-    w.sample("layers_total", "outcome=\"committed\"", n(c.layers_committed));
-    w.sample("layers_total", "outcome=\"failed\"", n(c.layers_failed));
-  });
-  w.family("failures_total", "counter", "Failures by kind.", [&](const C& c) {
-    w.sample("failures_total", "kind=\"transfer\"", n(c.transfer_failures));
-    w.sample("failures_total", "kind=\"worker\"", n(c.worker_failures));
-    w.sample("failures_total", "kind=\"invalid_placement\"", n(c.invalid_placements));
-    w.sample("failures_total", "kind=\"collective\"", n(c.collective_failures));
-  });
-  w.family("bytes_total", "counter", "Expert bytes moved by this rank.", [&](const C& c) {
-    w.sample("bytes_total", "direction=\"sent\"", n(c.bytes_sent));
-    w.sample("bytes_total", "direction=\"received\"", n(c.bytes_received));
-  });
-  w.counter("shift_checks_total", "Shift-detection checks of the imbalance in service.",
-            &C::shift_checks);
-  w.counter("shift_triggers_total", "Cycles started early by shift detection.", &C::shift_triggers);
-  w.counter("shift_preemptions_total", "Cycles in flight pre-empted by a shift.",
-            &C::shift_preemptions);
-  w.counter("shift_layers_preempted_total", "Layers a pre-empted cycle left on the old placement.",
-            &C::shift_layers_preempted);
-  w.gauge("staging_peak_bytes", "Most staging memory held at once.", &C::peak_staging_bytes);
-  w.gauge("staging_parked_bytes", "Staging kept after transfers that could not be cancelled.",
-          &C::parked_staging_bytes);
-  w.gauge("balancing_stopped", "1 once the balancer fell back to recording only.",
-          &C::balancing_stopped);
-  w.gauge("steps_since_progress", "Steps since a decision cycle was last agreed.",
-          &C::steps_since_progress);
-  w.gauge("stalled",
-          "1 while no cycle has been agreed for stall_intervals intervals (see the log for why).",
-          &C::stalled);
-  w.counter("stall_warnings_total", "Times the balancer warned that balancing had stalled.",
-            &C::stall_warnings);
+  // The table's families in its order: consecutive rows of one family share its header.
+  const std::span<const Row> rows(kRows);
+  for (std::size_t i = 0; i < rows.size();) {
+    std::size_t end = i + 1;
+    while (end < rows.size() && std::string_view(rows[end].family) == rows[i].family) ++end;
+    const char* type = rows[i].kind == MetricKind::kCounter ? "counter" : "gauge";
+    w.family(rows[i].family, type, rows[i].help, [&](const C& c) {
+      for (std::size_t j = i; j < end; ++j)
+        w.sample(rows[j].family, rows[j].label, rows[j].value(c));
+    });
+    i = end;
+  }
   w.family("rebalance_duration_seconds", "histogram",
            "From the gather that started a rebalance to its last layer.", [&](const C& c) {
              std::int64_t cumulative = 0;
@@ -147,16 +129,11 @@ std::string exposition(std::span<const Source> sources) {
              for (std::size_t b = 0; b <= bounds.size(); ++b) {
                cumulative += c.rebalance_seconds_buckets[b];
                const std::string le = b < bounds.size() ? number(bounds[b]) : "+Inf";
-               w.sample("rebalance_duration_seconds_bucket", "le=\"" + le + "\"", n(cumulative));
+               w.sample("rebalance_duration_seconds_bucket", "le=\"" + le + "\"",
+                        std::to_string(cumulative));
              }
              w.sample("rebalance_duration_seconds_sum", "", number(c.rebalance_seconds_sum));
-             w.sample("rebalance_duration_seconds_count", "", n(cumulative));
-           });
-  w.family("imbalance", "gauge",
-           "Mean over layers of max/mean rank load of the last rebalance's window.",
-           [&](const C& c) {
-             w.sample("imbalance", "placement=\"before\"", number(c.imbalance_before));
-             w.sample("imbalance", "placement=\"after\"", number(c.imbalance_after));
+             w.sample("rebalance_duration_seconds_count", "", std::to_string(cumulative));
            });
   return w.take();
 }

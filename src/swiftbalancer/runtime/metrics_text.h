@@ -3,12 +3,10 @@
 // passes), never a layer or an expert.
 //
 // Metric names (prefix swiftbalancer_, the same families as the Python collector
-// swiftbalancer.prometheus): steps_total, gathers_total, rebalances_total, errors_total,
-// cycles_total{outcome=started|agreed|dropped}, layers_total{outcome=committed|failed},
-// failures_total{kind=transfer|worker|invalid_placement|collective},
-// bytes_total{direction=sent|received}; gauges staging_peak_bytes, staging_parked_bytes,
-// balancing_stopped, imbalance{placement=before|after}; the histogram
-// rebalance_duration_seconds.
+// swiftbalancer.prometheus): one family per row (or run of rows) of SWIFTBALANCER_COUNTER_FIELDS
+// in runtime/report_fields.h, in its order, e.g. steps_total, cycles_total{outcome=...},
+// failures_total{kind=...}, bytes_total{direction=...}, the gauges staging_peak_bytes and
+// imbalance{placement=before|after}; then the histogram rebalance_duration_seconds.
 //
 // Pure; thread-safe.
 #pragma once

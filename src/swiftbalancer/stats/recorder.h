@@ -20,9 +20,9 @@ class Recorder {
   Recorder(int layers, int slots_per_rank);  // throws InputError on non-positive sizes
 
   int layers() const { return layers_; }
-  int slots() const { return slots_; }
+  int local_slots() const { return slots_; }
 
-  // counts.size() must be slots(); layer in [0, layers()). Checked only in debug builds (an
+  // counts.size() must be local_slots(); layer in [0, layers()). Checked only in debug builds (an
   // assert): this is the per-layer hot path.
   void record(int layer, std::span<const std::int64_t> counts) {
     assert(layer >= 0 && layer < layers_ && "record: layer out of range");

@@ -54,7 +54,7 @@ class TorchExpertStore final : public ExpertStore {
     return device_.is_cpu() ? MemoryKind::kHost : MemoryKind::kDevice;
   }
   int layers() const override { return table_.layers(); }
-  int slots() const override { return table_.slots(); }
+  int local_slots() const override { return table_.local_slots(); }
   Status ready() override { return table_.freeze(); }
   std::span<const std::size_t> tensor_sizes(int layer) const override {
     return table_.tensor_sizes(layer);

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "swiftbalancer/transport/mailbox.h"
+
 namespace swiftbalancer {
 namespace {
 
@@ -31,12 +33,11 @@ struct PendingOp {
   std::string error;
 };
 
-struct Mailbox {
+// One rank's mailbox (transport/mailbox.h) and the mutex and condition its waiters use.
+struct RankBox {
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<PendingOp*> posted;              // receives of this rank waiting for a send
-  std::deque<PendingOp*> offered;             // sends to this rank waiting for a receive
-  std::map<std::pair<int, int>, int> absorb;  // (src, tag) -> messages to drop (cancelled recvs)
+  Mailbox<PendingOp> box;
 };
 
 struct CopyJob {
@@ -75,7 +76,7 @@ struct InProcessWorld::Impl {
     copier.join();
   }
   int ranks;
-  std::vector<Mailbox> boxes;
+  std::vector<RankBox> boxes;
 
   // The copy engine: performs bulk copies in the background.
   std::thread copier;
@@ -191,7 +192,7 @@ void InProcessWorld::Impl::complete(PendingOp* send, PendingOp* recv) {
     std::memcpy(recv->data, send->data, send->size);
   }
   for (PendingOp* op : {recv, send}) {
-    Mailbox& box = boxes[static_cast<std::size_t>(op->owner)];
+    RankBox& box = boxes[static_cast<std::size_t>(op->owner)];
     {
       std::lock_guard lock(box.mu);
       op->done = true;
@@ -236,29 +237,20 @@ class InProcessBatch final : public TransferBatch {
     const bool is_send = op.kind == P2POp::Kind::kSend;
     me->recv = !is_send;
     // Both kinds meet in the receiver's mailbox.
-    Mailbox& box = w_->boxes[static_cast<std::size_t>(is_send ? op.peer : rank_)];
+    RankBox& box = w_->boxes[static_cast<std::size_t>(is_send ? op.peer : rank_)];
     PendingOp* other = nullptr;
     {
       std::lock_guard lock(box.mu);
-      if (is_send) {
-        if (auto a = box.absorb.find({rank_, op.tag}); a != box.absorb.end()) {
-          if (--a->second == 0) box.absorb.erase(a);
-          me->done = true;  // its receive was cancelled: dropped; nobody else sees `me`
-          return;
-        }
-        other = take(box.posted, op.tag, [&](const PendingOp& r) { return r.peer == rank_; });
-        if (other == nullptr) box.offered.push_back(me);
-      } else {
-        other = take(box.offered, op.tag, [&](const PendingOp& x) { return x.owner == op.peer; });
-        if (other == nullptr) box.posted.push_back(me);
+      if (box.box.offer(me, &other) == Mailbox<PendingOp>::Outcome::kAbsorbed) {
+        me->done = true;  // its receive was cancelled: dropped; nobody else sees `me`
+        return;
       }
-      if (other != nullptr) me->matched = other->matched = true;
     }
     if (other != nullptr) w_->matched(is_send ? me : other, is_send ? other : me);
   }
 
   State poll() override {
-    Mailbox& box = mine();
+    RankBox& box = mine();
     std::lock_guard lock(box.mu);
     return state_locked();
   }
@@ -267,7 +259,7 @@ class InProcessBatch final : public TransferBatch {
     State s;
     std::string msg;
     {
-      Mailbox& box = mine();
+      RankBox& box = mine();
       std::unique_lock lock(box.mu);
       box.cv.wait_until(lock, deadline, [&] { return state_locked() != State::kPending; });
       s = state_locked();
@@ -298,18 +290,13 @@ class InProcessBatch final : public TransferBatch {
       // Unmatched: withdraw it from the receiver's mailbox. Matched: a copy is under way or
       // queued; it is short, so wait for it (the copy engine always makes progress).
       const bool recv = is_recv(*op);
-      Mailbox& box = w_->boxes[static_cast<std::size_t>(recv ? rank_ : op->peer)];
+      RankBox& box = w_->boxes[static_cast<std::size_t>(recv ? rank_ : op->peer)];
       bool withdrawn = false;
       {
         std::lock_guard lock(box.mu);
-        if (!op->matched) {
-          auto& q = recv ? box.posted : box.offered;
-          q.erase(std::find(q.begin(), q.end(), op.get()));
-          if (recv) ++box.absorb[{op->peer, op->tag}];
-          withdrawn = true;
-        }
+        withdrawn = box.box.withdraw(op.get());
       }
-      Mailbox& own = mine();
+      RankBox& own = mine();
       std::unique_lock lock(own.mu);
       if (withdrawn) {
         op->done = op->failed = true;
@@ -322,20 +309,8 @@ class InProcessBatch final : public TransferBatch {
   }
 
  private:
-  Mailbox& mine() { return w_->boxes[static_cast<std::size_t>(rank_)]; }
+  RankBox& mine() { return w_->boxes[static_cast<std::size_t>(rank_)]; }
   static bool is_recv(const PendingOp& op) { return op.recv; }
-
-  // The first queued operation with `tag` from the right rank (FIFO per source and tag).
-  template <typename Pred>
-  static PendingOp* take(std::deque<PendingOp*>& q, int tag, Pred from) {
-    for (auto it = q.begin(); it != q.end(); ++it)
-      if ((*it)->tag == tag && from(**it)) {
-        PendingOp* op = *it;
-        q.erase(it);
-        return op;
-      }
-    return nullptr;
-  }
 
   State state_locked() const {
     bool all = true;

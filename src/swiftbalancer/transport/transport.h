@@ -4,9 +4,13 @@
 //   - point-to-point byte transfers, posted as a batch that completes in the background and is
 //     polled or waited on with a deadline (Mooncake-style: submit, poll, wait, cancel).
 //
-// Implementations: in-process (ranks are threads of one process; tests and the default demo),
-// MPI (processes launched by mpirun; transport_mpi.cpp). An NCCL transport fits the same shape:
-// buffers are then device pointers and a batch maps onto a group of ncclSend/ncclRecv on a stream.
+// Implementations: in-process (ranks are threads of one process; tests and the default demo;
+// transport/inprocess_transport.h), MPI (processes launched by mpirun; transport/mpi_transport.h,
+// the MPI calls in mpi_transport_mpi.cpp), and with the CUDA device path NCCL (device memory, a
+// batch is a group of ncclSend/ncclRecv on a stream; device/nccl_transport.h) and single-GPU
+// threads (device/single_gpu_transport.h); a torch engine's process groups
+// (torch/process_group_transport.h). The two in-process ones match messages with one mailbox
+// (transport/mailbox.h). Clock and Millis are core/clock.h's.
 //
 // Threading: a Transport object belongs to one rank and is used from one thread at a time (the
 // serving thread). Different ranks' objects may be used concurrently.
@@ -26,13 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "swiftbalancer/core/clock.h"
 #include "swiftbalancer/core/memory_kind.h"
 #include "swiftbalancer/core/status.h"
 
 namespace swiftbalancer {
-
-using Clock = std::chrono::steady_clock;
-using Millis = std::chrono::milliseconds;
 
 enum class ReduceOp { kMin, kMax, kSum };
 
