@@ -1,4 +1,5 @@
-// The engines' policy hooks: deepseek-ai/EPLB, vLLM and SGLang (engine_policy.h) and vllm-ascend.
+// The engines' policy hooks: deepseek-ai/EPLB, vLLM and SGLang and vllm-ascend. The logic is the
+// library's compat component; this file converts arrays and releases the GIL around it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,37 +8,41 @@
 
 #include "bindings.h"
 #include "convert.h"
-#include "dropin.h"
-#include "engine_policy.h"
+#include "swiftbalancer/compat/ascend.h"
+#include "swiftbalancer/compat/deepseek_eplb.h"
+#include "swiftbalancer/compat/engine_hook.h"
 
 namespace swiftbalancer::python {
 namespace {
 
-py::tuple deepseek_result(DeepSeekResult&& r, const LoadMatrix& load) {
+using compat::EngineMaps;
+
+py::tuple deepseek_result(EngineMaps&& r, const LoadMatrix& load) {
   const py::ssize_t L = load.layers(), E = load.experts();
+  compat::LogicalMaps& m = r.logical;
   return py::make_tuple(placement_array(r.placement),
-                        array_from(std::move(r.log2phy), {L, E, py::ssize_t{r.max_replicas}}),
-                        array_from(std::move(r.logcnt), {L, E}));
+                        array_from(std::move(m.log2phy), {L, E, py::ssize_t{m.max_replicas}}),
+                        array_from(std::move(m.logcnt), {L, E}));
 }
 
 py::tuple deepseek(py::handle weight, int num_replicas, int num_groups, int num_nodes,
                    int num_gpus) {
   const LoadMatrix load = load_from(weight, "weight");
-  DeepSeekResult r;
+  EngineMaps r;
   {
     py::gil_scoped_release nogil;
-    r = deepseek_rebalance_experts(load, num_replicas, num_groups, num_nodes, num_gpus);
+    r = compat::deepseek_rebalance_experts(load, num_replicas, num_groups, num_nodes, num_gpus);
   }
   return deepseek_result(std::move(r), load);
 }
 
-py::object engine(py::handle weight, int num_replicas, int num_groups, int num_nodes,
-                  int num_ranks, py::handle old_obj, const std::string& policy,
-                  std::int64_t max_transfers, double threshold, int log2phy_width, double target,
-                  int threads, bool logical_maps) {
+py::object engine(py::handle weight, int num_replicas, int num_groups, int num_nodes, int num_ranks,
+                  py::handle old_obj, const std::string& policy, std::int64_t max_transfers,
+                  double threshold, int log2phy_width, double target, int threads,
+                  bool logical_maps) {
   const LoadMatrix load = load_from(weight, "weight", /*allow_window=*/true);
   Placement old;
-  EngineRequest q;
+  compat::EngineRequest q;
   if (!old_obj.is_none()) {
     old = placement_from(old_obj, "old_global_expert_indices", load.experts());
     q.old_map = &old;
@@ -56,10 +61,10 @@ py::object engine(py::handle weight, int num_replicas, int num_groups, int num_n
   q.target = target;
   q.threads = threads;
   q.logical_maps = logical_maps;
-  DeepSeekResult r;
+  EngineMaps r;
   {
     py::gil_scoped_release nogil;
-    r = engine_rebalance(load, q);
+    r = compat::engine_rebalance(load, q);
   }
   if (!logical_maps) return placement_array(r.placement);
   return deepseek_result(std::move(r), load);
@@ -87,12 +92,12 @@ py::tuple ascend(py::handle table_obj, py::handle workload_obj, int ranks_per_no
   const Placement current(L, topo.num_slots(), num_experts, std::move(ids));
   auto w = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(work);
   std::vector<double> workload(w.data(), w.data() + w.size());
-  AscendResult r;
+  compat::AscendResult r;
   {
     py::gil_scoped_release nogil;
-    r = ascend_rebalance(current, workload, topo, policy,
-                         options_of(num_groups, max_transfers, threshold), min_improvement,
-                         threads);
+    r = compat::ascend_rebalance(current, workload, topo, policy,
+                                 options_of(num_groups, max_transfers, threshold), min_improvement,
+                                 threads);
   }
   py::object table_out = placement_array(r.placement).attr("reshape")(L, R, S);
   return py::make_tuple(r.changed, array_of(r.priority, {py::ssize_t{L}}), table_out,

@@ -3,7 +3,7 @@
 
 #include "bindings.h"
 #include "convert.h"
-#include "dropin.h"
+#include "swiftbalancer/compat/align.h"
 
 namespace swiftbalancer::python {
 namespace {
@@ -36,7 +36,7 @@ py::array_t<std::int64_t> align(py::handle current_obj, py::handle new_obj, cons
   check_slots(next, topo, "new");
   if (cur.layers() != next.layers())
     throw InputError("current and new have different layer counts");
-  align_to_current(cur, next, topo);
+  compat::align_to_current(cur, next, topo);
   return placement_array(next);
 }
 

@@ -9,7 +9,7 @@
 // Thread-safety: run() may be called from any thread; calls are serialized (one run at a time).
 // The destructor stops and joins the threads; it must not run while a run() is in progress.
 // Not fork-safe, like any pool: a forked child has none of the threads. Engines that fork
-// (vLLM's workers) create the pool after forking, or per call (python/src/dropin.h,
+// (vLLM's workers) create the pool after forking, or per call (compat/policy_threads.h,
 // rebalance_on_threads).
 #pragma once
 

@@ -1,5 +1,7 @@
 #include "swiftbalancer/replay/policy_sim.h"
 
+#include "swiftbalancer/compat/align.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -350,6 +352,9 @@ Placement PolicySim::call_policy(const PolicyInput& in) {
   if (!s.ok() || p.layers() != L_ || p.experts() != E_)
     throw std::runtime_error("policy '" + res_.spec.policy +
                              "' returned an invalid placement: " + s.message());
+  // As the runtime's DecisionCycle does before planning: an expert a rank keeps stays in its
+  // slot, so a from-scratch policy's reordering within a rank is no change.
+  compat::align_to_current(cur_, p, topo_);
   return p;
 }
 

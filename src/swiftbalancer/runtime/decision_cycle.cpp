@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "swiftbalancer/compat/align.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/resource.h"
 
@@ -108,6 +109,12 @@ void DecisionCycle::decide(const Job& job, Result& out) const {
       return out.finish(FailKind::kInvalid, "policy returned a placement of the wrong shape");
     if (const Status v = validate_placement(target, topo_); !v.ok())
       return out.finish(FailKind::kInvalid, "policy returned an invalid placement: " + v.message());
+    // A policy says which experts each rank holds, not in which of its slots (DeepSeek's packing
+    // builds from scratch): an expert a rank keeps stays in its slot, so the plan never copies
+    // it within the rank nor writes a slot whose expert need not change. Only permutes slots
+    // within a rank, so the placement stays valid and its cross-rank transfers are the same;
+    // deterministic, so every rank aligns alike and the hashes still agree.
+    compat::align_to_current(job.current, target, topo_);
     auto plan = std::make_unique<CyclePlan>(
         plan_cycle(job.current, target, topo_, rank_, cfg_.link_weights, job.expert_bytes));
     plan->cycle = job.cycle;

@@ -6,10 +6,11 @@
 //                               their vote (pending / ready / failed, and how), and a hash of
 //                               the result; all go on to moving at the same step, or all drop it.
 //
-// The worker runs the policy, validates its result, derives this rank's CyclePlan and reserves
-// its staging (so the allocation happens off the serving thread). A worker that throws, returns
-// an invalid placement, or is not done within worker_timeout fails the cycle on every rank, and
-// every rank counts the failure under its kind. Serving never waits for the worker.
+// The worker runs the policy, validates its result, aligns it to the placement in service (an
+// expert a rank keeps keeps its slot: compat/align.h), derives this rank's CyclePlan and
+// reserves its staging (so the allocation happens off the serving thread). A worker that
+// throws, returns an invalid placement, or is not done within worker_timeout fails the cycle on
+// every rank, and every rank counts the failure under its kind. Serving never waits for the worker.
 //
 // Thread-safety: every method on the serving thread. The worker touches only its job and the
 // job's result, published with a release store of the result's state.

@@ -1,11 +1,10 @@
-#include "engine_policy.h"
+#include "swiftbalancer/compat/engine_start.h"
 
 #include <algorithm>
-#include <numeric>
+#include <string>
+#include <vector>
 
-#include "swiftbalancer/core/metrics.h"
-
-namespace swiftbalancer::python {
+namespace swiftbalancer::compat {
 
 Placement engine_start_placement(const Placement& old, const LoadMatrix& weight,
                                  const Topology& topo, std::int64_t* arrivals) {
@@ -49,7 +48,9 @@ Placement engine_start_placement(const Placement& old, const LoadMatrix& weight,
       h = 1;
       ++count[e];
     }
-    if (holes == 0) continue;
+    // Nothing to repair: no hole and every expert kept somewhere. (A map wider than the
+    // topology can lose an expert with no hole left: it then evicts a redundant replica below.)
+    if (holes == 0 && std::find(count.begin(), count.end(), 0) == count.end()) continue;
     filled += holes;  // each hole gets an expert its rank does not hold: one copy each
     // Rank loads with an even split over the replicas kept; holes per rank.
     std::fill(rank_load.begin(), rank_load.end(), 0.0);
@@ -114,41 +115,4 @@ Placement engine_start_placement(const Placement& old, const LoadMatrix& weight,
   return out;
 }
 
-DeepSeekResult engine_rebalance(const LoadMatrix& weight, const EngineRequest& q) {
-  check_threads(q.threads);
-  DeepSeekResult out;
-  if (q.old_map == nullptr) {
-    out = deepseek_rebalance_experts(weight, q.num_replicas, q.num_groups, q.num_nodes, q.num_ranks,
-                                     q.log2phy_width, q.logical_maps);
-  } else {
-    // The same argument checks as the DeepSeek path (it throws before doing any work).
-    if (q.num_ranks <= 0 || q.num_nodes <= 0 || q.num_ranks % q.num_nodes != 0)
-      throw InputError("num_ranks must be a positive multiple of num_nodes");
-    if (q.num_replicas <= 0 || q.num_replicas % q.num_ranks != 0)
-      throw InputError("num_replicas must be a positive multiple of num_ranks");
-    if (q.num_replicas < weight.experts())
-      throw InputError("num_replicas (" + std::to_string(q.num_replicas) +
-                       ") is smaller than the " + std::to_string(weight.experts()) +
-                       " logical experts");
-    const Topology topo =
-        Topology::make(q.num_ranks, q.num_replicas / q.num_ranks, q.num_ranks / q.num_nodes);
-    std::int64_t repair = 0;
-    const Placement start = engine_start_placement(*q.old_map, weight, topo, &repair);
-    PolicyOptions o;
-    o.num_groups = q.num_groups > 1 && weight.experts() % q.num_groups == 0 ? q.num_groups : 0;
-    o.max_transfers = q.max_transfers < 0 ? -1 : std::max<std::int64_t>(0, q.max_transfers - repair);
-    o.threshold = q.threshold;
-    o.target = q.target;
-    out.placement =
-        rebalance_on_threads(*make_policy(q.policy), PolicyInput{topo, weight, &start, o}, q.threads);
-    if (q.logical_maps)
-      replica_ordered_log2phy(out.placement, weight, topo, out.max_replicas, out.log2phy,
-                              out.logcnt, q.log2phy_width);
-  }
-  if (q.logical_maps && q.log2phy_width > 0 && out.max_replicas > q.log2phy_width)
-    throw InputError("an expert has " + std::to_string(out.max_replicas) +
-                     " replicas, more than the log2phy width " + std::to_string(q.log2phy_width));
-  return out;
-}
-
-}  // namespace swiftbalancer::python
+}  // namespace swiftbalancer::compat
