@@ -145,6 +145,9 @@ struct BalancerCounters {
   // use because a transfer could not be cancelled (the transport may still write them).
   std::int64_t peak_staging_bytes = 0;
   std::int64_t parked_staging_bytes = 0;
+  // Layers whose post was put off to a later step, on every rank alike, because some rank's
+  // staging was still being drained by its device (the serving thread never waits for it).
+  std::int64_t posts_deferred = 0;
   std::int64_t balancing_stopped = 0;  // 1 once the balancer fell back to recording only
   // Rebalances (cycles that moved at least one layer), from the gather that started them to
   // their last layer: a histogram with upper bounds kRebalanceSecondsBounds (and +Inf).
