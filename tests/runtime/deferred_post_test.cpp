@@ -114,7 +114,7 @@ TEST(StagingPool, AcquireNeverWaitsForAPendingFence) {
   EXPECT_EQ(pool.ready_regions(), 2);
 }
 
-constexpr int kRanks = 2, kSlots = 3, kExperts = 5, kLayers = 6, kBytes = 48, kSteps = 120;
+constexpr int kRanks = 2, kSlots = 3, kExperts = 5, kLayers = 6, kBytes = 48, kSteps = 200;
 // A fence taken during step s is done from the start of step s + kLag: the device runs about
 // three steps behind the host: a post finds the staging of two steps ago still draining.
 constexpr int kLag = 3;
@@ -147,6 +147,7 @@ TEST(DeferredPost, TheServingThreadNeverWaitsAndDeferredLayersMoveTheSameBytesLa
     c.layers_per_step = 1;
     c.collective_timeout = 2s;
     c.transfer_timeout = 2s;
+    c.background_worker = false;  // a niced worker may starve on a loaded machine
     c.log = [](LogSeverity, const std::string&) {};
     std::vector<std::vector<std::byte>> mem(kLayers * kSlots);
     for (int l = 0; l < kLayers; ++l)
@@ -190,7 +191,7 @@ TEST(DeferredPost, TheServingThreadNeverWaitsAndDeferredLayersMoveTheSameBytesLa
     const RankRun& run = runs[static_cast<std::size_t>(r)];
     EXPECT_EQ(run.serving_waits, 0) << "the serving thread waited for a fence";
     EXPECT_GT(run.counters.posts_deferred, 0) << "no post was deferred: the test shows nothing";
-    EXPECT_GT(run.counters.layers_committed, 0);
+    EXPECT_GT(run.counters.layers_committed, 0) << run.counters.last_error;
     EXPECT_EQ(run.counters.layers_failed, 0);
     EXPECT_EQ(run.counters.collective_failures, 0);
     EXPECT_EQ(run.wrong_bytes, 0);
