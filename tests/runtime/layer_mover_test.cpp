@@ -169,7 +169,7 @@ TEST(LayerMover, ParksStagingWhenATransferCannotBeCancelled) {
   std::memset(recv_into, 0x5A, bytes);  // a late write lands in kept memory (ASan would tell)
   ASSERT_TRUE(h.pool.reserve(bytes, Clock::now() + 1s).ok());
   for (int i = 0; i < h.pool.regions(); ++i) {
-    auto lease = h.pool.acquire(Clock::now());
+    auto lease = h.pool.acquire();
     ASSERT_TRUE(lease.has_value());
     EXPECT_NE(lease->bytes.data(), recv_into);
   }

@@ -55,14 +55,14 @@ TEST(StagingPool, ReusesRegionsAndGrowsOnlyWhenAsked) {
   EXPECT_EQ(pool.allocated_bytes(), 0);
   ASSERT_TRUE(pool.reserve(100, Clock::now() + 1s).ok());
   EXPECT_EQ(pool.allocated_bytes(), 200);
-  auto a = pool.acquire(Clock::now());
-  auto b = pool.acquire(Clock::now());
+  auto a = pool.acquire();
+  auto b = pool.acquire();
   ASSERT_TRUE(a && b);
   EXPECT_NE(a->bytes.data(), b->bytes.data());
-  EXPECT_FALSE(pool.acquire(Clock::now()).has_value());                           // both in use
+  EXPECT_FALSE(pool.acquire().has_value());                                       // both in use
   EXPECT_EQ(pool.reserve(200, Clock::now() + 1s).code(), StatusCode::kInternal);  // in use
   pool.release(a->region, store.fence());
-  auto c = pool.acquire(Clock::now());
+  auto c = pool.acquire();
   ASSERT_TRUE(c);
   EXPECT_EQ(c->bytes.data(), a->bytes.data());  // the same memory, reused
   pool.release(b->region, 0);

@@ -26,7 +26,16 @@ Status cuda_status(cudaError_t err, const char* what) {
 }
 
 cudaError_t query_event(cudaEvent_t event) {
+  const RelaxedCaptureMode relaxed;
   return consume_error(cudaEventQuery(event));
+}
+
+RelaxedCaptureMode::RelaxedCaptureMode() {
+  exchanged_ = consume_error(cudaThreadExchangeStreamCaptureMode(&previous_)) == cudaSuccess;
+}
+
+RelaxedCaptureMode::~RelaxedCaptureMode() {
+  if (exchanged_) (void)consume_error(cudaThreadExchangeStreamCaptureMode(&previous_));
 }
 
 void clear_stale_error() {

@@ -42,8 +42,29 @@ void check_cuda(cudaError_t err, const char* what);
 // Ok, or a kTransportError Status naming `what`; the error is consumed.
 Status cuda_status(cudaError_t err, const char* what);
 // cudaEventQuery that leaves no trace in the thread's last error: cudaErrorNotReady (still
-// running) is cleared as any failure, whether or not this runtime records it.
+// running) is cleared as any failure, whether or not this runtime records it. Made under
+// RelaxedCaptureMode, so that a poll never invalidates another thread's graph capture.
 cudaError_t query_event(cudaEvent_t event);
+
+// Issue 19, item 4: while any thread captures a CUDA graph in global mode (what
+// torch.cuda.graph uses), a "potentially unsafe" call (cudaEventQuery, cudaMalloc, ...) from
+// any other thread whose capture mode is not relaxed fails and invalidates that capture. The
+// balancer's own threads (the decision worker's fence waits and staging allocation, the
+// serving thread's fence and transfer polls) make such calls at times the engine does not
+// choose, so they make them in relaxed mode: this guard sets the calling thread's mode to
+// cudaStreamCaptureModeRelaxed and restores the previous one when it goes. None of these calls
+// touches the captured stream, so they cannot conflict with the capture itself.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode();
+  ~RelaxedCaptureMode();
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode previous_ = cudaStreamCaptureModeRelaxed;
+  bool exchanged_ = false;
+};
 // Before a kernel launch: drops a stale, non-sticky error of an earlier call on this thread, so
 // that the launch check that follows (launch_error()) blames only this launch.
 void clear_stale_error();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "swiftbalancer/device/cuda_util.h"
+#include "swiftbalancer/device/step_counts_layout.h"
 
 namespace swiftbalancer::device {
 namespace {
@@ -23,6 +24,17 @@ __global__ void add_kernel(u64* counter, const T* counts, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
     atomicAdd(counter + i, static_cast<u64>(static_cast<std::int64_t>(counts[i])));
+}
+
+// One step: counter[i] += counts[step_source_index(i)] for the n = layers x slots cells, rows of
+// `counts` row_stride apart (step_counts_layout.h).
+template <typename T>
+__global__ void add_rows_kernel(u64* counter, const T* counts, std::int64_t n, int slots,
+                                std::int64_t row_stride) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    atomicAdd(counter + i, static_cast<u64>(static_cast<std::int64_t>(
+                               counts[step_source_index(i, slots, row_stride)])));
 }
 
 // Counts slot ids into row[0..slots) (invalid ids, >= slots, into *invalid; negative ids are
@@ -70,6 +82,17 @@ void launch_add(std::int64_t* counter, const T* counts, std::int64_t n, cudaStre
   clear_stale_error();  // the check below must blame this launch only
   add_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(as_u64(counter), counts, n);
   check_cuda(launch_error(), "DeviceRecorder: count add launch");
+}
+
+template <typename T>
+void launch_rows(std::int64_t* counter, const T* counts, int layers, int slots,
+                 std::int64_t row_stride, cudaStream_t stream) {
+  const std::int64_t n = static_cast<std::int64_t>(layers) * slots;
+  if (row_stride == slots) return launch_add(counter, counts, n, stream);  // dense: no division
+  clear_stale_error();
+  add_rows_kernel<T>
+      <<<blocks_for(n), kThreads, 0, stream>>>(as_u64(counter), counts, n, slots, row_stride);
+  check_cuda(launch_error(), "DeviceRecorder: step add launch");
 }
 
 template <typename T>
@@ -144,12 +167,21 @@ void DeviceRecorder::add_counts(int layer, const std::int64_t* counts, cudaStrea
   launch_add(counter_ + static_cast<std::int64_t>(layer) * slots_, counts, slots_, stream);
 }
 
-void DeviceRecorder::add_step(const std::int32_t* counts, cudaStream_t stream) {
-  launch_add(counter_, counts, static_cast<std::int64_t>(layers_) * slots_, stream);
+std::int64_t DeviceRecorder::checked_stride(std::int64_t row_stride) const {
+  const StepCountsLayout layout{layers_, slots_, row_stride};
+  if (Status s = layout.check(); !s.ok())
+    throw InputError("DeviceRecorder::add_step: " + s.message());
+  return layout.stride();
 }
 
-void DeviceRecorder::add_step(const std::int64_t* counts, cudaStream_t stream) {
-  launch_add(counter_, counts, static_cast<std::int64_t>(layers_) * slots_, stream);
+void DeviceRecorder::add_step(const std::int32_t* counts, cudaStream_t stream,
+                              std::int64_t row_stride) {
+  launch_rows(counter_, counts, layers_, slots_, checked_stride(row_stride), stream);
+}
+
+void DeviceRecorder::add_step(const std::int64_t* counts, cudaStream_t stream,
+                              std::int64_t row_stride) {
+  launch_rows(counter_, counts, layers_, slots_, checked_stride(row_stride), stream);
 }
 
 void DeviceRecorder::count_ids(int layer, const std::int32_t* ids, std::int64_t n,

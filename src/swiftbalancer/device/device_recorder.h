@@ -6,11 +6,19 @@
 // allocation, no host-side state that changes), so an engine may record them inside a CUDA
 // graph and replay it:
 //   add_counts(layer, counts[slots])      adds the dispatcher's per-slot counts of one layer;
-//   add_step(counts[layers][slots])       the same for every layer at once (one kernel a step,
-//                                         for engines that keep a step's counts in one array);
+//   add_step(counts[layers][slots])       the same for every layer at once: one kernel a step
+//                                         (issue 19, item 5), for engines that keep a step's
+//                                         counts in one array; rows may be padded (row_stride);
 //   count_ids(layer, ids[tokens*topk])    for engines without counts: counts the slot ids of
 //                                         each token (ids < 0 are padding, skipped; ids >= slots
 //                                         are counted as invalid).
+//
+// One launch or one per layer: 58 dependent launches a step cost far more GPU time than the
+// 10 us a step may spend recording; an engine that can keep a step's counts in one device array
+// records them with add_step once, after its last MoE layer (the layout is in
+// step_counts_layout.h: counts[layer * row_stride + slot], layer-major, int32 or int64). The
+// per-layer add_counts stays for engines that record inside each layer (e.g. one graph per
+// layer). Both add into the same counter, so they may be mixed.
 //
 // The counter is cumulative and never reset (a reset could race with adds queued on another
 // stream). At an interval boundary the engine calls start_gather(engine_stream): a side stream
@@ -52,8 +60,10 @@ class DeviceRecorder {
   // A layer out of range throws InputError; a failed launch throws DeviceError.
   void add_counts(int layer, const std::int32_t* counts, cudaStream_t stream);
   void add_counts(int layer, const std::int64_t* counts, cudaStream_t stream);
-  void add_step(const std::int32_t* counts, cudaStream_t stream);
-  void add_step(const std::int64_t* counts, cudaStream_t stream);
+  // counts[l * row_stride + s] (row_stride 0: slots, dense) for every layer l and slot s: one
+  // kernel. Throws InputError when row_stride is below slots.
+  void add_step(const std::int32_t* counts, cudaStream_t stream, std::int64_t row_stride = 0);
+  void add_step(const std::int64_t* counts, cudaStream_t stream, std::int64_t row_stride = 0);
   void count_ids(int layer, const std::int32_t* ids, std::int64_t n, cudaStream_t stream);
   void count_ids(int layer, const std::int64_t* ids, std::int64_t n, cudaStream_t stream);
 
@@ -73,6 +83,7 @@ class DeviceRecorder {
 
  private:
   void check_layer(int layer) const;
+  std::int64_t checked_stride(std::int64_t row_stride) const;
   void release();  // frees what was made (also after a failed construction)
   int layers_, slots_;
   std::int64_t* counter_ = nullptr;   // device, layers*slots + 1

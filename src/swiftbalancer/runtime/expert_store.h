@@ -74,6 +74,11 @@ class ExpertStore {
   virtual std::uint64_t fence() = 0;
   virtual bool fence_done(std::uint64_t fence) = 0;
   virtual Status wait_fence(std::uint64_t fence, Clock::time_point deadline) = 0;
+  // True when every fence is done as soon as it is taken (the copies finish inside stage() and
+  // install(): a host store). The layer mover then counts the staging of the layers it installs
+  // in a step as free for the next step without a fence query; otherwise only staging whose
+  // fence is already done counts (issue 19, item 7).
+  virtual bool fences_done_when_taken() const { return false; }
   // A failure that ends this store's moves for good (e.g. a device error it kept), or Ok. The
   // layer mover carries it in its vote, so that every rank stops moving at the same step.
   virtual Status failure() { return Status::Ok(); }

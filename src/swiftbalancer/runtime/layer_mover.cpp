@@ -27,6 +27,9 @@ void LayerMover::begin(std::unique_ptr<CyclePlan> plan) {
   if (plan_ || !posted_.empty()) throw InternalError("a cycle began while another was moving");
   plan_ = std::move(plan);
   next_ = 0;
+  // The worker's reserve() waited for every region's fence: all are ready on every rank.
+  budget_ = static_cast<std::size_t>(pool_.regions());
+  vote_due_ = false;
   committed_ = failed_ = 0;
   if (cfg_.fault.cycle < 0 || cfg_.fault.random_rate > 0) withheld_once_ = false;
 }
@@ -55,13 +58,26 @@ bool LayerMover::withhold_sends(const LayerMove& m) {
 
 std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
   const std::size_t first = next_;
-  for (std::size_t k = 0; k < layers && layers_left(); ++k) {
+  const bool stop_the_world = cfg_.mode == BalancerMode::kSync;
+  std::size_t limit = layers;
+  if (stop_the_world) {
+    // Serving is stopped anyway: wait here for the device to drain the staging (bounded).
+    (void)pool_.wait_free(Clock::now() + cfg_.transfer_timeout);
+  } else {
+    // Never wait for the device on the serving thread (issue 19, item 7): post only as many
+    // layers as every rank has staging ready for (agreed at the last vote); the rest waits for
+    // a later step, the same on every rank, so the ranks' posts still pair up.
+    limit = std::min(layers, budget_);
+  }
+  const std::size_t wanted = std::min(layers, plan_ ? plan_->layers.size() - next_ : 0);
+  std::size_t posted = 0;
+  for (; posted < limit && layers_left(); ++posted) {
     LayerMove& m = plan_->layers[next_];
     std::span<std::byte> staging;
     int region = -1;
     if (!m.installs.empty()) {
-      auto lease = pool_.acquire(Clock::now() + cfg_.transfer_timeout);
-      if (!lease && !posted_.empty()) break;  // the layers already posted free regions first
+      auto lease = pool_.acquire();
+      if (!lease && stop_the_world && !posted_.empty()) break;  // posted layers free regions
       if (lease) {
         region = lease->region;
         staging = lease->bytes;
@@ -76,6 +92,10 @@ std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
       continue;
     }
     post_layer(m, staging, region, stats);
+  }
+  if (!stop_the_world && posted < wanted) {
+    reporter_.add(&BalancerCounters::posts_deferred, static_cast<std::int64_t>(wanted - posted));
+    vote_due_ = true;  // a step that posts nothing still votes: the next budget is agreed there
   }
   reporter_.raise_to(&BalancerCounters::peak_staging_bytes, pool_.allocated_bytes());
   return next_ - first;
@@ -145,6 +165,15 @@ std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why,
   const Status store_failure = store_.failure();
   const bool broken_here = transport_.broken() || !store_failure.ok();
   votes.push_back(broken_here ? -1 : 0);
+  // And then: how many layers this rank could stage at the next step without waiting for its
+  // device: regions free with their fence done now, plus, with a store whose fences are done
+  // when taken, the regions of this step's layers that go back to the pool (not parked). The
+  // minimum is the next post's budget on every rank.
+  std::int64_t ready = pool_.ready_regions();
+  if (store_.fences_done_when_taken())
+    for (const Posted& p : posted_)
+      if (p.region >= 0 && !(p.cancelled && !p.cancelled->ok())) ++ready;
+  votes.push_back(ready);
   // A rank whose layers failed at once (nothing posted: a broken transport) reaches the vote
   // early, while its peers may wait for their transfers until the deadline: it waits for them
   // that long on top of the collective timeout, so its vote does not time out alone.
@@ -153,6 +182,9 @@ std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why,
   const Status agreed =
       transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
   stats.wait_ns += elapsed_ns_since(t0);
+  // A failed vote agrees on nothing: post nothing next step, and vote again then.
+  budget_ = agreed.ok() ? static_cast<std::size_t>(std::max<std::int64_t>(votes.back(), 0)) : 0;
+  votes.pop_back();
   const bool stop = agreed.ok() && votes.back() < 0;
   votes.pop_back();
   if (!agreed.ok()) {
@@ -202,7 +234,8 @@ void LayerMover::give_back(Posted& p, bool transfer_ok) {
 }
 
 void LayerMover::finish(StepStats& stats, std::int64_t step) {
-  if (!posted_.empty()) {
+  if (!posted_.empty() || vote_due_) {
+    vote_due_ = false;
     std::vector<std::string> why;
     const std::vector<std::int64_t> votes = wait_posted(why, stats);
     for (std::size_t i = 0; i < posted_.size(); ++i) {
@@ -264,6 +297,7 @@ void LayerMover::end_cycle(StepStats& stats, std::int64_t step) {
                 std::to_string(failed_) + " failed");
   stats.rebalance_finished = true;
   plan_.reset();
+  vote_due_ = false;
 }
 
 }  // namespace swiftbalancer

@@ -12,6 +12,13 @@
 // installs (reused once the store's fence is done). When a failed batch cannot be cancelled
 // (the transport may still write into the staging) the region is parked, never reused.
 //
+// The serving thread never waits for the device (issue 19, item 7): in async mode a post takes
+// only staging whose fence is done. Every layer vote also carries how many regions this rank
+// will have ready at the next step; the minimum over ranks is the next post's budget, so a
+// layer whose staging some rank is still draining is deferred to a later step on every rank
+// alike (counted in posts_deferred), and a step that deferred everything still votes. Sync
+// mode (serving stopped) waits for the staging instead.
+//
 // Thread-safety: serving thread only.
 #pragma once
 
@@ -98,6 +105,8 @@ class LayerMover {
   std::vector<P2POp> ops_;          // reused
   int committed_ = 0, failed_ = 0;  // in this cycle
   bool withheld_once_ = false;
+  std::size_t budget_ = 0;  // layers the next async post may stage (agreed by every rank)
+  bool vote_due_ = false;   // a post was deferred: finish() votes even with nothing posted
   bool stop_agreed_ = false;
   std::string stop_reason_;
 };

@@ -81,6 +81,8 @@ enum class MetricKind { kCounter, kGauge };
     "Most staging memory held at once.")                                                         \
   X(parked_staging_bytes, std::int64_t, kGauge, "staging_parked_bytes", "", 1,                   \
     "Staging kept after transfers that could not be cancelled.")                                 \
+  X(posts_deferred, std::int64_t, kCounter, "posts_deferred_total", "", 0,                       \
+    "Layer posts put off to a later step on every rank: staging still drained by a device.")     \
   X(balancing_stopped, std::int64_t, kGauge, "balancing_stopped", "", 0,                         \
     "1 once the balancer fell back to recording only.")                                          \
   /* Liveness: steps since a cycle was last agreed (or since the start), 1 while stalled (no */  \

@@ -12,6 +12,13 @@ StagingPool::StagingPool(ExpertStore& store, int regions) : store_(store) {
 
 Status StagingPool::reserve(std::size_t region_bytes, Clock::time_point deadline) {
   std::lock_guard lock(mu_);
+  // Every free region's last fence first: the cycle this reserves for starts with all regions
+  // ready on every rank (its first post needs no agreement on what is free).
+  for (Region& r : slots_) {
+    if (r.in_use || r.fence == 0) continue;
+    if (Status s = store_.wait_fence(r.fence, deadline); !s.ok()) return s;
+    r.fence = 0;
+  }
   if (region_bytes <= region_bytes_) {
     // Big enough; only regions lost to parking need new memory.
     bool all_there = true;
@@ -19,13 +26,8 @@ Status StagingPool::reserve(std::size_t region_bytes, Clock::time_point deadline
     if (all_there || region_bytes_ == 0) return Status::Ok();
     region_bytes = region_bytes_;
   }
-  for (Region& r : slots_) {
+  for (const Region& r : slots_)
     if (r.in_use) return Status::Internal("staging pool resized while a region is in use");
-    if (r.buffer && r.fence != 0) {
-      if (Status s = store_.wait_fence(r.fence, deadline); !s.ok()) return s;
-      r.fence = 0;
-    }
-  }
   try {
     for (Region& r : slots_) {
       if (r.buffer && r.buffer->bytes().size() >= region_bytes) continue;
@@ -46,23 +48,41 @@ Status StagingPool::reserve(std::size_t region_bytes, Clock::time_point deadline
   return Status::Ok();
 }
 
-std::optional<StagingPool::Lease> StagingPool::acquire(Clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  Region* oldest = nullptr;
-  for (Region& r : slots_) {
-    if (r.in_use || r.buffer == nullptr) continue;
-    if (r.fence == 0 || store_.fence_done(r.fence)) {
-      oldest = &r;
-      break;
-    }
-    if (oldest == nullptr || r.released_order < oldest->released_order) oldest = &r;
+bool StagingPool::ready(Region& r) {
+  if (r.in_use || r.buffer == nullptr) return false;
+  if (r.fence != 0) {
+    if (!store_.fence_done(r.fence)) return false;
+    r.fence = 0;  // fences only ever complete
   }
-  if (oldest == nullptr) return std::nullopt;
-  if (oldest->fence != 0 && !store_.wait_fence(oldest->fence, deadline).ok()) return std::nullopt;
-  oldest->fence = 0;
-  oldest->in_use = true;
-  const int index = static_cast<int>(oldest - slots_.data());
-  return Lease{index, oldest->buffer->bytes().first(region_bytes_)};
+  return true;
+}
+
+std::optional<StagingPool::Lease> StagingPool::acquire() {
+  std::lock_guard lock(mu_);
+  Region* pick = nullptr;
+  for (Region& r : slots_)
+    if (ready(r) && (pick == nullptr || r.released_order < pick->released_order)) pick = &r;
+  if (pick == nullptr) return std::nullopt;
+  pick->in_use = true;
+  const int index = static_cast<int>(pick - slots_.data());
+  return Lease{index, pick->buffer->bytes().first(region_bytes_)};
+}
+
+int StagingPool::ready_regions() {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  for (Region& r : slots_) n += ready(r) ? 1 : 0;
+  return n;
+}
+
+Status StagingPool::wait_free(Clock::time_point deadline) {
+  std::lock_guard lock(mu_);
+  for (Region& r : slots_) {
+    if (r.in_use || r.fence == 0) continue;
+    if (Status s = store_.wait_fence(r.fence, deadline); !s.ok()) return s;
+    r.fence = 0;
+  }
+  return Status::Ok();
 }
 
 void StagingPool::release(int region, std::uint64_t fence) {

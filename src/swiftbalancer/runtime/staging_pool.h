@@ -11,6 +11,12 @@
 // it) is parked instead: never reused, kept allocated until the pool is destroyed, which must
 // happen only after the transport no longer runs.
 //
+// The serving thread never waits for the device here (issue 19, item 7): acquire() and
+// ready_regions() only query fences (ExpertStore::fence_done). A region whose fence is not done
+// is simply not handed out; the layer mover then defers the layer's post to a later step, at the
+// same step on every rank (the layer vote carries each rank's ready_regions()). Host waits on
+// fences happen on the decision worker (reserve) or in a stop-the-world move (wait_free).
+//
 // Thread-safety: reserve() is called by the decision worker while no region is in use; the rest
 // by the serving thread. A mutex keeps the two apart anyway.
 #pragma once
@@ -31,17 +37,25 @@ class StagingPool {
  public:
   StagingPool(ExpertStore& store, int regions);
 
-  // Makes every region at least `region_bytes` long, allocating anew where smaller (after
-  // waiting for the region's last fence until `deadline`). Errors: a region still in use, a
-  // fence not done in time, an allocation that failed.
+  // Makes every region at least `region_bytes` long, allocating anew where smaller, and waits
+  // until `deadline` for the last fence of every region not in use, so that a cycle's first
+  // post finds every region ready on every rank. Called by the decision worker (a host wait
+  // there costs the serving thread nothing). Errors: a region in use when it must grow, a fence
+  // not done in time, an allocation that failed.
   Status reserve(std::size_t region_bytes, Clock::time_point deadline);
 
   struct Lease {
     int region = -1;
     std::span<std::byte> bytes;  // region_bytes() long
   };
-  // A free region whose last fence is done (waiting for the oldest until `deadline`), or none.
-  std::optional<Lease> acquire(Clock::time_point deadline);
+  // Never blocks: a free region whose last fence is done (the oldest released first), or none.
+  std::optional<Lease> acquire();
+  // Free regions whose last fence is done now (a fence query each; never blocks): how many
+  // acquire() calls would succeed in a row.
+  int ready_regions();
+  // Waits until the last fence of every free region is done, or `deadline`. Blocks the caller:
+  // only for stop-the-world moves, where serving is stopped anyway.
+  Status wait_free(Clock::time_point deadline);
   // The region is free again once `fence` (taken after its last use) is done.
   void release(int region, std::uint64_t fence);
   // The region is never reused; its memory is kept until the pool goes.
@@ -59,6 +73,7 @@ class StagingPool {
     std::uint64_t fence = 0;  // 0: nothing to wait for
     std::uint64_t released_order = 0;
   };
+  bool ready(Region& r);  // free, allocated and its fence done (clears the fence then)
   ExpertStore& store_;
   mutable std::mutex mu_;
   std::vector<Region> slots_;

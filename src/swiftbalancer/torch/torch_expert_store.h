@@ -68,6 +68,8 @@ class TorchExpertStore final : public ExpertStore {
   std::uint64_t fence() override;
   bool fence_done(std::uint64_t fence) override;
   Status wait_fence(std::uint64_t fence, Clock::time_point deadline) override;
+  // CPU tensors: the copies are done inside stage() and install().
+  bool fences_done_when_taken() const override { return !side_; }
 
  private:
   enum class LastCopy { kNone, kStage, kInstall };
