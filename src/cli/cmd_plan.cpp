@@ -28,9 +28,10 @@ namespace {
 constexpr int kExampleRanks = 32, kExampleSlots = 9, kExampleRanksPerNode = 4;
 constexpr const char* kDefaultPolicy = "deepseek-global";
 // plan's own topology limits, below the library's (core/limits.h): every policy's time grows
-// faster than linearly in the slots of a layer (deepseek's packing is O(slots x ranks x slots per
-// rank) per layer), and linearly in the layers. At these limits the slowest policy takes about
-// 20 s here (docs/formats.md has the measurements); beyond them a run could take hours.
+// faster than linearly in the ranks and slots of a layer (deepseek's packing is O(slots x ranks
+// x slots per rank) per layer; swift's search grows with the ranks), and linearly in the layers.
+// Within them the slowest case measured (swift at 400 x 9) took 23 s here; docs/runtime.md has
+// the measurements. Beyond them a run took minutes.
 constexpr std::int64_t kMaxPlanRanks = 512;
 constexpr std::int64_t kMaxPlanSlots = 8192;                // ranks x slots per rank
 constexpr std::int64_t kMaxPlanCells = 64 * kMaxPlanSlots;  // layers x (ranks x slots per rank)
