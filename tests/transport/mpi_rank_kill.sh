@@ -16,7 +16,7 @@ shift
 # OpenMPI's --enable-recovery keeps the job running when a process dies (without it, 4.1 tears
 # the survivors down a few steps after the death). With it every survivor must finish its steps.
 recovery=0
-if "$1" --version 2>/dev/null | grep -q "Open MPI"; then
+if "$1" --version 2>/dev/null | grep -qE "Open MPI|OpenRTE"; then
   mpirun="$1"
   shift
   set -- "$mpirun" --enable-recovery "$@"
