@@ -197,14 +197,18 @@ class MpiBatch final : public TransferBatch {
     for (const auto& [rank, n] : by_rank) {
       if (!first) out += "; ";
       first = false;
-      out += "rank " + std::to_string(rank) + ":";
+      out.append("rank ").append(std::to_string(rank)).append(":");
       if (n.first > 0)
-        out += " " + std::to_string(n.first) + (n.first == 1 ? " receive" : " receives");
-      if (n.second > 0)
-        out += std::string(n.first > 0 ? "," : "") + " " + std::to_string(n.second) +
-               (n.second == 1 ? " send" : " sends");
+        out.append(" ")
+            .append(std::to_string(n.first))
+            .append(n.first == 1 ? " receive" : " receives");
+      if (n.second > 0) {
+        if (n.first > 0) out.append(",");
+        out.append(" ").append(std::to_string(n.second)).append(n.second == 1 ? " send" : " sends");
+      }
     }
-    return out + ")";
+    out.append(")");
+    return out;
   }
 
   struct Recv {
