@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of the readers (npy, CSV, JSON load, placement) with clang,
-# ASan and UBSan, and runs each for FUZZ_SECONDS (default 30) on a copy of its seed corpus in
-# tests/fuzz/corpus/<target>/. Fails on any finding (crash, sanitizer report, leak, timeout,
-# out-of-memory); prints each target's executed-input count. A finding's input is kept in
-# $BUILD_DIR/findings/: turn it into a regression test in tests/io/.
+# Builds the libFuzzer targets of the readers (npy, CSV, JSON load, placement, and replay's trace
+# readers with the format told by content) with clang, ASan and UBSan, and runs each for
+# FUZZ_SECONDS (default 30) on a copy of its seed corpus in tests/fuzz/corpus/<target>/. Fails
+# on any finding (crash, sanitizer report, leak, timeout, out-of-memory); prints each target's
+# executed-input count. A finding's input is kept in $BUILD_DIR/findings/: turn it into a
+# regression test in tests/io/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build-fuzz}"
@@ -12,7 +13,7 @@ SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
 CXX=clang++ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSWIFTBALANCER_FUZZ=ON \
   -DSWIFTBALANCER_SANITIZE=address -DSWIFTBALANCER_TESTS=OFF -DSWIFTBALANCER_BENCH=OFF \
   -DSWIFTBALANCER_MPI=OFF -DSWIFTBALANCER_PYTHON=OFF >/dev/null
-TARGETS=(npy csv json_load placement)
+TARGETS=(npy csv json_load placement trace)
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/#/fuzz_}"
 mkdir -p "$BUILD_DIR/findings"
 status=0

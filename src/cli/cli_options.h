@@ -109,6 +109,11 @@ struct TraceOptions {
   }
 };
 
+// The built-in workloads a spec will hold (for sizes in messages; --base files aside).
+inline std::int64_t trace_workloads(const TraceOptions& t) {
+  return t.workloads > 0 ? t.workloads : static_cast<std::int64_t>(t.switch_at.size()) + 1;
+}
+
 // A progress bar on stderr, drawn only when stderr is a terminal; redrawn at most 10 times a
 // second. finish() clears the line.
 class ProgressBar {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/io/load_io.h"
@@ -125,9 +126,10 @@ std::pair<LoadMatrix, LoadMatrix> sampled_window_and_future(const LoadMatrix& b,
   return {std::move(window), std::move(future)};
 }
 
-void judge_on_future(const BenchArgs& a, const Topology& topo, const Placement& cur,
-                     const LoadMatrix& load_b) {
+void judge_on_future(StatusLine& status, const BenchArgs& a, const Topology& topo,
+                     const Placement& cur, const LoadMatrix& load_b) {
   const auto [window, future] = sampled_window_and_future(load_b, a.future_steps);
+  status.finish();
   std::printf(
       "judged on the future: decided on %lld sampled steps of B, judged on them (window) and on "
       "the next %lld (future)\n",
@@ -137,6 +139,7 @@ void judge_on_future(const BenchArgs& a, const Topology& topo, const Placement& 
   f.add_row({"stale (no rebalance)", fmt_fixed(balance_summary(cur, window, topo).mean_imbalance),
              fmt_fixed(stale.mean_imbalance), "-", "0"});
   auto judged = [&](const std::string& label, const char* name, std::int64_t budget) {
+    status.show("judging " + label + " on the future");
     PolicyInput in{topo, window, &cur};
     in.options.num_groups = a.groups;
     in.options.max_transfers = budget;
@@ -150,6 +153,7 @@ void judge_on_future(const BenchArgs& a, const Topology& topo, const Placement& 
   judged("vllm-ascend-swap", "vllm-ascend-swap", -1);
   judged("swift", "swift", -1);
   judged("swift, K = 1000", "swift", 1000);
+  status.finish();
   f.print();
 }
 
@@ -176,7 +180,10 @@ void run_row(const BenchArgs& a, const BenchRow& row) {
              fmt_fixed(stale.max_imbalance), "0", "0.0", "-", "-", "-"});
   std::vector<std::string> notes;
   std::int64_t vllm_transfers = -1;
+  StatusLine status("bench " + std::to_string(row.ranks) + "x" + std::to_string(row.slots) + " " +
+                    row.from + " -> " + row.to);
   auto add_policy_row = [&](const std::string& label, const char* name, std::int64_t budget) {
+    status.show(label);
     PolicyInput in{topo, load_b, &cur};
     in.options.num_groups = a.groups;
     in.options.max_transfers = budget;
@@ -195,6 +202,7 @@ void run_row(const BenchArgs& a, const BenchRow& row) {
     add_policy_row(name, name, -1);
   // The claim against the swap baseline: as balanced or better with half its transfers.
   if (vllm_transfers >= 0) add_policy_row("swift, half vllm budget", "swift", vllm_transfers / 2);
+  status.finish();
   t.print();
   for (const std::string& n : notes) std::printf("  (n/a) %s\n", n.c_str());
 
@@ -202,6 +210,7 @@ void run_row(const BenchArgs& a, const BenchRow& row) {
   Table c({"budget", "imbalance", "max", "transfers", "time", "plan time", "makespan/bound"});
   const auto swift = make_policy("swift");
   for (std::int64_t k : a.budgets) {
+    status.show("swift budget " + budget_name(k));
     PolicyInput in{topo, load_b, &cur};
     in.options.max_transfers = k;
     const Measured m = measure(*swift, in, cur, a.repeats);
@@ -209,8 +218,12 @@ void run_row(const BenchArgs& a, const BenchRow& row) {
                fmt_fixed(m.balance.max_imbalance), std::to_string(m.transfers), fmt_ms(m.policy_ms),
                fmt_ms(m.plan_ms), ratio(m.makespan, m.bound)});
   }
+  status.finish();
   c.print();
-  if (a.future_steps > 0) judge_on_future(a, topo, cur, load_b);
+  if (a.future_steps > 0) {
+    status.show("policies judged on " + std::to_string(a.future_steps) + " future steps");
+    judge_on_future(status, a, topo, cur, load_b);
+  }
 }
 
 }  // namespace

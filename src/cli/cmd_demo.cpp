@@ -18,6 +18,7 @@
 #include "cli/demo_metrics.h"
 #include "cli/demo_options.h"
 #include "cli/option_checks.h"
+#include "cli/progress.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
@@ -358,12 +359,16 @@ int run_demo(DemoArgs& a) {
   nlohmann::json runs = nlohmann::json::array();
   std::int64_t mismatches = 0;
   std::vector<std::pair<DemoResult, DemoSummary>> done;
+  StatusLine status("demo");  // issue 21: the mode being served, on a terminal only
   for (const std::string& m : modes) {
     opt.balancer.mode = parse_balancer_mode(m);
+    if (t.my_rank == 0)
+      status.show("serving mode " + m + ", " + std::to_string(opt.steps) + " steps");
     DemoResult r = t.mpi ? (a.device == "cuda" ? run_demo_cuda_mpi(opt, *t.transport, *t.canonical)
                                                : run_demo_rank(opt, *t.transport, *t.canonical))
                    : a.device == "cuda" ? run_demo_cuda_inprocess(opt)
                                         : run_demo_inprocess(opt);
+    status.finish();
     const DemoSummary s = summarize_demo(r, opt);
     mismatches += r.mismatches;
     if (t.my_rank == 0) {

@@ -13,6 +13,7 @@
 #include "cli/cli_options.h"
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/trace.h"
 
@@ -54,7 +55,16 @@ CommandRunner add_gen_trace_command(CLI::App& app) {
   sub->add_flag("-q,--quiet", o->quiet, "Print nothing on success");
   return [o]() -> int {
     check_outputs({{"--out", o->out}});  // before the --base files are read
-    replay::TraceSpec spec = o->trace.make_spec();
+    // The bases and the generator's inclusion probabilities, within limits::kMaxTraceBaseCells
+    // (checked by make_spec before any is made); an allocation that fails anyway names them.
+    const std::int64_t base_cells =
+        replay::trace_workloads(o->trace) * o->trace.layers * o->trace.experts;
+    const std::string bases =
+        o->trace.base_files.empty()
+            ? "the built-in base distributions (" + std::to_string(base_cells) + " cells)"
+            : "the --base distributions";
+    replay::TraceSpec spec =
+        allocating(bases, base_cells * 8, [&] { return o->trace.make_spec(); });
     // Shape of the bases (what the sampler draws from).
     std::vector<ShapeRange> base_max(spec.bases.size()), base_cv(spec.bases.size());
     std::vector<int> hottest_distinct(spec.bases.size(), 0);
@@ -71,7 +81,11 @@ CommandRunner add_gen_trace_command(CLI::App& app) {
       hottest_distinct[b] = static_cast<int>(std::unique(hot.begin(), hot.end()) - hot.begin());
     }
     const auto t0 = std::chrono::steady_clock::now();
-    replay::TraceGenerator gen(spec);
+    std::int64_t cells = 0;
+    for (const LoadMatrix& b : spec.bases) cells += std::int64_t{b.layers()} * b.experts();
+    replay::TraceGenerator gen =
+        allocating("the trace generator's inclusion probabilities", cells * 8,
+                   [&] { return replay::TraceGenerator(spec); });
     const std::int64_t T = gen.steps();
     const int L = gen.layers(), E = gen.experts();
     {

@@ -11,8 +11,10 @@
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "cli/progress.h"
 #include "cli/table_util.h"
 #include "swiftbalancer/core/metrics.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/io/atomic_file.h"
 #include "swiftbalancer/io/example_load.h"
 #include "swiftbalancer/io/load_io.h"
@@ -25,6 +27,14 @@ namespace {
 
 constexpr int kExampleRanks = 32, kExampleSlots = 9, kExampleRanksPerNode = 4;
 constexpr const char* kDefaultPolicy = "deepseek-global";
+// plan's own topology limits, below the library's (core/limits.h): every policy's time grows
+// faster than linearly in the ranks and slots of a layer (deepseek's packing is O(slots x ranks
+// x slots per rank) per layer; swift's search grows with the ranks), and linearly in the layers.
+// Within them the slowest case measured (swift at 400 x 9) took 23 s here; docs/runtime.md has
+// the measurements. Beyond them a run took minutes.
+constexpr std::int64_t kMaxPlanRanks = 512;
+constexpr std::int64_t kMaxPlanSlots = 8192;                // ranks x slots per rank
+constexpr std::int64_t kMaxPlanCells = 64 * kMaxPlanSlots;  // layers x (ranks x slots per rank)
 
 struct PlanArgs {
   std::string load_path, load_format = "auto";
@@ -109,9 +119,25 @@ PlanInputs read_plan_inputs(const PlanArgs& a, const PlanSetup& s) {
   // The topology first: its limits are checked before the load is read or anything allocated.
   const Topology topo =
       make_topology(s.ranks, s.slots, s.rpn, "--ranks, --slots-per-rank, --ranks-per-node");
+  if (topo.ranks > kMaxPlanRanks)
+    throw InputError("--ranks: " + std::to_string(topo.ranks) + " ranks exceed plan's limit of " +
+                     std::to_string(kMaxPlanRanks) +
+                     " (the limit its policies meet in bounded time; docs/formats.md)");
+  if (topo.num_slots() > kMaxPlanSlots)
+    throw InputError("--ranks x --slots-per-rank: " + std::to_string(topo.ranks) + " x " +
+                     std::to_string(topo.slots_per_rank) + " = " +
+                     std::to_string(topo.num_slots()) + " slots per layer exceed plan's limit of " +
+                     std::to_string(kMaxPlanSlots) +
+                     " (the limit its policies meet in bounded time; docs/formats.md)");
   PlanInputs in{s.example ? example_load() : read_load(a.load_path, s.load_format),
                 s.example ? std::string("built-in example") : a.load_path, topo, std::nullopt};
   const LoadMatrix& load = in.load;
+  if (const std::int64_t cells = std::int64_t{load.layers()} * topo.num_slots();
+      cells > kMaxPlanCells)
+    throw InputError(in.load_name + ": " + std::to_string(load.layers()) + " layers x " +
+                     std::to_string(topo.num_slots()) + " slots = " + std::to_string(cells) +
+                     " placement cells exceed plan's limit of " + std::to_string(kMaxPlanCells) +
+                     " (the limit its policies meet in bounded time; docs/formats.md)");
   if (const Status st = load.validate(); !st.ok())
     throw InputError(in.load_name + ": " + st.message());
   throw_if_error(topo.validate(load.experts()));
@@ -255,10 +281,27 @@ void print_plan(const PlanArgs& a, const PlanInputs& in, const PlanResult& r,
 }
 
 int run_plan(const PlanArgs& a) {
+  StatusLine status("plan");  // phases on a terminal (the policy run is one call)
   const PlanSetup setup = check_plan_args(a);
+  status.show("reading " +
+              (setup.example ? std::string("the built-in example load") : a.load_path));
   const PlanInputs in = read_plan_inputs(a, setup);
-  const PlanResult r = compute_plan(a, in, *setup.policy);
-  const std::vector<std::string> wrote = write_plan_outputs(a, setup, in, r);
+  // The policy's result, the baseline and their figures: a few placements of layers x slots
+  // expert ids, within limits::kMaxCells (checked by the topology and the reader). An allocation
+  // that fails anyway names them (exit 3).
+  const std::int64_t cells = std::int64_t{in.load.layers()} * in.topo.num_slots();
+  const std::string shape = std::to_string(in.load.layers()) + " layers x " +
+                            std::to_string(in.topo.num_slots()) + " slots";
+  status.show("policy " + a.policy + " on " + shape);
+  const PlanResult r =
+      allocating("the placements of " + shape, 3 * cells * std::int64_t{sizeof(ExpertId)},
+                 [&] { return compute_plan(a, in, *setup.policy); });
+  status.show("writing the outputs");
+  // JSON holds up to 16 bytes per number before it is printed.
+  const std::vector<std::string> wrote =
+      allocating("the output files of " + shape, 3 * cells * 16,
+                 [&] { return write_plan_outputs(a, setup, in, r); });
+  status.finish();
   print_plan(a, in, r, wrote);
   return 0;
 }

@@ -1,5 +1,6 @@
 // `swiftbalancer replay`: trace-driven simulation of several policies and modes at once (see
 // swiftbalancer/replay/replay.h for the rules and docs/replay.md for the cost model).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -12,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/option_checks.h"
 #include "swiftbalancer/core/limits.h"
+#include "swiftbalancer/core/resource.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/exec/thread_pool.h"
 #include "swiftbalancer/io/atomic_file.h"
@@ -79,12 +81,21 @@ std::unique_ptr<replay::TraceSource> open_trace(const ReplayOpts& o, replay::Rep
     cfg.switch_blend = o.trace.blend;
     return replay::concat_traces(std::move(parts));
   }
-  replay::TraceSpec spec = o.trace.make_spec();
-  cfg.switch_at = spec.switch_at;
-  cfg.switch_blend = spec.blend;
-  what = "generated trace (seed " + std::to_string(spec.seed) + ", " +
-         std::to_string(spec.bases.size()) + " workloads)";
-  return replay::generated_trace(std::move(spec));
+  // The bases and the generator's inclusion probabilities (two doubles a cell), within
+  // limits::kMaxTraceBaseCells; an allocation that fails anyway names them (exit 3).
+  const std::int64_t base_cells =
+      replay::trace_workloads(o.trace) * o.trace.layers * o.trace.experts;
+  return allocating(o.trace.base_files.empty() ? "the generated trace's base distributions (" +
+                                                     std::to_string(base_cells) + " cells)"
+                                               : std::string("the --base distributions"),
+                    base_cells * 16, [&] {
+                      replay::TraceSpec spec = o.trace.make_spec();
+                      cfg.switch_at = spec.switch_at;
+                      cfg.switch_blend = spec.blend;
+                      what = "generated trace (seed " + std::to_string(spec.seed) + ", " +
+                             std::to_string(spec.bases.size()) + " workloads)";
+                      return replay::generated_trace(std::move(spec));
+                    });
 }
 
 void print_replay(const ReplayOpts& o, const replay::ReplayResult& r, const std::string& what) {
@@ -145,7 +156,14 @@ int run_replay(const ReplayOpts& o) {
                      " (replay keeps figures of every step)");
   replay::ProgressBar bar("replay");
   cfg.progress = [&bar](std::int64_t done, std::int64_t total) { bar.update(done, total); };
-  replay::ReplayResult r = replay::run_replay(*src, std::move(cfg));
+  // Per policy: windows and placements of one step's shape, and figures of every step (within
+  // the limits above); an allocation that fails anyway names them (exit 3).
+  const auto policies = static_cast<std::int64_t>(std::max<std::size_t>(1, cfg.policies.size()));
+  replay::ReplayResult r = allocating(
+      "replay's windows, placements and series (" + std::to_string(policies) + " policies, " +
+          std::to_string(cells) + " cells, " + std::to_string(src->steps()) + " steps)",
+      policies * (8 * cells * 8 + src->steps() * 16),
+      [&] { return replay::run_replay(*src, std::move(cfg)); });
   bar.finish();
   r.config.progress = nullptr;
   print_replay(o, r, what);

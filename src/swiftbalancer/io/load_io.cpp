@@ -226,7 +226,10 @@ std::vector<LoadMatrix> read_counts_unchecked(const std::string& path, LoadForma
 
 // Every value was finite on its own; a sum over steps (or over duplicate CSV rows) may not be.
 std::vector<LoadMatrix> read_counts(const std::string& path, LoadFormat format, bool sum) {
-  std::vector<LoadMatrix> out = read_counts_unchecked(path, format, sum);
+  // The shapes are checked against core/limits.h before the matrices are allocated, and a text
+  // file's size before it is read; an allocation that fails anyway names the file.
+  std::vector<LoadMatrix> out =
+      io_detail::reading(path, [&] { return read_counts_unchecked(path, format, sum); });
   for (std::size_t t = 0; t < out.size(); ++t)
     check_summed(out[t], path, sum ? -1 : static_cast<std::int64_t>(t));
   return out;

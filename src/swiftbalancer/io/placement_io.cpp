@@ -206,16 +206,18 @@ nlohmann::json placement_to_json(const Placement& placement, const Topology& top
 }
 
 Placement read_placement(const std::string& path, const Topology& topo, int experts, int layers) {
-  const std::string text = io_detail::read_file(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, std::string("malformed JSON: ") + e.what());
-  } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("malformed JSON: ") + e.what());
-  }
-  return placement_from_json(j, topo, experts, layers, path);
+  return io_detail::reading(path, [&] {
+    const std::string text = io_detail::read_file(path);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(path, std::string("malformed JSON: ") + e.what());
+    } catch (const nlohmann::json::exception& e) {
+      fail(path, std::string("malformed JSON: ") + e.what());
+    }
+    return placement_from_json(j, topo, experts, layers, path);
+  });
 }
 
 void write_placement(const std::string& path, const Placement& placement, const Topology& topo,

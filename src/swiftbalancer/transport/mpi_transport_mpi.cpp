@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <list>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,6 +103,7 @@ class MpiBatch final : public TransferBatch {
           return;
         }
         reqs_.push_back(req);
+        peers_.push_back(op.kind == P2POp::Kind::kSend ? op.peer : -1 - op.peer);
         off += n;
       } while (off < op.size);
     }
@@ -147,8 +149,9 @@ class MpiBatch final : public TransferBatch {
         return Status::TransportError(error_);
       }
       if (Clock::now() >= deadline) {
+        std::string what = "MPI transfers did not complete by the deadline" + pending_peers();
         (void)cancel();
-        return Status::Timeout("MPI transfers did not complete by the deadline");
+        return Status::Timeout(what);
       }
       backoff.pause();
     }
@@ -174,6 +177,40 @@ class MpiBatch final : public TransferBatch {
   }
 
  private:
+  // " (still waiting on rank 3: 2 receives, 1 send; ...)", ranks ascending: the peers whose
+  // messages are not complete (a dead or stuck rank shows up here). MPI_Testall that returns
+  // false leaves every request as it was, so each can still be asked.
+  std::string pending_peers() const {
+    std::map<int, std::pair<int, int>> by_rank;  // rank -> (receives, sends)
+    for (std::size_t i = 0; i < reqs_.size(); ++i) {
+      if (reqs_[i] == MPI_REQUEST_NULL) continue;
+      int flag = 0;
+      MPI_Request_get_status(reqs_[i], &flag, MPI_STATUS_IGNORE);
+      if (flag) continue;
+      const bool send = peers_[i] >= 0;
+      auto& n = by_rank[send ? peers_[i] : -1 - peers_[i]];
+      ++(send ? n.second : n.first);
+    }
+    if (by_rank.empty()) return "";
+    std::string out = " (still waiting on ";
+    bool first = true;
+    for (const auto& [rank, n] : by_rank) {
+      if (!first) out += "; ";
+      first = false;
+      out.append("rank ").append(std::to_string(rank)).append(":");
+      if (n.first > 0)
+        out.append(" ")
+            .append(std::to_string(n.first))
+            .append(n.first == 1 ? " receive" : " receives");
+      if (n.second > 0) {
+        if (n.first > 0) out.append(",");
+        out.append(" ").append(std::to_string(n.second)).append(n.second == 1 ? " send" : " sends");
+      }
+    }
+    out.append(")");
+    return out;
+  }
+
   struct Recv {
     std::byte* dst;
     std::size_t size;
@@ -182,6 +219,7 @@ class MpiBatch final : public TransferBatch {
   };
   std::shared_ptr<Shared> sh_;
   std::vector<MPI_Request> reqs_;
+  std::vector<int> peers_;  // per request: the peer of a send, -1 - the peer of a receive
   std::vector<MPI_Status> statuses_;
   std::vector<std::vector<std::byte>> bounce_;
   std::vector<Recv> recv_;
