@@ -39,7 +39,7 @@ class LaggingFenceStore final : public ExpertStore {
 
   MemoryKind memory_kind() const override { return inner_.memory_kind(); }
   int layers() const override { return inner_.layers(); }
-  int slots() const override { return inner_.slots(); }
+  int local_slots() const override { return inner_.local_slots(); }
   Status ready() override { return inner_.ready(); }
   std::span<const std::size_t> tensor_sizes(int layer) const override {
     return inner_.tensor_sizes(layer);

@@ -1,7 +1,5 @@
 #include "swiftbalancer/replay/policy_sim.h"
 
-#include "swiftbalancer/compat/align.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "swiftbalancer/compat/align.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/replay/runtime_model.h"
