@@ -315,15 +315,18 @@ class TimedBalancer:
         self.bal = bal
         self.step_ns = 0
         self.route_ns = 0
+        self.step_cpu_ns = 0
         self.step_call_ns = []   # per step: record + before_forward + after_forward
+        self.step_call_cpu_ns = []  # the same calls' CPU time on this thread
         self.step_route_ns = []  # per step: route
         self.step_stats = []
 
     def before_forward(self):
-        self.step_ns = self.route_ns = 0
-        t0 = time.perf_counter_ns()
+        self.step_ns = self.route_ns = self.step_cpu_ns = 0
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.before_forward()
         self.step_ns += time.perf_counter_ns() - t0
+        self.step_cpu_ns += time.thread_time_ns() - c0
 
     def route(self, layer, ids):
         t0 = time.perf_counter_ns()
@@ -332,15 +335,18 @@ class TimedBalancer:
         return out
 
     def record(self, layer, counts):
-        t0 = time.perf_counter_ns()
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.record(layer, counts)
         self.step_ns += time.perf_counter_ns() - t0
+        self.step_cpu_ns += time.thread_time_ns() - c0
 
     def after_forward(self):
-        t0 = time.perf_counter_ns()
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         stats = self.bal.after_forward()
         self.step_ns += time.perf_counter_ns() - t0
+        self.step_cpu_ns += time.thread_time_ns() - c0
         self.step_call_ns.append(self.step_ns)
+        self.step_call_cpu_ns.append(self.step_cpu_ns)
         self.step_route_ns.append(self.route_ns)
         self.step_stats.append(stats)
         return stats
@@ -457,7 +463,7 @@ def run(a, rank):
 
     local = {
         "rank": rank, "wrong": check.wrong, "max_diff": max_diff, "step_ns": step_ns,
-        "call_ns": bal.step_call_ns, "route_ns": bal.step_route_ns, "received": received.tolist(),
+        "call_ns": bal.step_call_ns, "call_cpu_ns": bal.step_call_cpu_ns, "route_ns": bal.step_route_ns, "received": received.tolist(),
         "stats": [stats_dict(s) for s in bal.step_stats], "counters": dict(bal.bal.counters()),
     }
     gathered = [None] * a.ranks
@@ -547,6 +553,8 @@ def make_report(a, ranks, source):
         "serving_us_p50": percentile(call_us, 50),
         "serving_us_p99": percentile(call_us, 99),
         "serving_with_waits_us_p99": percentile(total_us, 99),
+        "serving_cpu_us_p50": percentile([ns / 1e3 for r in ranks for ns in r["call_cpu_ns"]], 50),
+        "serving_cpu_us_p99": percentile([ns / 1e3 for r in ranks for ns in r["call_cpu_ns"]], 99),
         # The C++ runtime alone (its StepStats.serving_ns): what the calls cost without Python.
         "runtime_serving_us_p50": percentile(runtime_us, 50),
         "runtime_serving_us_p99": percentile(runtime_us, 99),
