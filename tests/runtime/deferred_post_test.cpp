@@ -76,6 +76,21 @@ class LaggingFenceStore final : public ExpertStore {
   std::atomic<int> serving_waits_{0};
 };
 
+// A rank that receives nothing reserves no memory; its regions still count as ready, or the
+// minimum over ranks would defer every post for ever (seen with the torch store: a rank with
+// only sends in a cycle).
+TEST(StagingPool, ARankThatStagesNothingHasEveryRegionReady) {
+  LaggingFenceStore store(1, 1);
+  std::vector<std::byte> mem(8);
+  store.inner().register_expert(0, 0, {std::span<std::byte>(mem)});
+  ASSERT_TRUE(store.ready().ok());
+  StagingPool pool(store, 3);
+  ASSERT_TRUE(pool.reserve(0, Clock::now() + 1s).ok());
+  EXPECT_EQ(pool.ready_regions(), 3);
+  ASSERT_TRUE(pool.reserve(64, Clock::now() + 1s).ok());
+  EXPECT_EQ(pool.ready_regions(), 3);
+}
+
 TEST(StagingPool, AcquireNeverWaitsForAPendingFence) {
   LaggingFenceStore store(1, 1);
   std::vector<std::byte> mem(8);

@@ -71,7 +71,10 @@ std::optional<StagingPool::Lease> StagingPool::acquire() {
 int StagingPool::ready_regions() {
   std::lock_guard lock(mu_);
   int n = 0;
-  for (Region& r : slots_) n += ready(r) ? 1 : 0;
+  // A rank that has never staged anything (nothing to receive so far: reserve(0) allocates no
+  // memory) has every region ready: its own posts never acquire one, and its count must not
+  // hold back the others' budget, the minimum over ranks.
+  for (Region& r : slots_) n += ready(r) || (region_bytes_ == 0 && !r.in_use) ? 1 : 0;
   return n;
 }
 
