@@ -1,6 +1,9 @@
 # What `cmake --install` puts under the prefix, and the CMake package an engine finds there:
-#   include/swiftbalancer/<component>/*.h   every component's headers (globbed at install time,
-#                                            so a new header needs no edit here)
+#   include/swiftbalancer/<component>/*.h   every component's public headers (globbed at install
+#                                            time, so a new header needs no edit here); the
+#                                            headers under <component>/internal/ (the runtime's
+#                                            parts, the swift search, the in-process mailbox) are
+#                                            seen by the library and its tests only
 #   lib/libswiftbalancer_<component>.a      the component libraries
 #   bin/swiftbalancer                       the command
 #   lib/cmake/SwiftBalancer/                SwiftBalancerConfig.cmake, its version file and the
@@ -18,7 +21,9 @@ foreach(c IN LISTS _components)
   list(APPEND _targets swiftbalancer_${c})
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/src/swiftbalancer/${c}/
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/swiftbalancer/${c}
-          FILES_MATCHING PATTERN "*.h")
+          FILES_MATCHING PATTERN "*.h" PATTERN "internal" EXCLUDE
+          # The demo's CUDA build (demo/cuda) needs the device library, which is not installed.
+          PATTERN "cuda" EXCLUDE)
 endforeach()
 # The aggregate of the library components, as SwiftBalancer::swiftbalancer.
 list(APPEND _targets swiftbalancer)

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "device/device_support.h"
-#include "swiftbalancer/runtime/layer_mover.h"
+#include "swiftbalancer/runtime/internal/layer_mover.h"
 
 namespace swiftbalancer::device {
 namespace {

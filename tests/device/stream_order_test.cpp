@@ -16,7 +16,7 @@
 #include "device/device_support.h"
 #include "device/spin_kernel.h"
 #include "swiftbalancer/device/device_expert_store.h"
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 
 namespace swiftbalancer::device {
 namespace {

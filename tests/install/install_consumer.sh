@@ -19,6 +19,20 @@ for f in bin/swiftbalancer include/swiftbalancer/runtime/balancer.h \
   [[ -e $prefix/$f ]] || { echo "install test: $f missing under the prefix"; exit 1; }
 done
 
+# The public surface only, and closed: no internal header is installed, and every header an
+# installed header includes is installed too (an engine can include any of them).
+if [[ -n $(find "$prefix/include/swiftbalancer" -path '*/internal*' -print -quit) ]]; then
+  echo "install test: an internal header was installed:"
+  find "$prefix/include/swiftbalancer" -path '*/internal*'
+  exit 1
+fi
+while IFS= read -r line; do
+  header=${line%%:*}
+  inc=$(sed -n 's/^#include "\(swiftbalancer\/[^"]*\)".*/\1/p' <<< "${line#*:}")
+  [[ -e $prefix/include/$inc ]] ||
+    { echo "install test: $header includes $inc, which is not installed"; exit 1; }
+done < <(grep -r '^#include "swiftbalancer/' "$prefix/include/swiftbalancer" || true)
+
 # CMAKE_PREFIX_PATH is the prefix alone; the package registry is ignored so that nothing but
 # the prefix can provide SwiftBalancer.
 cmake -S "$consumer_src" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \

@@ -1,6 +1,6 @@
 // The swift budget allocation on hand-made trajectories: exact choices under a budget and
 // without one.
-#include "swiftbalancer/policy/swift_budget.h"
+#include "swiftbalancer/policy/internal/swift_budget.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // The per-layer search of the swift policy: every prefix of its trajectory is a valid layer
 // whose recorded transfers and imbalance match core/metrics, and the imbalance never rises.
-#include "swiftbalancer/policy/swift_search.h"
+#include "swiftbalancer/policy/internal/swift_search.h"
 
 #include <gtest/gtest.h>
 

@@ -13,9 +13,9 @@
 #include "support/random_load.h"
 #include "swiftbalancer/compat/align.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
-#include "swiftbalancer/runtime/decision_cycle.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/decision_cycle.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 #include "transport/rank_threads.h"
 
 namespace swiftbalancer {

@@ -17,7 +17,7 @@
 
 #include "swiftbalancer/runtime/balancer.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 #include "transport/rank_threads.h"
 
 namespace swiftbalancer {

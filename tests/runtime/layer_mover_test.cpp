@@ -1,7 +1,7 @@
 // LayerMover on its own: staging bounded by the layers in flight, bytes and tables committed
 // together, and staging parked (never freed or reused) when a failed transfer cannot be
 // cancelled.
-#include "swiftbalancer/runtime/layer_mover.h"
+#include "swiftbalancer/runtime/internal/layer_mover.h"
 
 #include <gtest/gtest.h>
 

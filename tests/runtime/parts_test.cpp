@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "swiftbalancer/runtime/cycle_plan.h"
-#include "swiftbalancer/runtime/decision_cycle.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
-#include "swiftbalancer/runtime/load_accounting.h"
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/decision_cycle.h"
+#include "swiftbalancer/runtime/internal/load_accounting.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 #include "transport/rank_threads.h"
 
 namespace swiftbalancer {

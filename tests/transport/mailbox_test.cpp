@@ -1,6 +1,6 @@
 // The mailbox matching both in-process transports share: exact small cases of FIFO matching
 // per (source, tag), and the absorbing of a cancelled receive's late message.
-#include "swiftbalancer/transport/mailbox.h"
+#include "swiftbalancer/transport/internal/mailbox.h"
 
 #include <gtest/gtest.h>
 

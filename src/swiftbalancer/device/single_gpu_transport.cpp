@@ -9,7 +9,7 @@
 
 #include "swiftbalancer/device/cuda_util.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
-#include "swiftbalancer/transport/mailbox.h"
+#include "swiftbalancer/transport/internal/mailbox.h"
 
 namespace swiftbalancer::device {
 namespace {
@@ -48,7 +48,7 @@ struct SingleGpuWorld::Impl {
   explicit Impl(int r) : ranks(r), boxes(static_cast<std::size_t>(r)), host(r) {}
   int ranks;
   std::mutex mu;
-  std::vector<Mailbox<PendingOp>> boxes;  // transport/mailbox.h, guarded by mu
+  std::vector<Mailbox<PendingOp>> boxes;  // transport/internal/mailbox.h, guarded by mu
   InProcessWorld host;                    // collectives
 
   // Queues the copy of a matched pair (mutex not held: CUDA calls can take microseconds).

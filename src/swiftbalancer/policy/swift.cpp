@@ -20,7 +20,7 @@
 
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/policy/deepseek.h"
-#include "swiftbalancer/policy/swift_budget.h"
+#include "swiftbalancer/policy/internal/swift_budget.h"
 
 namespace swiftbalancer {
 namespace {

@@ -2,7 +2,7 @@
 // convex curves is the classic one for a multiple-choice knapsack: optimal at every breakpoint
 // of the merged curve, and budget never goes to a layer whose next transfers buy less than
 // another layer's. Every tie is broken by layer and step, so the result is deterministic.
-#include "swiftbalancer/policy/swift_budget.h"
+#include "swiftbalancer/policy/internal/swift_budget.h"
 
 #include <algorithm>
 #include <queue>

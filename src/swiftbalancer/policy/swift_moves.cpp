@@ -6,7 +6,7 @@
 // deterministic.
 #include <algorithm>
 
-#include "swiftbalancer/policy/swift_search.h"
+#include "swiftbalancer/policy/internal/swift_search.h"
 
 namespace swiftbalancer::swift {
 namespace {

@@ -1,4 +1,4 @@
-#include "swiftbalancer/policy/swift_search.h"
+#include "swiftbalancer/policy/internal/swift_search.h"
 
 #include <algorithm>
 #include <iterator>

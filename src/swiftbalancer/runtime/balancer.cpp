@@ -12,13 +12,13 @@
 #include <utility>
 
 #include "swiftbalancer/core/clock.h"
-#include "swiftbalancer/runtime/decision_cycle.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
-#include "swiftbalancer/runtime/layer_mover.h"
-#include "swiftbalancer/runtime/load_accounting.h"
+#include "swiftbalancer/runtime/internal/decision_cycle.h"
+#include "swiftbalancer/runtime/internal/layer_mover.h"
+#include "swiftbalancer/runtime/internal/load_accounting.h"
+#include "swiftbalancer/runtime/internal/reporter.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 #include "swiftbalancer/runtime/metrics_text.h"
-#include "swiftbalancer/runtime/reporter.h"
-#include "swiftbalancer/runtime/staging_pool.h"
 
 namespace swiftbalancer {
 namespace {

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/decision_cycle.h"
+#include "swiftbalancer/runtime/internal/decision_cycle.h"
 
 #include <atomic>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/layer_mover.h"
+#include "swiftbalancer/runtime/internal/layer_mover.h"
 
 #include <algorithm>
 #include <string>

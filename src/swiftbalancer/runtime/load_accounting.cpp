@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/load_accounting.h"
+#include "swiftbalancer/runtime/internal/load_accounting.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/reporter.h"
+#include "swiftbalancer/runtime/internal/reporter.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 
 #include <new>
 #include <string>

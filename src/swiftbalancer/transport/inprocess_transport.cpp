@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "swiftbalancer/transport/mailbox.h"
+#include "swiftbalancer/transport/internal/mailbox.h"
 
 namespace swiftbalancer {
 namespace {
@@ -33,7 +33,7 @@ struct PendingOp {
   std::string error;
 };
 
-// One rank's mailbox (transport/mailbox.h) and the mutex and condition its waiters use.
+// One rank's mailbox (transport/internal/mailbox.h) and the mutex and condition its waiters use.
 struct RankBox {
   std::mutex mu;
   std::condition_variable cv;

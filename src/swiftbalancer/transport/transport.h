@@ -10,7 +10,7 @@
 // batch is a group of ncclSend/ncclRecv on a stream; device/nccl_transport.h) and single-GPU
 // threads (device/single_gpu_transport.h); a torch engine's process groups
 // (torch/process_group_transport.h). The two in-process ones match messages with one mailbox
-// (transport/mailbox.h). Clock and Millis are core/clock.h's.
+// (transport/internal/mailbox.h). Clock and Millis are core/clock.h's.
 //
 // Threading: a Transport object belongs to one rank and is used from one thread at a time (the
 // serving thread). Different ranks' objects may be used concurrently.

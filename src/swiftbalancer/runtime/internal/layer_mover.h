@@ -32,10 +32,10 @@
 #include "swiftbalancer/runtime/balancer_config.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
 #include "swiftbalancer/runtime/expert_store.h"
-#include "swiftbalancer/runtime/load_accounting.h"
-#include "swiftbalancer/runtime/reporter.h"
+#include "swiftbalancer/runtime/internal/load_accounting.h"
+#include "swiftbalancer/runtime/internal/reporter.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 #include "swiftbalancer/runtime/serving_state.h"
-#include "swiftbalancer/runtime/staging_pool.h"
 #include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer {

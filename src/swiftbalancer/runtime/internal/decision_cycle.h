@@ -31,8 +31,8 @@
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer_config.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
-#include "swiftbalancer/runtime/reporter.h"
-#include "swiftbalancer/runtime/staging_pool.h"
+#include "swiftbalancer/runtime/internal/reporter.h"
+#include "swiftbalancer/runtime/internal/staging_pool.h"
 
 namespace swiftbalancer {
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "swiftbalancer/policy/swift_search.h"
+#include "swiftbalancer/policy/internal/swift_search.h"
 
 namespace swiftbalancer::swift {
 
