@@ -39,6 +39,7 @@ void align_to_current(const Placement& current, Placement& next, const Topology&
         const auto run =
             std::lower_bound(by_id.begin(), by_id.end(), std::pair<ExpertId, int>{o[s], -1});
         const auto start = static_cast<std::size_t>(run - by_id.begin());
+        if (start == by_id.size()) continue;  // o[s] is above every new id: it leaves
         const std::size_t i = start + static_cast<std::size_t>(used[start]);
         if (i >= by_id.size() || by_id[i].first != o[s]) continue;
         ++used[start];
