@@ -1,5 +1,7 @@
 #include "swiftbalancer/torch/process_group_transport.h"
 
+#include "swiftbalancer/torch/process_group_state.h"
+
 #include <ATen/ATen.h>
 #include <c10/core/StreamGuard.h>
 
@@ -13,11 +15,6 @@
 namespace swiftbalancer::torch_engine {
 namespace {
 
-at::Tensor bytes_view(const P2POp& op, c10::Device device) {
-  return at::from_blob(op.data, {static_cast<std::int64_t>(op.size)},
-                       at::TensorOptions().dtype(at::kByte).device(device));
-}
-
 c10d::ReduceOp to_c10d(ReduceOp op) {
   switch (op) {
     case ReduceOp::kMin:
@@ -30,73 +27,7 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
   return c10d::ReduceOp::SUM;
 }
 
-// The first line of an error text: c10's errors may carry a C++ backtrace after it.
-std::string brief(const char* what) {
-  const std::string s(what);
-  return s.substr(0, s.find('\n'));
-}
-
-std::string what_of(const std::exception_ptr& e) {
-  if (!e) return "unknown error";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return brief(x.what());
-  } catch (...) {
-  }
-  return "unknown error";
-}
-
 }  // namespace
-
-// One gloo operation the waiter thread waits on.
-struct ProcessGroupTransport::Op {
-  c10::intrusive_ptr<c10d::Work> work;
-  std::weak_ptr<BatchState> batch;  // whose stage it belongs to
-  enum class State { kPending, kDone, kFailed } state = State::kPending;  // guarded by mu_
-  std::string error;
-};
-
-// A batch: its operations in pair order, cut into stages, and the stage in flight. `ops` and
-// `stages` are fixed once post() returns. On gloo the rest is shared by the serving, posting and
-// waiting threads and guarded by the transport's mu_; otherwise it is the serving thread's.
-struct ProcessGroupTransport::BatchState {
-  std::vector<P2POp> ops;
-  std::vector<std::vector<std::size_t>> stages;  // indices into ops
-  std::size_t stage = 0;                         // the stage posted last (or being posted)
-  std::size_t ops_left = 0;                      // gloo: of that stage, not completed yet
-  bool posting = false;    // gloo: the posting thread is calling send/recv for it
-  bool cancelled = false;  // gloo: no further stage is posted
-  // The stage in flight: gloo operations (waited on by the waiter thread) or one coalesced
-  // work per stage (other backends).
-  std::vector<std::shared_ptr<Op>> gloo_ops;
-  c10::intrusive_ptr<c10d::Work> group_work;
-  std::optional<Status> result;  // set once completed (Ok) or failed
-};
-
-class ProcessGroupBatch final : public TransferBatch {
- public:
-  ProcessGroupBatch(ProcessGroupTransport& t, std::shared_ptr<ProcessGroupTransport::BatchState> b)
-      : t_(t), b_(std::move(b)) {}
-  ~ProcessGroupBatch() override {
-    if (!finished()) (void)cancel();
-  }
-  State poll() override;
-  Status wait(Clock::time_point deadline) override;
-  Status cancel() override;
-
- private:
-  // Checks the stage in flight and, off gloo, posts the next one when it completed (on gloo the
-  // transport's threads do that).
-  State advance();
-  bool finished() const;
-  Status cancel_once();
-  ProcessGroupTransport& t_;
-  std::shared_ptr<ProcessGroupTransport::BatchState> b_;
-  // The answer of the first cancel(), given again to every later call: wait() cancels a failed
-  // batch itself, and the caller's own cancel() must still learn that buffers stay in use.
-  std::optional<Status> cancelled_;
-};
 
 ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGroup> control,
                                              c10::intrusive_ptr<c10d::ProcessGroup> weights,
@@ -405,120 +336,6 @@ void ProcessGroupTransport::waiter_loop() {
 void ProcessGroupTransport::park(std::shared_ptr<BatchState> b) {
   std::lock_guard<std::mutex> lock(mu_);
   parked_.push_back(std::move(b));
-}
-
-bool ProcessGroupBatch::finished() const {
-  if (!t_.gloo_weights_) return b_->result.has_value();
-  std::lock_guard<std::mutex> lock(t_.mu_);
-  return b_->result.has_value();
-}
-
-TransferBatch::State ProcessGroupBatch::advance() {
-  ProcessGroupTransport::BatchState& b = *b_;
-  if (t_.gloo_weights_) {
-    std::lock_guard<std::mutex> lock(t_.mu_);
-    if (!b.result) return State::kPending;
-    return b.result->ok() ? State::kCompleted : State::kFailed;
-  }
-  for (;;) {
-    if (b.result) return b.result->ok() ? State::kCompleted : State::kFailed;
-    bool done = true;
-    if (b.group_work) {
-      if (!b.group_work->isCompleted()) {
-        done = false;
-      } else if (!b.group_work->isSuccess()) {
-        b.result = Status::TransportError("transfer failed: " + what_of(b.group_work->exception()));
-        continue;
-      }
-    }
-    if (!done) return State::kPending;
-    if (b.stage + 1 >= b.stages.size()) {
-      b.result = Status::Ok();
-      continue;
-    }
-    ++b.stage;
-    try {
-      t_.post_stage(b);
-    } catch (const std::exception& e) {
-      b.result =
-          Status::TransportError(std::string("posting transfers failed: ") + brief(e.what()));
-    }
-  }
-}
-
-TransferBatch::State ProcessGroupBatch::poll() {
-  if (cancelled_) return State::kFailed;
-  return advance();
-}
-
-Status ProcessGroupBatch::wait(Clock::time_point deadline) {
-  if (cancelled_) return Status::Cancelled("the batch was cancelled");
-  for (;;) {
-    const State s = advance();
-    if (s == State::kCompleted) return Status::Ok();
-    if (s == State::kFailed) {
-      Status why = Status::Ok();
-      {
-        std::optional<std::lock_guard<std::mutex>> lock;
-        if (t_.gloo_weights_) lock.emplace(t_.mu_);
-        why = *b_->result;
-      }
-      (void)cancel();
-      return why;
-    }
-    if (Clock::now() >= deadline) {
-      const Status c = cancel();
-      (void)c;
-      return Status::Timeout("transfers did not complete by the deadline");
-    }
-    if (t_.gloo_weights_) {
-      std::unique_lock<std::mutex> lock(t_.mu_);
-      t_.done_cv_.wait_until(lock, deadline, [&] { return b_->result.has_value(); });
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  }
-}
-
-Status ProcessGroupBatch::cancel() {
-  if (!cancelled_) cancelled_ = cancel_once();
-  return *cancelled_;
-}
-
-Status ProcessGroupBatch::cancel_once() {
-  ProcessGroupTransport::BatchState& b = *b_;
-  bool outstanding = false;
-  if (t_.gloo_weights_) {
-    std::vector<std::shared_ptr<ProcessGroupTransport::Op>> pending;
-    {
-      std::unique_lock<std::mutex> lock(t_.mu_);
-      if (b.result && b.result->ok()) return Status::Ok();
-      b.cancelled = true;  // the posting thread posts no further stage
-      // A stage being posted is known once its send/recv calls returned (they only enqueue).
-      t_.done_cv_.wait(lock, [&] { return !b.posting; });
-      for (const auto& op : b.gloo_ops)
-        if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op);
-      if (!b.result) b.result = Status::Cancelled("the batch was cancelled");
-    }
-    for (const auto& op : pending) op->work->abort();
-    // An aborted gloo receive stays posted (a late message may still land): the buffers stay
-    // in use. Operations that had already ended leave nothing behind.
-    outstanding = !pending.empty();
-  } else if (b.result && b.result->ok()) {
-    return Status::Ok();
-  } else if (b.group_work && !b.group_work->isCompleted()) {
-    // NCCL cannot withdraw posted operations: the abort tears the communicator down.
-    b.group_work->abort();
-    t_.mark_broken("a transfer was aborted on " + t_.weights_->getBackendName() +
-                   " (the communicator is torn down)");
-    outstanding = true;
-  }
-  if (!b.result) b.result = Status::Cancelled("the batch was cancelled");
-  if (!outstanding) return Status::Ok();
-  t_.park(b_);
-  return Status::TransportError(
-      "operations still posted on the " + t_.weights_->getBackendName() +
-      " group: their buffers must be kept (a late message may still land)");
 }
 
 }  // namespace swiftbalancer::torch_engine
