@@ -135,7 +135,10 @@ Status InProcessWorld::Impl::collective(int rank, CollKind kind, ReduceOp op,
   const auto deadline = Clock::now() + timeout;
   std::unique_lock lock(coll_mu);
   const std::uint64_t k = seq[static_cast<std::size_t>(rank)]++;
-  auto [it, fresh] = rounds.try_emplace(k);
+  // Not a structured binding: clang before 16 (the fuzz build) cannot capture one.
+  const auto emplaced = rounds.try_emplace(k);
+  const auto it = emplaced.first;
+  const bool fresh = emplaced.second;
   Round& r = it->second;
   auto finish = [&](Status s) {
     if (++r.left == ranks) rounds.erase(it);
