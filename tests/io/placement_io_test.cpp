@@ -63,6 +63,14 @@ TEST(PlacementIo, RoundTripsBothFormats) {
   EXPECT_EQ(v["layer_list"][1]["device_count"], 3);
 }
 
+TEST(PlacementIo, WholeFloatIdsAreRead) {
+  ScratchDir d;
+  const auto p = d.write("f.json", R"({"physical_to_logical_map": [[0.0,1,2,3.0,0,2]]})");
+  const Placement got = read_placement(p, kTopo, 4);
+  EXPECT_EQ(std::vector<ExpertId>(got.layer(0).begin(), got.layer(0).end()),
+            (std::vector<ExpertId>{0, 1, 2, 3, 0, 2}));
+}
+
 TEST(PlacementIo, BadInputMessages) {
   ScratchDir d;
   auto err = [&](const std::string& text, int layers = 0) {
@@ -86,6 +94,14 @@ TEST(PlacementIo, BadInputMessages) {
                   "expert id -1 is out of range");
   EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,1,2,"a",0,2]]})"),
                   "physical slot 3): expert id is not an integer (\"a\")");
+  // Whole floats are ids (3.0 from a float array); one beyond int64's range is out of range,
+  // never converted (the fuzzer's finding: 1e38 converted to int64 is undefined).
+  EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,1,2,1e38,0,2]]})"),
+                  "physical slot 3): expert id 1e+38 is out of range [0, 4)");
+  EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,1,2,-1e38,0,2]]})"),
+                  "expert id -1e+38 is out of range");
+  EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,1,2,2.5,0,2]]})"),
+                  "expert id is not an integer (2.5)");
   EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,1,2,1,0,2]]})"),
                   "layer 0: expert 3 has no replica");
   EXPECT_CONTAINS(err(R"({"physical_to_logical_map": [[0,0,1,2,3,2]]})"),

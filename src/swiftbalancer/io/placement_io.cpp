@@ -1,5 +1,6 @@
 #include "swiftbalancer/io/placement_io.h"
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -29,9 +30,15 @@ ExpertId expert_id(const nlohmann::json& v, const std::string& source, const Top
              : static_cast<std::int64_t>(u);
   } else if (v.is_number_integer()) {
     id = v.get<std::int64_t>();
-  } else if (v.is_number_float() &&
-             v.get<double>() == static_cast<double>(static_cast<std::int64_t>(v.get<double>()))) {
-    id = static_cast<std::int64_t>(v.get<double>());  // 3.0 from a float array: accepted
+  } else if (v.is_number_float() && std::isfinite(v.get<double>()) &&
+             v.get<double>() == std::trunc(v.get<double>())) {
+    // 3.0 from a float array: accepted. Compared as a double before any conversion: a value
+    // outside int64's range (1e38) must not be converted at all.
+    const double d = v.get<double>();
+    if (d < 0.0 || d >= static_cast<double>(experts))
+      fail(source, slot_name(topo, layer, p) + ": expert id " + v.dump() + " is out of range [0, " +
+                       std::to_string(experts) + ")");
+    id = static_cast<std::int64_t>(d);
   } else {
     fail(source, slot_name(topo, layer, p) + ": expert id is not an integer (" + v.dump() + ")");
   }
