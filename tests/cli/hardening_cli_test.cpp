@@ -14,6 +14,7 @@ namespace {
 
 using testing::CliRun;
 using testing::run_cli;
+using testing::shell_quote;
 using testing_io::ScratchDir;
 
 std::vector<std::string> listing(const std::string& dir) {
@@ -30,10 +31,6 @@ void expect_exit(const std::string& args, int code, const std::string& message) 
   EXPECT_CONTAINS(r.out, message) << args;
 }
 
-std::string q(const std::string& s) {
-  return "'" + s + "'";
-}
-
 // Without the check every command below blocks forever in open().
 TEST(HardeningCli, FifoInputsFailFastNamingTheOption) {
   ScratchDir d;
@@ -41,15 +38,17 @@ TEST(HardeningCli, FifoInputsFailFastNamingTheOption) {
   ASSERT_EQ(::mkfifo(f.c_str(), 0600), 0);
   const std::string csv = d.write("l.csv", "layer,expert,tokens\n0,0,1\n0,1,2\n0,2,3\n0,3,4\n");
   const std::string fifo = ": is a FIFO (named pipe), not a regular file";
-  expect_exit("plan --load " + q(f) + " --ranks 2 --slots-per-rank 2 --out " + q(d.path("o")), 2,
-              "--load " + f + fifo);
-  expect_exit("plan --load " + q(csv) + " --current " + q(f) +
-                  " --ranks 2 --slots-per-rank 2 --out " + q(d.path("o")),
+  expect_exit("plan --load " + shell_quote(f) + " --ranks 2 --slots-per-rank 2 --out " +
+                  shell_quote(d.path("o")),
+              2, "--load " + f + fifo);
+  expect_exit("plan --load " + shell_quote(csv) + " --current " + shell_quote(f) +
+                  " --ranks 2 --slots-per-rank 2 --out " + shell_quote(d.path("o")),
               2, "--current " + f + fifo);
-  expect_exit("replay --trace " + q(f), 2, "--trace " + f + fifo);
-  expect_exit("gen-trace --steps 5 --base " + q(f) + " -o " + q(d.path("t.npy")), 2,
-              "--base " + f + fifo);
-  expect_exit("demo --steps 2 --trace " + q(f), 2, "--trace " + f + fifo);
+  expect_exit("replay --trace " + shell_quote(f), 2, "--trace " + f + fifo);
+  expect_exit(
+      "gen-trace --steps 5 --base " + shell_quote(f) + " -o " + shell_quote(d.path("t.npy")), 2,
+      "--base " + f + fifo);
+  expect_exit("demo --steps 2 --trace " + shell_quote(f), 2, "--trace " + f + fifo);
 }
 
 TEST(HardeningCli, TopologySizesThatOverflowNameTheOptions) {
@@ -64,15 +63,17 @@ TEST(HardeningCli, TopologySizesThatOverflowNameTheOptions) {
 // Outputs are checked before any work: nothing is written when one of them cannot be.
 TEST(HardeningCli, BadOutputLeavesNoOtherFile) {
   ScratchDir d;
-  expect_exit("plan --out " + q(d.path("o.json")) + " --report /nonexistent/r.json", 2,
+  expect_exit("plan --out " + shell_quote(d.path("o.json")) + " --report /nonexistent/r.json", 2,
               "--report /nonexistent/r.json: cannot write here: folder /nonexistent does not "
               "exist");
-  expect_exit("replay --steps 30 --json " + q(d.path("j.json")) + " --plot /nonexistent/x.svg", 2,
-              "--plot /nonexistent/x.svg");
+  expect_exit(
+      "replay --steps 30 --json " + shell_quote(d.path("j.json")) + " --plot /nonexistent/x.svg", 2,
+      "--plot /nonexistent/x.svg");
   expect_exit("gen-trace --steps 5 -o /nonexistent/t.npy", 2, "--out /nonexistent/t.npy");
   expect_exit("demo --steps 2 --report /nonexistent/d.json", 2, "--report /nonexistent/d.json");
-  expect_exit("plan --out " + q(d.path("same.json")) + " --report " + q(d.path("same.json")), 2,
-              "the same file as --out");
+  expect_exit("plan --out " + shell_quote(d.path("same.json")) + " --report " +
+                  shell_quote(d.path("same.json")),
+              2, "the same file as --out");
   EXPECT_TRUE(listing(d.path("")).empty());
 }
 
@@ -80,8 +81,8 @@ TEST(HardeningCli, BadOutputLeavesNoOtherFile) {
 TEST(HardeningCli, FileSizeLimitExitsOneWithNoFile) {
   ScratchDir d;
   const std::string cli = SWIFTBALANCER_CLI;
-  for (const std::string& cmd :
-       {"gen-trace -q --steps 300 -o " + q(d.path("t.npy")), "plan --out " + q(d.path("p.json"))}) {
+  for (const std::string& cmd : {"gen-trace -q --steps 300 -o " + shell_quote(d.path("t.npy")),
+                                 "plan --out " + shell_quote(d.path("p.json"))}) {
     const std::string sh = "sh -c \"ulimit -f 8; exec '" + cli + "' " + cmd + "\" 2>&1";
     FILE* p = ::popen(sh.c_str(), "r");
     ASSERT_NE(p, nullptr);
@@ -126,7 +127,7 @@ TEST(HardeningCli, BaseThatOverflowsNamesTheFile) {
   const std::string base =
       d.write("inf.json", "{\"logical_count\": [[[1e308, 1, 1, 1]], [[1e308, 1, 1, 1]]]}");
   expect_exit(
-      "gen-trace --steps 5 --base " + q(base) + " -o " + q(d.path("t.npy")), 2,
+      "gen-trace --steps 5 --base " + shell_quote(base) + " -o " + shell_quote(d.path("t.npy")), 2,
       base + ": load of layer 0, expert 0 overflows to infinity when summed over the steps");
   EXPECT_FALSE(std::filesystem::exists(d.path("t.npy")));
 }
@@ -134,9 +135,9 @@ TEST(HardeningCli, BaseThatOverflowsNamesTheFile) {
 TEST(HardeningCli, TinyCsvWithHugeIdsIsRefused) {
   ScratchDir d;
   const std::string csv = d.write("big.csv", "layer,expert,tokens\n1000000,100,3\n");
-  expect_exit(
-      "plan --load " + q(csv) + " --ranks 4 --slots-per-rank 3 --out " + q(d.path("o.json")), 2,
-      csv + ": 1 data row(s) describe 1000001 layers x 101 experts");
+  expect_exit("plan --load " + shell_quote(csv) + " --ranks 4 --slots-per-rank 3 --out " +
+                  shell_quote(d.path("o.json")),
+              2, csv + ": 1 data row(s) describe 1000001 layers x 101 experts");
 }
 
 }  // namespace

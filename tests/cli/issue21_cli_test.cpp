@@ -24,11 +24,8 @@ namespace {
 using testing::CliRun;
 using testing::run_cli;
 using testing::run_shell;
+using testing::shell_quote;
 using testing_io::ScratchDir;
-
-std::string q(const std::string& s) {
-  return "'" + s + "'";
-}
 
 void expect_exit(const std::string& args, int code, const std::string& message) {
   const CliRun r = run_cli(args);
@@ -71,11 +68,13 @@ TEST(Issue21Cli, DimensionsAreRangeCheckedBeforeNarrowing) {
   ScratchDir d;
   // 2^32 + 1 experts would read as 1 once narrowed to int.
   const std::string npy = sparse_npy(d, "wide.npy", {2, 1, (std::int64_t{1} << 32) + 1});
-  expect_exit("replay --trace " + q(npy), 2, npy + ": trace shape [2][1][4294967297] is beyond");
-  expect_exit("plan --load " + q(npy) + " --ranks 2 --slots-per-rank 1 --out " + q(d.path("o")), 2,
-              "4294967297 is too large");
+  expect_exit("replay --trace " + shell_quote(npy), 2,
+              npy + ": trace shape [2][1][4294967297] is beyond");
+  expect_exit("plan --load " + shell_quote(npy) + " --ranks 2 --slots-per-rank 1 --out " +
+                  shell_quote(d.path("o")),
+              2, "4294967297 is too large");
   const std::string tall = sparse_npy(d, "tall.npy", {1, (std::int64_t{1} << 32) + 2, 1});
-  expect_exit("replay --trace " + q(tall), 2, "trace shape [1][4294967298][1] is beyond");
+  expect_exit("replay --trace " + shell_quote(tall), 2, "trace shape [1][4294967298][1] is beyond");
 }
 
 TEST(Issue21Cli, LoadsWhoseSumsWouldOverflowAreRefusedNamingTheCell) {
@@ -85,14 +84,16 @@ TEST(Issue21Cli, LoadsWhoseSumsWouldOverflowAreRefusedNamingTheCell) {
   for (int e = 0; e < 32; ++e) row += std::string(e ? "," : "") + (e == 3 ? "1.7e308" : "1e307");
   row += "]";
   const std::string big = d.write("big.json", "{\"logical_count\": [" + row + "," + row + "]}");
-  expect_exit("plan --load " + q(big) + " --ranks 4 --slots-per-rank 8 --out " + q(d.path("o")), 2,
-              big + ": load of layer 0, expert 0 is 1e+307, above the limit of 2^53");
+  expect_exit("plan --load " + shell_quote(big) + " --ranks 4 --slots-per-rank 8 --out " +
+                  shell_quote(d.path("o")),
+              2, big + ": load of layer 0, expert 0 is 1e+307, above the limit of 2^53");
   EXPECT_FALSE(std::filesystem::exists(d.path("o")));
   // The same cells as a trace.
   const std::string csv =
       d.write("big.csv", "step,layer,expert,tokens\n0,0,0,1e300\n0,0,1,1\n1,0,0,1\n1,0,1,1\n");
-  expect_exit("replay --trace " + q(csv) + " --ranks 2 --slots 1 --ranks-per-node 0 --top-k 1", 2,
-              "step 0, layer 0, expert 0 is 1e+300, above the limit of 2^53");
+  expect_exit(
+      "replay --trace " + shell_quote(csv) + " --ranks 2 --slots 1 --ranks-per-node 0 --top-k 1", 2,
+      "step 0, layer 0, expert 0 is 1e+300, above the limit of 2^53");
   // Replay's cost options: bounded so that no modelled time can overflow.
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"replay --steps 20 --token-us 1e308", "--token-us: '1e308' is outside [0, 1e+06]"},
@@ -110,21 +111,23 @@ TEST(Issue21Cli, PrintedFiguresStayFiniteAtTheBoundsOfTheOptions) {
   const std::string row = "[9007199254740992, 1, 9007199254740992, 1]";
   const std::string load =
       d.write("max.json", "{\"logical_count\": [" + row + "," + row + "," + row + "]}");
-  const CliRun r = run_cli("plan --load " + q(load) + " --ranks 2 --slots-per-rank 2 --out " +
-                           q(d.path("o.json")) + " --report " + q(d.path("r.json")));
+  const CliRun r =
+      run_cli("plan --load " + shell_quote(load) + " --ranks 2 --slots-per-rank 2 --out " +
+              shell_quote(d.path("o.json")) + " --report " + shell_quote(d.path("r.json")));
   EXPECT_EQ(r.code, 0) << r.out;
   const CliRun t = run_cli(
       "replay --steps 40 --layers 4 --experts 16 --ranks 4 --slots 5 --ranks-per-node 2 "
       "--token-us 1e6 --layer-us 1e6 --expert-mb 1e9 --inter-gbps 1e-6 "
       "--intra-gbps 1e-6 --json " +
-      q(d.path("r2.json")));
+      shell_quote(d.path("r2.json")));
   EXPECT_EQ(t.code, 0) << t.out;
   for (const std::string& out : {r.out, t.out}) {
     EXPECT_EQ(out.find("inf"), std::string::npos) << out;
     EXPECT_EQ(out.find("nan"), std::string::npos) << out;
   }
-  const CliRun files = run_shell("cat " + q(d.path("r.json")) + " " + q(d.path("r2.json")) +
-                                 " | grep -ci -E '(^|[^a-z])(inf|nan|null)([^a-z]|$)' || true");
+  const CliRun files =
+      run_shell("cat " + shell_quote(d.path("r.json")) + " " + shell_quote(d.path("r2.json")) +
+                " | grep -ci -E '(^|[^a-z])(inf|nan|null)([^a-z]|$)' || true");
   EXPECT_EQ(files.out, "0\n");
 }
 
@@ -175,17 +178,19 @@ TEST(Issue21Cli, OutputsAreCommittedTogether) {
   // The example plan's placement is about 40 KB, its transfer plan far more: a 64 KiB file-size
   // limit lets --out through and stops --transfers-out.
   const std::string cli = SWIFTBALANCER_CLI;
-  const std::string sh = "ulimit -f 128; exec '" + cli + "' plan --out " + q(d.path("p.json")) +
-                         " --report " + q(d.path("r.json")) + " --transfers-out " +
-                         q(d.path("t.json"));
-  const CliRun r = run_shell("sh -c " + q(sh));
+  const std::string sh = "ulimit -f 128; exec '" + cli + "' plan --out " +
+                         shell_quote(d.path("p.json")) + " --report " +
+                         shell_quote(d.path("r.json")) + " --transfers-out " +
+                         shell_quote(d.path("t.json"));
+  const CliRun r = run_shell("sh -c " + shell_quote(sh));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_CONTAINS(r.out, "t.json: write failed (File too large)");
   EXPECT_TRUE(listing(d.path("")).empty());
   // Without the limit all three land.
-  const CliRun ok =
-      run_shell("sh -c " + q("exec '" + cli + "' plan --out " + q(d.path("p.json")) + " --report " +
-                             q(d.path("r.json")) + " --transfers-out " + q(d.path("t.json"))));
+  const CliRun ok = run_shell(
+      "sh -c " + shell_quote("exec '" + cli + "' plan --out " + shell_quote(d.path("p.json")) +
+                             " --report " + shell_quote(d.path("r.json")) + " --transfers-out " +
+                             shell_quote(d.path("t.json"))));
   EXPECT_EQ(ok.code, 0) << ok.out;
   EXPECT_EQ(listing(d.path("")), (std::vector<std::string>{"p.json", "r.json", "t.json"}));
 }
@@ -194,8 +199,9 @@ TEST(Issue21Cli, OutputsAreCommittedTogether) {
 TEST(Issue21Cli, LongOutputNamesGetATemporaryThatFits) {
   ScratchDir d;
   const std::string name = std::string(251, 'n') + ".npy";
-  const CliRun r = run_cli(
-      "gen-trace -q --steps 3 --layers 2 --experts 8 --top-k 2 --tokens 4 -o " + q(d.path(name)));
+  const CliRun r =
+      run_cli("gen-trace -q --steps 3 --layers 2 --experts 8 --top-k 2 --tokens 4 -o " +
+              shell_quote(d.path(name)));
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(listing(d.path("")), std::vector<std::string>{name});
 }
@@ -240,12 +246,12 @@ TEST(Issue21Cli, SizesAtTheLimitsFinishOrAreRefusedUnderFourGigabytes) {
   const bool sanitized = !std::string(SWIFTBALANCER_SANITIZER).empty();
   auto limited = [&](const std::string& args) {
     const std::string limit = sanitized ? "" : "ulimit -v 4000000; ";
-    return run_shell("sh -c " + q(limit + "exec '" + cli + "' " + args));
+    return run_shell("sh -c " + shell_quote(limit + "exec '" + cli + "' " + args));
   };
   const std::vector<std::pair<std::string, std::string>> refused = {
-      {"gen-trace --layers 524288 --experts 256 -o " + q(d.path("a.npy")),
+      {"gen-trace --layers 524288 --experts 256 -o " + shell_quote(d.path("a.npy")),
        "cells exceed the limit of 16777216 for generated traces"},
-      {"gen-trace --workloads 65536 -o " + q(d.path("b.npy")),
+      {"gen-trace --workloads 65536 -o " + shell_quote(d.path("b.npy")),
        "65536 workloads x 58 layers x 256 experts"},
       {"replay --steps 1099511627776", "steps exceed replay's limit of 16777216"},
       {"replay --layers 65536 --experts 256", "cells exceed replay's limit of 4194304"},

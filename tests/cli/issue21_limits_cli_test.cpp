@@ -20,11 +20,8 @@ namespace {
 using testing::CliRun;
 using testing::run_cli;
 using testing::run_shell;
+using testing::shell_quote;
 using testing_io::ScratchDir;
-
-std::string q(const std::string& s) {
-  return "'" + s + "'";
-}
 
 // ASan and TSan reserve terabytes of address space for their shadow memory: a sanitized binary
 // cannot start under an address-space limit, so those runs go without it.
@@ -34,7 +31,8 @@ bool sanitized() {
 
 CliRun run_limited(const std::string& kb, const std::string& args) {
   const std::string limit = sanitized() ? "" : "ulimit -v " + kb + "; ";
-  return run_shell("sh -c " + q(limit + "exec '" + std::string(SWIFTBALANCER_CLI) + "' " + args));
+  return run_shell("sh -c " +
+                   shell_quote(limit + "exec '" + std::string(SWIFTBALANCER_CLI) + "' " + args));
 }
 
 // A file of `bytes` NUL bytes that takes no disk (a hole).
@@ -54,12 +52,15 @@ TEST(Issue21Limits, TextInputsAreSizeCheckedBeforeTheyAreRead) {
   const std::string csv = sparse_file(d, "big.csv", five_gib);
   const std::string bare = sparse_file(d, "big", five_gib);  // CSV by content
   const std::vector<std::string> cases = {
-      "plan --load " + q(json) + " --ranks 2 --slots-per-rank 2 --out " + q(d.path("o.json")),
-      "plan --load " + q(csv) + " --ranks 2 --slots-per-rank 2 --out " + q(d.path("o.json")),
-      "plan --load " + q(bare) + " --ranks 2 --slots-per-rank 2 --out " + q(d.path("o.json")),
-      "plan --current " + q(json) + " --out " + q(d.path("o.json")),
-      "replay --trace " + q(csv),
-      "gen-trace --base " + q(json) + " -o " + q(d.path("t.npy")),
+      "plan --load " + shell_quote(json) + " --ranks 2 --slots-per-rank 2 --out " +
+          shell_quote(d.path("o.json")),
+      "plan --load " + shell_quote(csv) + " --ranks 2 --slots-per-rank 2 --out " +
+          shell_quote(d.path("o.json")),
+      "plan --load " + shell_quote(bare) + " --ranks 2 --slots-per-rank 2 --out " +
+          shell_quote(d.path("o.json")),
+      "plan --current " + shell_quote(json) + " --out " + shell_quote(d.path("o.json")),
+      "replay --trace " + shell_quote(csv),
+      "gen-trace --base " + shell_quote(json) + " -o " + shell_quote(d.path("t.npy")),
   };
   for (const std::string& args : cases) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -71,12 +72,12 @@ TEST(Issue21Limits, TextInputsAreSizeCheckedBeforeTheyAreRead) {
   }
   // The same bytes as .npy: the streamed reader refuses them by their first bytes.
   const std::string npy = sparse_file(d, "big.npy", five_gib);
-  const CliRun r = run_limited("4000000", "replay --trace " + q(npy));
+  const CliRun r = run_limited("4000000", "replay --trace " + shell_quote(npy));
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_CONTAINS(r.out, npy + ": not a numpy .npy file (bad magic)");
   // Just under the limit, the size check lets a file through to its parser.
   const std::string under = sparse_file(d, "under.csv", (std::int64_t{1} << 28) - 1);
-  const CliRun u = run_limited("4000000", "replay --trace " + q(under));
+  const CliRun u = run_limited("4000000", "replay --trace " + shell_quote(under));
   EXPECT_EQ(u.code, 2) << u.out;
   EXPECT_EQ(u.out.find("above the limit"), std::string::npos) << u.out;
   // Outputs were never started.
@@ -94,7 +95,8 @@ TEST(Issue21Limits, AllocationsThatFailAnywayNameWhatAndHowBig) {
   };
   const std::vector<Case> cases = {
       // 16 x 4096 x 256 = 2^24 cells: the generated-trace limit itself.
-      {"gen-trace --workloads 16 --layers 4096 --experts 256 --steps 32 -o " + q(d.path("t.npy")),
+      {"gen-trace --workloads 16 --layers 4096 --experts 256 --steps 32 -o " +
+           shell_quote(d.path("t.npy")),
        "error: out of memory allocating the built-in base distributions (16777216 cells): 128.00 "
        "MiB (134217728 bytes)"},
       {"replay --workloads 16 --layers 4096 --experts 256 --steps 32",
@@ -137,16 +139,17 @@ TEST(Issue21Limits, PlanAtItsLargestTopologyFinishesInBoundedTime) {
   std::string rows;
   for (int l = 0; l < 65; ++l) rows += std::string(l ? "," : "") + row;
   const std::string load = d.write("l65.json", "{\"logical_count\": [" + rows + "]}");
-  const CliRun over = run_cli("plan --load " + q(load) + " --ranks 256 --slots-per-rank 32 --out " +
-                              q(d.path("o.json")));
+  const CliRun over =
+      run_cli("plan --load " + shell_quote(load) + " --ranks 256 --slots-per-rank 32 --out " +
+              shell_quote(d.path("o.json")));
   EXPECT_EQ(over.code, 2) << over.out;
   EXPECT_CONTAINS(over.out,
                   "65 layers x 8192 slots = 532480 placement cells exceed plan's limit "
                   "of 524288");
   // At the limit (the example's 58 layers x 256 experts on 256 x 32 = 8192 slots).
   const auto t0 = std::chrono::steady_clock::now();
-  const CliRun r =
-      run_limited("4000000", "plan --ranks 256 --slots-per-rank 32 --out " + q(d.path("p.json")));
+  const CliRun r = run_limited(
+      "4000000", "plan --ranks 256 --slots-per-rank 32 --out " + shell_quote(d.path("p.json")));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_CONTAINS(r.out, "topology:  256 ranks x 32 slots = 8192 slots");
@@ -166,16 +169,17 @@ TEST(Issue21Limits, LongCommandsShowProgressOnATerminalOnly) {
     std::string args, shown;
   };
   const std::vector<Case> cases = {
-      {"plan --out " + q(d.path("p.json")),
+      {"plan --out " + shell_quote(d.path("p.json")),
        "plan: policy deepseek-global on 58 layers x 288 slots"},
       {"gen-trace --steps 200 --layers 4 --experts 16 --top-k 2 --tokens 64 -o " +
-           q(d.path("t.npy")),
+           shell_quote(d.path("t.npy")),
        "gen-trace ["},
       {"replay --steps 200 --layers 4 --experts 16 --ranks 4 --slots 5 --ranks-per-node 2",
        "replay ["},
   };
   for (const Case& c : cases) {
-    const CliRun tty = run_shell("script -qec " + q("'" + cli + "' " + c.args) + " /dev/null");
+    const CliRun tty =
+        run_shell("script -qec " + shell_quote("'" + cli + "' " + c.args) + " /dev/null");
     EXPECT_EQ(tty.code, 0) << c.args << "\n" << tty.out;
     EXPECT_CONTAINS(tty.out, c.shown) << c.args;
     const CliRun pipe = run_cli(c.args);
@@ -184,7 +188,7 @@ TEST(Issue21Limits, LongCommandsShowProgressOnATerminalOnly) {
     EXPECT_EQ(pipe.out.find('\r'), std::string::npos) << c.args;
   }
   // The status line is cleared before the summary is printed.
-  const CliRun tty = run_shell("script -qec " + q("'" + cli + "' plan") + " /dev/null");
+  const CliRun tty = run_shell("script -qec " + shell_quote("'" + cli + "' plan") + " /dev/null");
   EXPECT_CONTAINS(tty.out, "\r\033[Kload:");
 }
 

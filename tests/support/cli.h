@@ -18,9 +18,14 @@ inline bool cli_built() {
   return std::filesystem::exists(SWIFTBALANCER_CLI);
 }
 
+// `s` in single quotes, for command lines (the tests' paths hold no single quote).
+inline std::string shell_quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
 // The quoted path of the built CLI, for command lines.
 inline std::string cli_path() {
-  return std::string("'") + SWIFTBALANCER_CLI + "'";
+  return shell_quote(SWIFTBALANCER_CLI);
 }
 
 // Runs `command` with sh, stderr into stdout.
