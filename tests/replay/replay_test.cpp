@@ -93,55 +93,58 @@ TEST(ReplayHandWorked, ExactFigures) {
   EXPECT_EQ(sync.events[0].layers_changed, 2);
   EXPECT_NEAR(sync.events[0].transfer_ms, 2.0, 1e-9);
 
-  // Async: layer 0 moves during step 2 (1 ms against 35 us of compute: 0.965 exposed) and is in
-  // force from step 3; layer 1 moves during step 3 (1 - 0.033) and is in force from step 4.
-  expect_series(async.imbalance, {1.5, 1.5, 1.5, 1.3, 1.1, 1.1}, "async");
-  expect_series(async.step_ms, {0.035, 0.035, 1.0, 1.0, 0.031, 0.031}, "async ms");
+  // Async: layer 0 moves during step 2 (1 ms against 35 us of compute: 0.965 exposed), its
+  // vote is read after step 3 and it is in force from step 4; layer 1 moves during step 3
+  // (1 - 0.035, layer 0 not yet in force) and is in force from step 5.
+  expect_series(async.imbalance, {1.5, 1.5, 1.5, 1.5, 1.3, 1.1}, "async");
+  expect_series(async.step_ms, {0.035, 0.035, 1.0, 1.0, 0.033, 0.031}, "async ms");
   EXPECT_EQ(async.rebalances, 1);
-  EXPECT_EQ(async.skipped, 0);  // the pipeline ended with step 3, before that gather
+  EXPECT_EQ(async.skipped, 1);  // the gather after step 3 finds layer 1's vote in flight
   EXPECT_EQ(async.transfers, 4);
-  EXPECT_NEAR(async.stall_ms, 0.965 + 0.967, 1e-9);
+  EXPECT_NEAR(async.stall_ms, 0.965 + 0.965, 1e-9);
   ASSERT_EQ(async.events.size(), 1u);
-  EXPECT_EQ(async.events[0].first_commit, 2);
-  EXPECT_EQ(async.events[0].last_commit, 3);
-  EXPECT_NEAR(async.mean_imbalance, 8.0 / 6.0, 1e-6);
-  // Nearest rank: the 3rd of the sorted 1.1 1.1 1.3 1.5 1.5 1.5.
-  EXPECT_NEAR(async.p50_imbalance, 1.3, 1e-6);
+  EXPECT_EQ(async.events[0].first_commit, 3);
+  EXPECT_EQ(async.events[0].last_commit, 4);
+  EXPECT_NEAR(async.mean_imbalance, 8.4 / 6.0, 1e-6);
+  // Nearest rank: the 3rd of the sorted 1.1 1.3 1.5 1.5 1.5 1.5.
+  EXPECT_NEAR(async.p50_imbalance, 1.5, 1e-6);
   EXPECT_NEAR(async.p99_imbalance, 1.5, 1e-6);
   EXPECT_NEAR(async.max_imbalance, 1.5, 1e-6);
-  EXPECT_NEAR(async.mean_step_ms, (0.035 + 0.035 + 1.0 + 1.0 + 0.031 + 0.031) / 6, 1e-6);
+  EXPECT_NEAR(async.mean_step_ms, (0.035 + 0.035 + 1.0 + 1.0 + 0.033 + 0.031) / 6, 1e-6);
 }
 
 TEST(ReplayHandWorked, PolicyDelayAndSkippedGathers) {
-  // Two steps of policy time: decided after step 1, moving from step 4 (layer 0) and step 5
-  // (layer 1); the gather after step 3 finds the rebalance in flight and is skipped.
+  // Two steps of policy time: decided after step 1, moving during step 4 (layer 0) and step 5
+  // (layer 1), each in force two steps later (its vote is read after the next step); the
+  // gathers after steps 3 and 5 find the rebalance in flight and are skipped.
   ReplayConfig c = hand_config("deepseek-global:async");
   c.policy_steps = 2;
-  auto src = memory_trace(2, 4, hand_trace(7));
+  auto src = memory_trace(2, 4, hand_trace(8));
   const ReplayResult r = run_replay(*src, c);
   const PolicyResult& a = r.policies[0];
-  expect_series(a.imbalance, {1.5, 1.5, 1.5, 1.5, 1.5, 1.3, 1.1}, "delayed async");
-  EXPECT_EQ(a.skipped, 1);
+  expect_series(a.imbalance, {1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.3, 1.1}, "delayed async");
+  EXPECT_EQ(a.skipped, 2);
   EXPECT_EQ(a.events[0].policy_steps, 2);
-  EXPECT_EQ(a.events[0].first_commit, 4);
-  EXPECT_EQ(a.events[0].last_commit, 5);
+  EXPECT_EQ(a.events[0].first_commit, 5);
+  EXPECT_EQ(a.events[0].last_commit, 6);
 
-  // Two layers per step: both move during step 2.
+  // Two layers per step: both move during step 2 and are in force from step 4.
   c.policy_steps = 0;
   c.layers_per_step = 2;
-  auto src2 = memory_trace(2, 4, hand_trace(4));
+  auto src2 = memory_trace(2, 4, hand_trace(5));
   const ReplayResult r2 = run_replay(*src2, c);
-  expect_series(r2.policies[0].imbalance, {1.5, 1.5, 1.5, 1.1}, "two layers per step");
-  expect_series(r2.policies[0].step_ms, {0.035, 0.035, 2.0, 0.031}, "two layers per step ms");
+  expect_series(r2.policies[0].imbalance, {1.5, 1.5, 1.5, 1.5, 1.1}, "two layers per step");
+  expect_series(r2.policies[0].step_ms, {0.035, 0.035, 2.0, 0.035, 0.031},
+                "two layers per step ms");
 
   // Poll every 3 steps: the result (ready at once) is picked up at the gather step itself.
   c.layers_per_step = 1;
   c.policy_steps = 1;
   c.poll_steps = 3;
-  auto src3 = memory_trace(2, 4, hand_trace(8));
+  auto src3 = memory_trace(2, 4, hand_trace(9));
   const ReplayResult r3 = run_replay(*src3, c);
   EXPECT_EQ(r3.policies[0].events[0].policy_steps, 3);
-  expect_series(r3.policies[0].imbalance, {1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.3, 1.1}, "poll");
+  expect_series(r3.policies[0].imbalance, {1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.5, 1.3, 1.1}, "poll");
 }
 
 TEST(ReplayHandWorked, StartStaticSkipsTheWarmUp) {

@@ -1,13 +1,16 @@
 // LayerMover on its own: staging bounded by the layers in flight, bytes and tables committed
-// together, and staging parked (never freed or reused) when a failed transfer cannot be
-// cancelled.
+// together, staging parked (never freed or reused) when a failed transfer cannot be
+// cancelled, and the pipelined vote (read one step later on every rank, failed, pre-empted,
+// abandoned) over a transport whose all-reduce really completes later.
 #include "swiftbalancer/runtime/internal/layer_mover.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "swiftbalancer/runtime/host_expert_store.h"
@@ -91,7 +94,10 @@ TEST(LayerMover, StagesOnlyTheLayersInFlight) {
       h.mover->finish(st, ++steps);
       EXPECT_LE(st.layers_committed, lps);
     }
-    EXPECT_EQ(steps, (L + lps - 1) / lps);
+    // Each vote is read one step after its layers moved (async). One layer a step: a post
+    // every step, the last vote read at step 7. Two a step with 3 regions: the layers in the
+    // vote hold 2, so posts go 2, 1, 2, 1 (steps 1-4) and the last vote is read at step 5.
+    EXPECT_EQ(steps, lps == 1 ? L + 1 : 5);
     EXPECT_EQ(h.state.placement(), target);
     for (int l = 0; l < L; ++l)
       for (int s = 0; s < 4; ++s)
@@ -157,6 +163,9 @@ TEST(LayerMover, ParksStagingWhenATransferCannotBeCancelled) {
     if (op.kind == P2POp::Kind::kRecv) recv_into = op.data;
   ASSERT_NE(recv_into, nullptr);
   h.mover->finish(st, 1);
+  EXPECT_TRUE(h.mover->voting());  // the failure is agreed at the next step's vote read
+  EXPECT_EQ(st.layers_failed, 0);
+  h.mover->finish(st, 2);
   EXPECT_EQ(st.layers_failed, 1);
   EXPECT_FALSE(h.mover->moving());
   // The layer stays on its old placement, bytes and table.
@@ -173,6 +182,187 @@ TEST(LayerMover, ParksStagingWhenATransferCannotBeCancelled) {
     ASSERT_TRUE(lease.has_value());
     EXPECT_NE(lease->bytes.data(), recv_into);
   }
+}
+
+// A transport whose start_all_reduce() runs the collective only when the handle is waited for,
+// as a background collective that completes late would; `fail_vote` makes the given vote
+// (1-based) fail on this rank after it ran, as a collective whose result no rank gets.
+class LateVoteTransport final : public Transport {
+ public:
+  LateVoteTransport(Transport& inner, int fail_vote) : inner_(inner), fail_vote_(fail_vote) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::string name() const override { return "late-vote"; }
+  bool broken() const override { return inner_.broken(); }
+  Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
+                    Millis timeout) override {
+    return inner_.all_gather(mine, out, timeout);
+  }
+  Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override {
+    return inner_.all_reduce(values, op, timeout);
+  }
+  std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
+    return inner_.post(ops);
+  }
+  std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
+                                                      ReduceOp op, Millis timeout) override {
+    ++started;
+    return std::make_unique<Late>(*this, std::vector<std::int64_t>(values.begin(), values.end()),
+                                  op, timeout, started == fail_vote_);
+  }
+  int started = 0;
+  int outstanding = 0;
+
+ private:
+  class Late final : public PendingCollective {
+   public:
+    Late(LateVoteTransport& t, std::vector<std::int64_t> v, ReduceOp op, Millis timeout, bool fail)
+        : t_(t), v_(std::move(v)), op_(op), timeout_(timeout), fail_(fail) {
+      ++t_.outstanding;
+    }
+    ~Late() override { --t_.outstanding; }
+    Status wait(std::span<std::int64_t> out) override {
+      const Status s = t_.inner_.all_reduce(v_, op_, timeout_);
+      if (fail_) return Status::Timeout("injected: the vote's result never came");
+      if (s.ok()) std::copy(v_.begin(), v_.end(), out.begin());
+      return s;
+    }
+
+   private:
+    LateVoteTransport& t_;
+    std::vector<std::int64_t> v_;
+    ReduceOp op_;
+    Millis timeout_;
+    bool fail_;
+  };
+  Transport& inner_;
+  int fail_vote_;
+};
+
+// Two ranks, two slots each, three layers; every layer swaps expert 0 (rank 0) and expert 2
+// (rank 1), so each rank sends one expert and receives one per layer.
+struct SwapCase {
+  static constexpr int kLayers = 3;
+  SwapCase() : initial(kLayers, 4, 4), target(kLayers, 4, 4) {
+    const ExpertId old_row[] = {0, 1, 2, 3}, new_row[] = {2, 1, 0, 3};
+    for (int l = 0; l < kLayers; ++l) {
+      std::copy(std::begin(old_row), std::end(old_row), initial.layer(l).begin());
+      std::copy(std::begin(new_row), std::end(new_row), target.layer(l).begin());
+    }
+  }
+  const Topology topo = Topology::make(2, 2);
+  Placement initial, target;
+};
+
+struct RankRun {
+  std::vector<int> committed;  // per step
+  std::vector<int> failed;     // per step
+  Placement final_placement;
+  std::vector<std::byte> slot0;  // per layer: the expert id in slot 0's bytes
+  std::int64_t deferred = 0;
+  int outstanding_after = -1;
+};
+
+// Each rank posts one layer a step and finishes it, until its cycle ends; `between(h, rank,
+// step)` runs after each finish (step 1-based) and may end the cycle itself.
+std::vector<RankRun> run_swap(const SwapCase& c, int fail_vote,
+                              const std::function<void(Harness&, int, int)>& between = {}) {
+  InProcessWorld world(2);
+  std::vector<RankRun> runs(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      auto inner = world.transport(r);
+      LateVoteTransport t(*inner, fail_vote);
+      Harness h(c.topo, c.initial, r, t, 1, 16);
+      auto plan = std::make_unique<CyclePlan>(
+          plan_cycle(c.initial, c.target, c.topo, r, {}, std::vector<std::size_t>(3, 16)));
+      ASSERT_TRUE(h.pool.reserve(plan->staging_region_bytes, Clock::now() + 1s).ok());
+      h.mover->begin(std::move(plan));
+      RankRun& run = runs[static_cast<std::size_t>(r)];
+      for (int step = 1; h.mover->moving() && step < 20; ++step) {
+        StepStats st;
+        h.mover->post(1, st);
+        h.mover->finish(st, step);
+        if (between) between(h, r, step);
+        run.committed.push_back(st.layers_committed);
+        run.failed.push_back(st.layers_failed);
+      }
+      run.final_placement = h.state.placement();
+      for (int l = 0; l < SwapCase::kLayers; ++l) run.slot0.push_back(h.mem.at(l, 0, 2));
+      run.deferred = h.reporter.snapshot().posts_deferred;
+      h.mover.reset();
+      run.outstanding_after = t.outstanding;
+    });
+  for (auto& th : threads) th.join();
+  return runs;
+}
+
+TEST(PipelinedVote, EachLayerCommitsOneStepAfterItMovedOnEveryRank) {
+  const SwapCase c;
+  const auto runs = run_swap(c, /*fail_vote=*/0);
+  for (const RankRun& run : runs) {
+    // Layers move during steps 1, 2, 3 and commit after steps 2, 3, 4.
+    EXPECT_EQ(run.committed, (std::vector<int>{0, 1, 1, 1}));
+    EXPECT_EQ(run.final_placement, c.target);
+    EXPECT_EQ(run.deferred, 0);  // two regions: one layer in its vote, one posted
+  }
+  // Each rank's first slot now holds the bytes of the expert it received, in every layer.
+  EXPECT_EQ(runs[0].slot0, std::vector<std::byte>(3, std::byte{2}));
+  EXPECT_EQ(runs[1].slot0, std::vector<std::byte>(3, std::byte{0}));
+}
+
+TEST(PipelinedVote, AFailedVoteLeavesItsLayerOldAndTheRestStillMove) {
+  const SwapCase c;
+  const auto runs = run_swap(c, /*fail_vote=*/1);
+  for (const RankRun& run : runs) {
+    // Vote 1 (layer 0) fails when read after step 2: no budget was agreed, so step 3 posts
+    // nothing and starts a vote of its own; layer 1 commits after step 3, and layer 2 moves
+    // during step 4 on that vote's budget and commits after step 5.
+    EXPECT_EQ(run.failed, (std::vector<int>{0, 1, 0, 0, 0}));
+    EXPECT_EQ(run.committed, (std::vector<int>{0, 0, 1, 0, 1}));
+    EXPECT_EQ(run.final_placement.layer(0)[0], 0);  // old
+    EXPECT_EQ(run.final_placement.layer(1)[0], 2);
+    EXPECT_EQ(run.final_placement.layer(2)[0], 2);
+    EXPECT_GE(run.deferred, 1);
+  }
+  EXPECT_EQ(runs[0].slot0, (std::vector<std::byte>{std::byte{0}, std::byte{2}, std::byte{2}}));
+  EXPECT_EQ(runs[1].slot0, (std::vector<std::byte>{std::byte{2}, std::byte{0}, std::byte{0}}));
+}
+
+TEST(PipelinedVote, APreemptReadsTheVoteInFlightAndAnAbandonDropsIt) {
+  const SwapCase c;
+  std::vector<int> left(2, -1);
+  const auto preempted = run_swap(c, 0, [&](Harness& h, int rank, int step) {
+    if (step != 1) return;
+    StepStats st;
+    ASSERT_TRUE(h.mover->voting());
+    left[static_cast<std::size_t>(rank)] = h.mover->preempt(st, step);
+    EXPECT_EQ(st.layers_committed, 1);  // layer 0, whose vote was in flight
+  });
+  for (const RankRun& run : preempted) {
+    EXPECT_EQ(run.committed, (std::vector<int>{0}));
+    EXPECT_EQ(run.final_placement.layer(0)[0], 2);
+    EXPECT_EQ(run.final_placement.layer(1)[0], 0);
+    EXPECT_EQ(run.final_placement.layer(2)[0], 0);
+  }
+  EXPECT_EQ(left, (std::vector<int>{2, 2}));
+
+  const auto abandoned = run_swap(c, 0, [&](Harness& h, int, int step) {
+    if (step != 2) return;
+    ASSERT_TRUE(h.mover->voting());
+    h.mover->abandon(step);  // the peer is gone: the vote is never read
+    EXPECT_FALSE(h.mover->moving());
+    EXPECT_EQ(h.pool.ready_regions(), h.pool.regions());  // its staging came back
+  });
+  for (const RankRun& run : abandoned) {
+    EXPECT_EQ(run.committed, (std::vector<int>{0, 1}));
+    EXPECT_EQ(run.final_placement.layer(0)[0], 2);
+    EXPECT_EQ(run.final_placement.layer(1)[0], 0);  // in the dropped vote: stays old
+    EXPECT_EQ(run.outstanding_after, 0);
+  }
+  EXPECT_EQ(abandoned[0].slot0, (std::vector<std::byte>{std::byte{2}, std::byte{0}, std::byte{0}}));
+  EXPECT_EQ(abandoned[1].slot0, (std::vector<std::byte>{std::byte{0}, std::byte{2}, std::byte{2}}));
 }
 
 }  // namespace

@@ -97,6 +97,9 @@ CycleSchedule::Event PolicySim::run(const Action& a, std::int64_t t, SharedWindo
       batch_count_ = a.count;
       return Event::posted(a.count);
     case Act::kFinish:
+      // Async: the batch whose vote went out at the last finish commits now (the runtime's
+      // pipelined vote, LayerMover), then this step's batch goes to its vote.
+      if (std::exchange(voting_, false)) commit_voted(t);
       if (std::exchange(posted_, false)) {
         if (mode() == Mode::kSync) {
           // Stop the world: the layers are installed before step t + 1 (the stall is charged
@@ -105,12 +108,15 @@ CycleSchedule::Event PolicySim::run(const Action& a, std::int64_t t, SharedWindo
             install(changed_[i], next_);
         } else {
           // Only the part of the transfer time beyond the step's compute is exposed.
-          const double exposed = move_batch(t);
+          const double exposed = move_batch();
           res_.step_ms[t] = static_cast<float>(compute_ms_ + exposed);
           res_.stall_ms += exposed;
+          voting_ = true;
+          vote_first_ = batch_first_;
+          vote_count_ = batch_count_;
         }
       }
-      return Event::finished();
+      return Event::finished(voting_);
     case Act::kPoll:  // the worker's result is picked up policy_steps after the gather
       return t + 1 >= agree_at_ ? Event::polled(CycleSchedule::Decision::kAgreed, changed_.size())
                                 : Event::polled(CycleSchedule::Decision::kPending);
@@ -159,6 +165,7 @@ CycleSchedule::Event PolicySim::check_shift(std::int64_t t) {
 // A shift fired while a cycle was in flight: the layers it has not committed stay old (the
 // runtime's LayerMover::preempt).
 void PolicySim::preempt(std::int64_t t, const Action& a) {
+  if (std::exchange(voting_, false)) commit_voted(t);  // read at the pre-empting step
   const std::size_t committed = a.preempting == CycleSchedule::Phase::kMoving ? a.first : 0;
   RebalanceEvent& ev = res_.events.back();
   ev.layers_preempted = static_cast<int>(changed_.size() - committed);
@@ -206,9 +213,10 @@ double PolicySim::charge_compute(std::int64_t t, const std::vector<double>& coun
   return compute_us / 1000.0;
 }
 
-// Async: this step's batch of layers moves during the forward pass and is committed after it.
-// Returns the transfer time beyond the step's compute (exposed, ms).
-double PolicySim::move_batch(std::int64_t t) {
+// Async: this step's batch of layers moves during the forward pass (committed after the next
+// one, when its vote is read: commit_voted). Returns the transfer time beyond the step's
+// compute (exposed, ms).
+double PolicySim::move_batch() {
   const std::size_t end = batch_first_ + batch_count_;
   timer_.clear();
   RebalanceEvent& ev = res_.events.back();
@@ -219,11 +227,15 @@ double PolicySim::move_batch(std::int64_t t) {
     res_.transfers += n;
     res_.bytes += static_cast<double>(n) * cfg_.cost.expert_bytes();
   }
-  const double exposed = std::max(0.0, timer_.time_ms() - compute_ms_);
-  for (std::size_t i = batch_first_; i < end; ++i) install(changed_[i], next_);
+  return std::max(0.0, timer_.time_ms() - compute_ms_);
+}
+
+// The batch in the vote commits after step t (its vote read one step after its transfers).
+void PolicySim::commit_voted(std::int64_t t) {
+  const std::size_t end = vote_first_ + vote_count_;
+  for (std::size_t i = vote_first_; i < end; ++i) install(changed_[i], next_);
   last_batch_ = t;
-  if (end == changed_.size()) ev.last_commit = t;  // the schedule ends the cycle
-  return exposed;
+  if (end == changed_.size()) res_.events.back().last_commit = t;  // the schedule ends the cycle
 }
 
 // A cycle starts after step t on the window `load`: decide, plan the changed layers, and say
@@ -283,9 +295,9 @@ CycleSchedule::Event PolicySim::start(std::int64_t t, const LoadMatrix& load, bo
                                              : static_cast<int>(std::ceil(ev.policy_ms / step_ms));
     ev.policy_steps = (ev.policy_steps + cfg_.poll_steps - 1) / cfg_.poll_steps * cfg_.poll_steps;
     // Agreed at the poll of step t + 1 + P (the runtime's count); the first batch moves during
-    // the step after it, step t + 1 + P here.
+    // the step after it, step t + 1 + P here, and its vote is read after the next step.
     agree_at_ = t + 1 + ev.policy_steps;
-    ev.first_commit = agree_at_;
+    ev.first_commit = agree_at_ + 1;
     ev.last_commit = -1;  // set when the last batch commits (stays -1 past the trace's end)
   }
   next_ = std::move(p);

@@ -79,7 +79,8 @@ class PolicySim {
   void preempt(std::int64_t t, const Action& a);
   double charge_compute(std::int64_t t, const std::vector<double>& counts,
                         const std::vector<double>& totals, double& imbalance);
-  double move_batch(std::int64_t t);
+  double move_batch();
+  void commit_voted(std::int64_t t);
   void install(int layer, const Placement& from);
   Placement call_policy(const PolicyInput& in);
   void refresh_layer(int l);
@@ -104,6 +105,9 @@ class PolicySim {
   // This step's batch: changed_[batch_first_, batch_first_ + batch_count_), when posted.
   bool posted_ = false;
   std::size_t batch_first_ = 0, batch_count_ = 0;
+  // The batch whose vote is in flight (async): changed_[vote_first_, vote_first_ + vote_count_).
+  bool voting_ = false;
+  std::size_t vote_first_ = 0, vote_count_ = 0;
   double compute_ms_ = 0.0;               // this step's
   const LoadMatrix* gathered_ = nullptr;  // the window of this step's gather
   std::int64_t last_batch_ = -1;          // step of the last committed batch

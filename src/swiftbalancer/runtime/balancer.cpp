@@ -205,7 +205,7 @@ CycleSchedule::Event Balancer::run(const CycleSchedule::Action& a, StepStats& st
       return Event::posted(p.mover.post(a.count, stats));
     case Act::kFinish:
       p.mover.finish(stats, step_);
-      return Event::finished();
+      return Event::finished(p.mover.voting());
     case Act::kPoll:
       return poll(a, stats);
     case Act::kResetTotals:  // measured from here on: the next check sees only new steps

@@ -171,7 +171,9 @@ CycleSchedule::Action CycleSchedule::on(Event e) {
       return await(Act::kFinish);
     case K::kFinished:
       in_flight_ = false;
-      if (next_layer_ >= plan_layers_) {
+      if (e.voting && cfg_.mode != Mode::kAsync)
+        throw InternalError("cycle schedule: a vote left in flight outside async mode");
+      if (next_layer_ >= plan_layers_ && !e.voting) {
         phase_ = Phase::kIdle;  // the last layer is handled: the cycle is over
         plan_layers_ = next_layer_ = 0;
       } else if (cfg_.mode == Mode::kSync) {

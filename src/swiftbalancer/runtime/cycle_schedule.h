@@ -5,7 +5,8 @@
 // balancer and its model take the same decisions; docs/architecture.md has its table.
 //
 // The cycle's phase lives here and only here:
-//   kIdle --gather (start)--> kDeciding --agreed--> kMoving --last layer finished--> kIdle
+//   kIdle --gather (start)--> kDeciding --agreed--> kMoving --last layer finished and voted-->
+//   kIdle
 //            kDeciding --dropped--> kIdle;  kDeciding/kMoving --shift fired--> kIdle (pre-empted)
 //            any --peers lost or a broken transport agreed--> kStopped (final)
 // DecisionCycle and LayerMover hold the work of the phase (a job, a plan), not the phase.
@@ -25,7 +26,7 @@
 // Every transition happens at a step number and on a result every rank shares (a collective's),
 // so every rank's schedule is in the same state at the same step.
 //
-// Replies: kPost -> posted(layers taken); kFinish -> finished(); kPoll -> polled(decision,
+// Replies: kPost -> posted(layers taken); kFinish -> finished(voting); kPoll -> polled(decision,
 // layers); kCheckShift -> checked(signal) or check_failed(); kGather -> gathered(ok);
 // kStartCycle -> started(decision, layers); kResetTotals, kShiftFired, kPreempt, kStop ->
 // done(). A reply that does not answer the action awaited throws InternalError.
@@ -109,6 +110,7 @@ class CycleSchedule {
     // or store broke, this rank's transport reports broken.
     std::int64_t failures = 0;
     bool stop_agreed = false, transport_broken = false;
+    bool voting = false;  // kFinished
 
     static Event of(Kind k) {
       Event e;
@@ -126,7 +128,13 @@ class CycleSchedule {
       e.layers = n;
       return e;
     }
-    static Event finished() { return of(Kind::kFinished); }
+    // voting: layers finished at this step still wait for their vote (async: read at the next
+    // kFinish); the cycle goes on until it is read.
+    static Event finished(bool voting = false) {
+      Event e = of(Kind::kFinished);
+      e.voting = voting;
+      return e;
+    }
     static Event polled(Decision d, std::size_t layers = 0) {
       Event e = of(Kind::kPolled);
       e.decision = d;

@@ -21,10 +21,14 @@ LayerMover::LayerMover(int rank, int layers, Transport& transport, ExpertStore& 
 
 LayerMover::~LayerMover() {
   for (Posted& p : posted_) give_back(p, /*transfer_ok=*/false);
+  if (vote_)
+    for (std::size_t i = 0; i < vote_->layers.size(); ++i)
+      give_back(vote_->layers[i], vote_->why[i].empty());
 }
 
 void LayerMover::begin(std::unique_ptr<CyclePlan> plan) {
-  if (plan_ || !posted_.empty()) throw InternalError("a cycle began while another was moving");
+  if (plan_ || !posted_.empty() || vote_)
+    throw InternalError("a cycle began while another was moving");
   plan_ = std::move(plan);
   next_ = 0;
   // The worker's reserve() waited for every region's fence: all are ready on every rank.
@@ -93,9 +97,14 @@ std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
     }
     post_layer(m, staging, region, stats);
   }
-  if (!stop_the_world && posted < wanted) {
-    reporter_.add(&BalancerCounters::posts_deferred, static_cast<std::int64_t>(wanted - posted));
-    vote_due_ = true;  // a step that posts nothing still votes: the next budget is agreed there
+  if (!stop_the_world) {
+    // The regions this post took are not back before the vote in flight is read: the next
+    // post, before that, has only what is left (the same count on every rank).
+    budget_ -= std::min(budget_, posted);
+    if (posted < wanted) {
+      reporter_.add(&BalancerCounters::posts_deferred, static_cast<std::int64_t>(wanted - posted));
+      vote_due_ = true;  // a step that posts nothing still votes: a budget is agreed again
+    }
   }
   reporter_.raise_to(&BalancerCounters::peak_staging_bytes, pool_.allocated_bytes());
   return next_ - first;
@@ -139,9 +148,10 @@ void LayerMover::post_layer(LayerMove& m, std::span<std::byte> staging, int regi
   posted_.push_back({&m, region, staging, std::move(batch), std::nullopt});
 }
 
-std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why, StepStats& stats) {
-  std::vector<std::int64_t> votes(posted_.size(), 1);
-  why.assign(posted_.size(), {});
+void LayerMover::start_vote(StepStats& stats) {
+  Vote v;
+  v.why.assign(posted_.size(), {});
+  votes_.assign(posted_.size(), 1);
   const auto t0 = Clock::now();
   const auto deadline = t0 + cfg_.transfer_timeout;
   // A layer that timed out must not eat the time of the layers behind it (sync mode waits for
@@ -150,58 +160,90 @@ std::vector<std::int64_t> LayerMover::wait_posted(std::vector<std::string>& why,
   for (std::size_t i = 0; i < posted_.size(); ++i) {
     const Status s = posted_[i].batch->wait(std::max(deadline, Clock::now() + grace));
     if (!s.ok()) {
-      votes[i] = 0;
-      why[i] = s.to_string();
+      votes_[i] = 0;
+      v.why[i] = s.to_string();
       // Cancelled before the vote, not after: a cancel that breaks the transport (an NCCL
       // abort) is then carried by this very vote, so no rank learns it a step later alone.
       posted_[i].cancelled = posted_[i].batch->cancel();
     }
   }
-  // The last element: -1 when this rank's transport is broken or its store failed. A rank
-  // whose transport broke still takes part in the collectives (NCCL's go over a host
-  // transport): with the minimum over ranks, every rank learns it at this vote and stops moving
-  // here, instead of the broken rank stopping alone and the others pairing their next
-  // collectives with nobody (issue 19, items 1 and 9).
-  const Status store_failure = store_.failure();
-  const bool broken_here = transport_.broken() || !store_failure.ok();
-  votes.push_back(broken_here ? -1 : 0);
-  // And then: how many layers this rank could stage at the next step without waiting for its
-  // device: regions free with their fence done now, plus, with a store whose fences are done
-  // when taken, the regions of this step's layers that go back to the pool (not parked). The
-  // minimum is the next post's budget on every rank.
+  // Then: -1 when this rank's transport is broken or its store failed. A rank whose transport
+  // broke still takes part in the collectives (NCCL's go over a host transport): with the
+  // minimum over ranks, every rank learns it at this vote and stops moving there, instead of
+  // the broken rank stopping alone and the others pairing their next collectives with nobody
+  // (issue 19, items 1 and 9).
+  v.store_failure = store_.failure();
+  v.broken_here = transport_.broken() || !v.store_failure.ok();
+  votes_.push_back(v.broken_here ? -1 : 0);
+  // Last: the regions this rank can stage into, without waiting for its device, at the first
+  // post after this vote is read. Regions ready now, plus (with a store whose fences are done
+  // when taken) the regions of these layers that go back to the pool when the vote is read (not
+  // parked), less what the post before that read may take (async; its budget is agreed).
   std::int64_t ready = pool_.ready_regions();
   if (store_.fences_done_when_taken())
     for (const Posted& p : posted_)
       if (p.region >= 0 && !(p.cancelled && !p.cancelled->ok())) ++ready;
-  votes.push_back(ready);
-  // A rank whose layers failed at once (nothing posted: a broken transport) reaches the vote
-  // early, while its peers may wait for their transfers until the deadline: it waits for them
-  // that long on top of the collective timeout, so its vote does not time out alone.
+  if (cfg_.mode != BalancerMode::kSync && plan_)
+    ready -= static_cast<std::int64_t>(std::min(budget_, plan_->layers.size() - next_));
+  votes_.push_back(std::max<std::int64_t>(ready, 0));
+  // A rank whose layers failed at once (nothing posted: a broken transport) starts its vote
+  // early, while its peers may wait for their transfers until the deadline: its vote waits for
+  // them that long on top of the collective timeout, so it does not time out alone.
   const auto until_deadline =
       std::chrono::duration_cast<Millis>(std::max(deadline - Clock::now(), Clock::duration(0)));
-  const Status agreed =
-      transport_.all_reduce(votes, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
+  v.values = votes_.size();
+  v.pending =
+      transport_.start_all_reduce(votes_, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
+  v.layers = std::move(posted_);
+  posted_.clear();
+  vote_ = std::move(v);
+  stats.wait_ns += elapsed_ns_since(t0);
+}
+
+void LayerMover::read_vote(StepStats& stats) {
+  Vote v = std::move(*vote_);
+  vote_.reset();
+  const auto t0 = Clock::now();
+  votes_.assign(v.values, 0);
+  const Status agreed = v.pending->wait(votes_);
   stats.wait_ns += elapsed_ns_since(t0);
   // A failed vote agrees on nothing: post nothing next step, and vote again then.
-  budget_ = agreed.ok() ? static_cast<std::size_t>(std::max<std::int64_t>(votes.back(), 0)) : 0;
-  votes.pop_back();
-  const bool stop = agreed.ok() && votes.back() < 0;
-  votes.pop_back();
+  budget_ = agreed.ok() ? static_cast<std::size_t>(std::max<std::int64_t>(votes_.back(), 0)) : 0;
+  const bool stop = agreed.ok() && votes_[v.values - 2] < 0;
+  bool install_any = agreed.ok();
   if (!agreed.ok()) {
     reporter_.error(
         "layer agreement failed (" + agreed.to_string() + "); layers stay on the old placement",
         &BalancerCounters::collective_failures);
-    std::fill(votes.begin(), votes.end(), 0);
   }
   if (stop && !stop_agreed_) {
     stop_agreed_ = true;
-    stop_reason_ = !broken_here ? "another rank's transport or expert store broke"
+    stop_reason_ = !v.broken_here ? "another rank's transport or expert store broke"
                    : transport_.broken()
                        ? "the " + transport_.name() + " transport is broken"
-                       : "the expert store failed (" + store_failure.to_string() + ")";
-    std::fill(votes.begin(), votes.end(), 0);  // nothing is installed once a rank broke
+                       : "the expert store failed (" + v.store_failure.to_string() + ")";
   }
-  return votes;
+  if (stop_agreed_) install_any = false;  // nothing is installed once a rank broke
+  for (std::size_t i = 0; i < v.layers.size(); ++i) {
+    Posted& p = v.layers[i];
+    LayerMove& m = *p.move;
+    if (install_any && votes_[i] == 1) {
+      install(m, p.staging, stats);
+      ++stats.layers_committed;
+      stats.bytes_sent += m.bytes_out;
+      stats.bytes_received += m.bytes_in;
+      ++committed_;
+    } else {
+      ++stats.layers_failed;
+      ++failed_;
+      reporter_.error("cycle " + std::to_string(plan_->cycle) + " layer " +
+                          std::to_string(m.layer) + ": transfer failed (" +
+                          (v.why[i].empty() ? "on another rank" : v.why[i]) +
+                          "); the layer stays on its old placement",
+                      &BalancerCounters::transfer_failures);
+    }
+    give_back(p, v.why[i].empty());
+  }
 }
 
 void LayerMover::install(LayerMove& m, std::span<const std::byte> staging, StepStats& stats) {
@@ -234,33 +276,15 @@ void LayerMover::give_back(Posted& p, bool transfer_ok) {
 }
 
 void LayerMover::finish(StepStats& stats, std::int64_t step) {
-  if (!posted_.empty() || vote_due_) {
+  if (vote_) read_vote(stats);
+  // Once a rank broke (agreed by every rank at the same vote) nothing more is voted on: the
+  // balancer stops and abandons what is posted.
+  if ((!posted_.empty() || vote_due_) && !stop_agreed_) {
     vote_due_ = false;
-    std::vector<std::string> why;
-    const std::vector<std::int64_t> votes = wait_posted(why, stats);
-    for (std::size_t i = 0; i < posted_.size(); ++i) {
-      Posted& p = posted_[i];
-      LayerMove& m = *p.move;
-      if (votes[i] == 1) {
-        install(m, p.staging, stats);
-        ++stats.layers_committed;
-        stats.bytes_sent += m.bytes_out;
-        stats.bytes_received += m.bytes_in;
-        ++committed_;
-      } else {
-        ++stats.layers_failed;
-        ++failed_;
-        reporter_.error("cycle " + std::to_string(plan_->cycle) + " layer " +
-                            std::to_string(m.layer) + ": transfer failed (" +
-                            (why[i].empty() ? "on another rank" : why[i]) +
-                            "); the layer stays on its old placement",
-                        &BalancerCounters::transfer_failures);
-      }
-      give_back(p, why[i].empty());
-    }
-    posted_.clear();
+    start_vote(stats);
+    if (cfg_.mode == BalancerMode::kSync) read_vote(stats);  // serving is stopped anyway
   }
-  if (plan_ && !layers_left()) end_cycle(stats, step);
+  if (plan_ && !layers_left() && !vote_) end_cycle(stats, step);
 }
 
 void LayerMover::abandon(std::int64_t step) {
@@ -268,6 +292,12 @@ void LayerMover::abandon(std::int64_t step) {
   for (Posted& p : posted_) give_back(p, /*transfer_ok=*/false);
   failed_ += static_cast<int>(posted_.size() + (plan_->layers.size() - next_));
   posted_.clear();
+  if (vote_) {  // its result is never read: the collective may never complete
+    for (std::size_t i = 0; i < vote_->layers.size(); ++i)
+      give_back(vote_->layers[i], vote_->why[i].empty());
+    failed_ += static_cast<int>(vote_->layers.size());
+    vote_.reset();
+  }
   next_ = plan_->layers.size();
   StepStats ignored;
   end_cycle(ignored, step);
@@ -277,6 +307,7 @@ int LayerMover::preempt(StepStats& stats, std::int64_t step) {
   if (!plan_) return 0;
   // Between steps: finish() has waited for every posted batch.
   if (!posted_.empty()) throw InternalError("LayerMover::preempt with layers in flight");
+  if (vote_) read_vote(stats);  // every rank reads it at this same step
   const int left = static_cast<int>(plan_->layers.size() - next_);
   next_ = plan_->layers.size();
   reporter_.log("cycle " + std::to_string(plan_->cycle) + " pre-empted at step " +

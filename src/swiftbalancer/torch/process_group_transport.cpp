@@ -29,6 +29,34 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
 
 }  // namespace
 
+// An all-reduce running on the control group's own threads (gloo) or stream (NCCL): started by
+// start_all_reduce(), waited for with what is left of its timeout.
+class ProcessGroupPendingReduce final : public PendingCollective {
+ public:
+  ProcessGroupPendingReduce(ProcessGroupTransport& t, Status failed) : t_(t), failed_(failed) {}
+  ProcessGroupPendingReduce(ProcessGroupTransport& t, c10::intrusive_ptr<c10d::Work> work,
+                            std::vector<at::Tensor> tensors, Clock::time_point deadline)
+      : t_(t), work_(std::move(work)), tensors_(std::move(tensors)), deadline_(deadline) {}
+
+  Status wait(std::span<std::int64_t> out) override {
+    if (!failed_.ok()) return failed_;
+    // At least 1 ms: c10d reads a zero timeout as none at all.
+    const auto left = std::max(
+        Millis(1), std::chrono::duration_cast<Millis>(deadline_ - Clock::now()) + Millis(1));
+    if (Status s = t_.wait_work(work_, left, "all-reduce"); !s.ok()) return s;
+    const at::Tensor got = tensors_[0].cpu();
+    std::memcpy(out.data(), got.data_ptr<std::int64_t>(), out.size() * sizeof(std::int64_t));
+    return Status::Ok();
+  }
+
+ private:
+  ProcessGroupTransport& t_;
+  Status failed_ = Status::Ok();
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::vector<at::Tensor> tensors_;  // owned: the collective writes them in the background
+  Clock::time_point deadline_;
+};
+
 ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGroup> control,
                                              c10::intrusive_ptr<c10d::ProcessGroup> weights,
                                              ProcessGroupTransportOptions options)
@@ -184,6 +212,24 @@ Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceO
   const at::Tensor got = ts[0].cpu();
   std::memcpy(values.data(), got.data_ptr<std::int64_t>(), values.size() * sizeof(std::int64_t));
   return Status::Ok();
+}
+
+std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_reduce(
+    std::span<const std::int64_t> values, ReduceOp op, Millis timeout) {
+  if (broken()) return std::make_unique<ProcessGroupPendingReduce>(*this, broken_status());
+  const auto deadline = Clock::now() + timeout;
+  try {
+    std::vector<at::Tensor> ts{owned_copy(values)};
+    c10d::AllreduceOptions o;
+    o.reduceOp = to_c10d(op);
+    auto work = control_->allreduce(ts, o);
+    return std::make_unique<ProcessGroupPendingReduce>(*this, std::move(work), std::move(ts),
+                                                       deadline);
+  } catch (const std::exception& e) {
+    const std::string why = std::string("all-reduce failed: ") + brief(e.what());
+    mark_broken(why);
+    return std::make_unique<ProcessGroupPendingReduce>(*this, Status::TransportError(why));
+  }
 }
 
 std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp> ops) {

@@ -24,6 +24,10 @@
 // as soon as the waiter saw the previous one complete): the serving thread's post() costs a
 // queue push, and stages advance between steps without the serving thread polling.
 //
+// Collectives: all_gather() and all_reduce() start the group's collective and wait for it;
+// start_all_reduce() (the runtime's layer vote) starts it and leaves it running on the group's
+// own threads until the handle's wait().
+//
 // Failure is a result (the Transport contract):
 //   - a collective that fails or runs past its timeout fails on this rank; a timed-out one
 //     leaves the group out of step, so the transport reports broken() from then on (as the MPI
@@ -82,6 +86,9 @@ class ProcessGroupTransport final : public Transport {
   Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
                     Millis timeout) override;
   Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override;
+  // Runs on the control group in the background: gloo's worker threads, NCCL's stream.
+  std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
+                                                      ReduceOp op, Millis timeout) override;
 
   bool can_move(MemoryKind kind) const override { return kind == weight_kind_; }
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override;
@@ -99,6 +106,7 @@ class ProcessGroupTransport final : public Transport {
 
  private:
   friend class ProcessGroupBatch;
+  friend class ProcessGroupPendingReduce;
   Status wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout, const char* what);
   // Starts a collective and waits for it; any failure marks the transport broken.
   Status run_collective(const char* what, Millis timeout,

@@ -1,7 +1,10 @@
 #include "swiftbalancer/transport/transport.h"
 
+#include <algorithm>
+#include <exception>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace swiftbalancer {
 namespace {
@@ -17,7 +20,34 @@ class FailedBatch final : public TransferBatch {
   Status why_;
 };
 
+// A collective already run to its end: its status and values.
+class CompletedCollective final : public PendingCollective {
+ public:
+  CompletedCollective(Status status, std::vector<std::int64_t> values)
+      : status_(std::move(status)), values_(std::move(values)) {}
+  Status wait(std::span<std::int64_t> out) override {
+    if (status_.ok()) std::copy(values_.begin(), values_.end(), out.begin());
+    return status_;
+  }
+
+ private:
+  Status status_;
+  std::vector<std::int64_t> values_;
+};
+
 }  // namespace
+
+std::unique_ptr<PendingCollective> Transport::start_all_reduce(std::span<const std::int64_t> values,
+                                                               ReduceOp op, Millis timeout) {
+  std::vector<std::int64_t> v(values.begin(), values.end());
+  Status s = Status::Ok();
+  try {
+    s = all_reduce(v, op, timeout);
+  } catch (const std::exception& e) {
+    s = Status::TransportError(std::string("all-reduce failed: ") + e.what());
+  }
+  return std::make_unique<CompletedCollective>(std::move(s), std::move(v));
+}
 
 std::unique_ptr<TransferBatch> failed_batch(Status why) {
   return std::make_unique<FailedBatch>(std::move(why));

@@ -15,6 +15,11 @@
 // Threading: a Transport object belongs to one rank and is used from one thread at a time (the
 // serving thread). Different ranks' objects may be used concurrently.
 //
+// A collective may also be started now and its result taken later (start_all_reduce): the
+// runtime's per-layer vote goes out after a step's forward and is read after the next one, so
+// no serving step blocks on it. A transport whose collectives cannot run in the background
+// completes it at the start (the default).
+//
 // Failure is a result, never a hang: every call takes a timeout or deadline and returns a Status
 // (kTimeout, kTransportError). After a collective fails the ranks are still consistent: either
 // every rank gets the result or none does (a rank that arrives late fails too). A transport that
@@ -80,6 +85,18 @@ class TransferBatch {
   virtual Status cancel() = 0;
 };
 
+// An all-reduce started by Transport::start_all_reduce(). Owns its values (never the caller's
+// memory). Every rank must take part in the same collectives in the same order: a pending one
+// counts as issued, so the next collective may be started (or called) before this one is
+// waited for. Destroying it unwaited abandons the result (the collective may still run).
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Blocks until the result is in, bounded by the timeout given at the start (counted from
+  // then). Ok: `out` (the size given at the start) holds the reduction. Called at most once.
+  virtual Status wait(std::span<std::int64_t> out) = 0;
+};
+
 class Transport {
  public:
   static constexpr int kMaxTag = 1 << 20;
@@ -97,6 +114,11 @@ class Transport {
                             Millis timeout) = 0;
   // Element-wise reduction of `values` over all ranks, in place. Same size on every rank.
   virtual Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) = 0;
+
+  // all_reduce() started now, completed in the background where the transport can (the
+  // default runs it to the end here). Never throws: a failure is the handle's wait() status.
+  virtual std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
+                                                              ReduceOp op, Millis timeout);
 
   // Whether point-to-point operations on buffers of this kind can be posted. Host by default.
   virtual bool can_move(MemoryKind kind) const { return kind == MemoryKind::kHost; }
