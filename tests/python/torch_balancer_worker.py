@@ -175,9 +175,9 @@ def record_step_scenario(rank, out_dir):
     record_step(), each on groups of its own with its own copy of the experts, in sync mode (all
     of a cycle happens at its gather step, so equal counts give equal placements at equal
     steps). Each layer has another hot expert, the hot ones turn every 6 steps, and a warm one
-    every step, so a row given to the wrong layer, or lost, changes the gathered load. ``b`` gets its step tensor as
-    int64, int32 and a non-contiguous int64 view in turn (the in-place and the converting
-    paths)."""
+    every step, so a row given to the wrong layer, or lost, changes the gathered load. ``b``
+    gets its step tensor as int64, int32 and a non-contiguous int64 view in turn (the in-place
+    and the converting paths)."""
     cfg = dict(mode="sync", interval_steps=3, window_intervals=1, transfer_timeout_ms=2000,
                collective_timeout_ms=3000, worker_timeout_ms=10000, log=False)
     bals, experts = [], []
