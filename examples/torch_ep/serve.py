@@ -8,9 +8,10 @@ One process per rank (gloo, CPU). Every rank builds the same `transformers` Deep
 own slots, slot as the leading dimension, as `swiftbalancer.torch.Balancer` wants them. Each step
 every rank draws its tokens, routes them with the block's own router, sends them to the ranks
 holding their experts' slots (all_to_all), runs the expert MLPs there, sends the outputs back and
-combines them. The balancer sees the per-slot token counts, moves experts between ranks in the
-background and swaps the routing tables; the run checks every token against the unsharded block's
-own forward and every served token against the weights it should have met.
+combines them. The balancer sees the per-slot token counts (one record_step call per step, or
+record per layer with --record per-layer), moves experts between ranks in the background and
+swaps the routing tables; the run checks every token against the unsharded block's own forward
+and every served token against the weights it should have met.
 
 The skew comes from the router's own per-expert bias (`gate.e_score_correction_bias`, the buffer
 DeepSeek-V3 uses for aux-loss-free balancing), set from a real expert-load trace in
@@ -64,6 +65,10 @@ def parse_args(argv):
                    help="balancer mode, or several comma-separated (async,sync): each served in "
                    "turn in the same run, with the same weights and tokens, and compared")
     p.add_argument("--policy", choices=("swift", "deepseek"), default="swift")
+    p.add_argument("--record", choices=("per-step", "per-layer"), default="per-step",
+                   help="how the counts reach the balancer: the layers fill one [layers, slots] "
+                   "tensor, recorded with one record_step call per step, or one record call "
+                   "per layer")
     p.add_argument("--inject-fault", choices=FAULTS, default="none",
                    help="fault the balancer injects (on --fault-rank, in --fault-cycle)")
     p.add_argument("--fault-rank", type=int, default=1)
@@ -307,16 +312,17 @@ def make_balancer(a, phy2log, experts):
 
 class TimedBalancer:
     """The balancer's serving-thread calls, timed per step with Python and the binding included:
-    record + before_forward + after_forward (what the runtime costs the serving thread; the
-    runtime reports its bounded waits and weight copies apart, in the step's stats), and route
-    apart (the engine's own top-k -> slot mapping, tensor ops on the tables)."""
+    record (per layer) or record_step, before_forward and after_forward (what the runtime costs
+    the serving thread; the runtime reports its bounded waits and weight copies apart, in the
+    step's stats), and route apart (the engine's own top-k -> slot mapping, tensor ops on the
+    tables)."""
 
     def __init__(self, bal):
         self.bal = bal
         self.step_ns = 0
         self.route_ns = 0
         self.step_cpu_ns = 0
-        self.step_call_ns = []   # per step: record + before_forward + after_forward
+        self.step_call_ns = []   # per step: record or record_step + before/after_forward
         self.step_call_cpu_ns = []  # the same calls' CPU time on this thread
         self.step_route_ns = []  # per step: route
         self.step_stats = []
@@ -337,6 +343,12 @@ class TimedBalancer:
     def record(self, layer, counts):
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.record(layer, counts)
+        self.step_ns += time.perf_counter_ns() - t0
+        self.step_cpu_ns += time.thread_time_ns() - c0
+
+    def record_step(self, counts):
+        c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+        self.bal.record_step(counts)
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
 
@@ -380,9 +392,11 @@ class Check:
         self.ns = 0
 
 
-def serve_layer(layer, x, block, slots_w, ref_fp, bal, a, check):
+def serve_layer(layer, x, block, slots_w, ref_fp, bal, a, check, step_counts):
     """The block's routed experts over the ranks plus its shared expert locally; returns
-    ([tokens, hidden], tokens received by this rank)."""
+    ([tokens, hidden], tokens received by this rank). This rank's tokens per local slot go to
+    bal.record, or with --record per-step into row `layer` of step_counts, which run() records
+    once for the step."""
     S, R = a.slots_per_rank, a.ranks
     _, weights, ids = block.gate(x)                        # the module's own routing
     slots = bal.route(layer, ids).reshape(-1)              # pair i*k+j: token i's j-th choice
@@ -401,7 +415,11 @@ def serve_layer(layer, x, block, slots_w, ref_fp, bal, a, check):
     x_in = exchange(tokens, send_splits, recv_splits)
     meta_in = exchange(meta, send_splits, recv_splits)
     local, expert = meta_in[:, 0], meta_in[:, 1]
-    bal.record(layer, torch.bincount(local, minlength=S))
+    counts = torch.bincount(local, minlength=S)
+    if step_counts is None:
+        bal.record(layer, counts)
+    else:
+        step_counts[layer] += counts
 
     w13, w2 = slots_w
     t0 = time.perf_counter_ns()
@@ -441,6 +459,10 @@ def run(a, rank):
     dist.barrier()
 
     check, max_diff = Check(), 0.0
+    # Allocated once: the steps only zero and add into it, as a layer writes vLLM's expert-load
+    # tensor.
+    step_counts = (torch.zeros(a.layers, a.slots_per_rank, dtype=torch.int64)
+                   if a.record == "per-step" else None)
     step_ns, received = [], torch.zeros(a.steps, a.layers, dtype=torch.int64)
     with torch.no_grad():
         for step in range(a.steps):
@@ -450,11 +472,16 @@ def run(a, rank):
             check_ns0 = check.ns
             t0 = time.perf_counter_ns()
             bal.before_forward()
+            if step_counts is not None:
+                step_counts.zero_()
             outputs = []
             for layer, block in enumerate(blocks):
-                y, n = serve_layer(layer, x, block, experts[layer], ref_fp[layer], bal, a, check)
+                y, n = serve_layer(layer, x, block, experts[layer], ref_fp[layer], bal, a, check,
+                                   step_counts)
                 outputs.append(y)
                 received[step, layer] = n
+            if step_counts is not None:
+                bal.record_step(step_counts)
             bal.after_forward()
             step_ns.append(time.perf_counter_ns() - t0 - (check.ns - check_ns0))
             for block, y in zip(blocks, outputs):  # the unsharded module on the same tokens
@@ -531,10 +558,11 @@ def make_report(a, ranks, source):
     counters = [r["counters"] for r in ranks]
     intervals = [range(i, min(i + a.interval, a.steps)) for i in range(0, a.steps, a.interval)]
     return {
-        "mode": a.mode, "policy": a.policy, "fault": a.inject_fault, "ranks": a.ranks,
-        "slots_per_rank": a.slots_per_rank, "layers": a.layers, "experts": a.experts,
-        "top_k": a.top_k, "steps": a.steps, "tokens": a.tokens, "interval": a.interval,
-        "seed": a.seed, "skew": a.skew, "switch_at": a.switch_at, "workload": source,
+        "mode": a.mode, "record": a.record, "policy": a.policy, "fault": a.inject_fault,
+        "ranks": a.ranks, "slots_per_rank": a.slots_per_rank, "layers": a.layers,
+        "experts": a.experts, "top_k": a.top_k, "steps": a.steps, "tokens": a.tokens,
+        "interval": a.interval, "seed": a.seed, "skew": a.skew, "switch_at": a.switch_at,
+        "workload": source,
         "wrong_expert_tokens": sum(r["wrong"] for r in ranks),
         "max_abs_diff": max(r["max_diff"] for r in ranks),
         "imbalance_first": imbalance(received, intervals[0]),

@@ -100,6 +100,12 @@ void bind_torch_balancer(py::module_& m) {
             b.get().record(layer, counts);
           },
           py::arg("layer"), py::arg("counts"))
+      // Like record: no wait, so the GIL stays held (one serving thread; releasing and
+      // re-taking it would cost more than the call).
+      .def(
+          "record_step",
+          [](const PyTorchBalancer& b, const at::Tensor& counts) { b.get().record_step(counts); },
+          py::arg("counts"))
       .def("before_forward",
            [](const PyTorchBalancer& b) {
              TorchBalancer& t = b.get();

@@ -17,6 +17,10 @@ engine adds a dozen lines::
         ...expert MLP on the local slots, combine...
     stats = bal.after_forward()                   # bounded wait, install, swap tables
 
+or, one call per step instead of one per layer: the layers write their counts into rows of one
+integer tensor ``step_counts[layers, slots_per_rank]`` (zeroed each step) and the engine calls
+``bal.record_step(step_counts)`` right before ``bal.after_forward()``.
+
 Everything else is the C++ runtime (``swiftbalancer._torch``, built where torch 2.x is found):
 counts gathered every ``interval_steps`` over the CPU group, the policy and the transfer plan on
 a worker thread (no Python runs there), transfers posted before a forward and waited after it
@@ -34,9 +38,9 @@ Tables (int64, on the experts' device, updated in place at each layer's commit, 
 CUDA graph keeps reading them): ``phy2log[L, P]``, ``log2phy[L, E, max_replicas]`` (-1 padded,
 replicas in slot order) and ``replica_count[L, E]``, as vLLM's EPLB state lays them out.
 
-Threading: one serving thread per rank calls record / before_forward / after_forward / route;
-``before_forward``, ``after_forward`` and ``close`` release the GIL while they wait.
-``counters()`` and ``metrics_text()`` may be called from any thread.
+Threading: one serving thread per rank calls record / record_step / before_forward /
+after_forward / route; ``before_forward``, ``after_forward`` and ``close`` release the GIL while
+they wait. ``counters()`` and ``metrics_text()`` may be called from any thread.
 """
 
 import types
@@ -133,6 +137,7 @@ class Balancer:
         # The per-layer and per-step calls go straight to the extension: no Python frame of ours
         # on the serving path (the methods below document them).
         self.record = self._b.record
+        self.record_step = self._b.record_step
         self.before_forward = self._b.before_forward
         # Stable tensors: the C++ side writes their rows in place.
         self.phy2log = self._b.phy2log
@@ -143,6 +148,14 @@ class Balancer:
         """Adds this rank's tokens per local slot of ``layer`` (integer tensor
         ``[slots_per_rank]``, on the CPU or the experts' device)."""
         self._b.record(layer, counts)
+
+    def record_step(self, counts):
+        """Adds this rank's tokens per local slot of every layer for one step (integer tensor
+        ``[layers, slots_per_rank]``, on the CPU or the experts' device): the same as
+        ``record(layer, counts[layer])`` for each layer, in one call. A CPU tensor is read at
+        once (in place when int64 and contiguous); a device tensor is added on the device with
+        no host sync."""
+        self._b.record_step(counts)
 
     def before_forward(self):
         self._b.before_forward()

@@ -140,6 +140,24 @@ def test_a_rank_killed_mid_cycle_leaves_the_others_serving_on_a_valid_placement(
         assert max(r["step_seconds"]) < 5.0, "a survivor waited past its deadlines"
 
 
+def test_record_step_gives_the_same_load_and_placements_as_record_per_layer(tmp_path):
+    reports = run_ranks("step", tmp_path)
+    keys = ("gathers", "rebalances", "layers_committed", "bytes_sent", "bytes_received")
+    for r in reports:
+        assert r["wrong_slots"] == 0, "a slot held another expert than its table says"
+        assert r["placements_a"] == reports[0]["placements_a"], "ranks disagree on a placement"
+        assert r["placements_b"] == r["placements_a"], "record_step decided otherwise"
+        # The imbalance the gathered load had before and after each rebalance, step by step.
+        assert r["imbalance_b"] == r["imbalance_a"]
+        ca, cb = r["counters_a"], r["counters_b"]
+        assert [cb[k] for k in keys] == [ca[k] for k in keys]
+        assert ca["layers_failed"] == cb["layers_failed"] == 0
+    # Equal placements prove something only if the loads moved them, more than once.
+    placements = reports[0]["placements_a"]
+    assert sum(p != q for p, q in zip(placements, placements[1:])) >= 2
+    assert len({tuple(x) for x in reports[0]["imbalance_a"]}) >= 3
+
+
 def test_route_spreads_tokens_over_replicas():
     log2phy = torch.tensor([[0, 5, -1], [1, -1, -1], [2, 3, 4]])
     count = torch.tensor([2, 1, 3])
@@ -173,6 +191,18 @@ def test_bad_arguments_are_refused_before_any_collective():
     with pytest.raises(ValueError, match="out of range"):
         b.record(5, torch.zeros(2, dtype=torch.long))
     b.record(0, torch.tensor([1, 2], dtype=torch.int32))
+    for bad, given in ((torch.zeros(1, 3, dtype=torch.long), r"torch.int64 \[1, 3\]"),
+                       (torch.zeros(2, 2, dtype=torch.long), r"torch.int64 \[2, 2\]"),
+                       (torch.zeros(2, dtype=torch.long), r"torch.int64 \[2\]"),
+                       (torch.zeros(1, 2), r"torch.float32 \[1, 2\]"),
+                       (torch.zeros(1, 2, dtype=torch.bool), r"torch.bool \[1, 2\]")):
+        with pytest.raises(ValueError, match=r"counts must be an integer tensor \[1, 2\] "
+                           r"\(layers x local slots\); got " + given):
+            b.record_step(bad)
+    with pytest.raises(ValueError, match=r"\[2\] \(one per local slot\); got torch.bool \[2\]"):
+        b.record(0, torch.zeros(2, dtype=torch.bool))
+    b.record_step(torch.tensor([[1, 2]], dtype=torch.int32))
+    b.record_step(torch.tensor([[1, 2]]))
     assert b.after_forward().step == 1
     b.close()
     with pytest.raises(ValueError, match="closed"):

@@ -15,7 +15,8 @@ and records the placement, so the test can compare ranks and count the bytes the
 Scenarios: ``move`` (async, no fault), ``move1`` (the same with one point-to-point operation in
 flight per rank, so every batch runs as many stages), ``fault`` (rank 1 withholds its sends of one layer),
 ``stall`` (rank 3 stops answering after step 10: the others must go on, bounded), ``die``
-(rank 3 is killed with SIGKILL right after posting its transfers of a cycle's first layer).
+(rank 3 is killed with SIGKILL right after posting its transfers of a cycle's first layer),
+``step`` (record_step against record per layer: record_step_scenario).
 
 SB_DEVICE=cuda puts the experts (and so the tables and the counts) on cuda:RANK and moves them on
 an NCCL group, with counts and votes on a gloo group (scripts/gpu-check.sh, one GPU per rank).
@@ -72,6 +73,29 @@ def load_row(step):
     return [400 // (e + 1) + 10 for e in range(EXPERTS)]
 
 
+def local_counts(p2l_row, rank, load):
+    """This rank's tokens per local slot of one layer: the tokens of expert e split evenly over
+    its replicas (p2l_row: that layer's phy2log row on the CPU)."""
+    counts = torch.zeros(SLOTS, dtype=torch.long)
+    for e in range(EXPERTS):
+        holders = [p for p in range(RANKS * SLOTS) if int(p2l_row[p]) == e]
+        for p in holders:
+            if p // SLOTS == rank:
+                counts[p % SLOTS] += load[e] // len(holders)
+    return counts
+
+
+def wrong_slots(bal, experts, rank):
+    """Local slots whose bytes hold another expert than bal's phy2log names."""
+    n = 0
+    for l in range(LAYERS):
+        for s in range(SLOTS):
+            if slot_expert([x.cpu() for x in experts[l]], l, s) != int(
+                    bal.phy2log[l, rank * SLOTS + s].cpu()):
+                n += 1
+    return n
+
+
 def check_tables(bal, rank):
     p2l = bal.phy2log.cpu()
     assert torch.equal(p2l, bal.placement()), "phy2log tensor differs from the placement"
@@ -99,14 +123,10 @@ def main():
     else:
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
         cpu_group = None
+    if scenario == "step":
+        return record_step_scenario(rank, out_dir)
     phy2log = initial_placement()
-    experts = []
-    for l in range(LAYERS):
-        ts = [torch.zeros((SLOTS,) + shape, dtype=dtype, device=DEVICE if DEVICE == "cpu"
-                          else "cuda:%d" % rank) for shape, dtype in SHAPES]
-        for s in range(SLOTS):
-            fill_slot(ts, l, s, int(phy2log[l, rank * SLOTS + s]))
-        experts.append(ts)
+    experts = make_experts(phy2log, rank)
     cfg = dict(mode="async", interval_steps=4, window_intervals=1, decision_poll_steps=1,
                layers_per_step=1, transfer_timeout_ms=2000, collective_timeout_ms=3000,
                worker_timeout_ms=10000, log=False)
@@ -134,22 +154,11 @@ def main():
             os.kill(os.getpid(), signal.SIGKILL)  # mid-cycle, its transfers posted
         load = load_row(step)
         for l in range(LAYERS):
-            # Tokens of expert e split over its replicas; this rank counts those landing here.
-            counts = torch.zeros(SLOTS, dtype=torch.long)
-            p2l = bal.phy2log[l].cpu()
-            for e in range(EXPERTS):
-                holders = [p for p in range(RANKS * SLOTS) if int(p2l[p]) == e]
-                for i, p in enumerate(holders):
-                    if p // SLOTS == rank:
-                        counts[p % SLOTS] += load[e] // len(holders)
-            bal.record(l, counts.to(experts[l][0].device))
+            bal.record(l, local_counts(bal.phy2log[l].cpu(), rank, load).to(
+                experts[l][0].device))
         bal.after_forward()
         report["step_seconds"].append(time.monotonic() - t0)
-        for l in range(LAYERS):
-            for s in range(SLOTS):
-                if slot_expert([x.cpu() for x in experts[l]], l, s) != int(
-                        bal.phy2log[l, rank * SLOTS + s].cpu()):
-                    report["wrong_slots"] += 1
+        report["wrong_slots"] += wrong_slots(bal, experts, rank)
         check_tables(bal, rank)
         report["placements"].append(bal.placement().tolist())
     assert ptrs == [bal.phy2log.data_ptr(), bal.log2phy.data_ptr(),
@@ -158,6 +167,67 @@ def main():
     report["metrics"] = bal.metrics_text()
     report["expert_bytes"] = sum(
         torch.zeros(shape, dtype=dtype).nbytes for shape, dtype in SHAPES)
+    write_report_and_exit(report, out_dir, rank)
+
+
+def record_step_scenario(rank, out_dir):
+    """Two balancers fed the same loads: ``a`` per layer with record(), ``b`` once per step with
+    record_step(), each on groups of its own with its own copy of the experts, in sync mode (all
+    of a cycle happens at its gather step, so equal counts give equal placements at equal
+    steps). Each layer has another hot expert, the hot ones turn every 6 steps, and a warm one
+    every step, so a row given to the wrong layer, or lost, changes the gathered load. ``b``
+    gets its step tensor as int64, int32 and a non-contiguous int64 view in turn (the in-place
+    and the converting paths)."""
+    cfg = dict(mode="sync", interval_steps=3, window_intervals=1, transfer_timeout_ms=2000,
+               collective_timeout_ms=3000, worker_timeout_ms=10000, log=False)
+    bals, experts = [], []
+    for _ in range(2):
+        # Groups of its own: neither balancer's collectives can pair with the other's.
+        cpu_group = dist.new_group(backend="gloo")
+        device_group = dist.new_group(backend="nccl") if DEVICE == "cuda" else None
+        experts.append(make_experts(initial_placement(), rank))
+        bals.append(sbt.Balancer(sb.Topology(RANKS, SLOTS), initial_placement(), experts[-1],
+                                 config=cfg, cpu_group=cpu_group, device_group=device_group))
+    a, b = bals
+    report = {"rank": rank, "wrong_slots": 0, "placements_a": [], "placements_b": [],
+              "imbalance_a": [], "imbalance_b": []}
+    for step in range(18):
+        loads = [[400 // ((e - l - step // 6) % EXPERTS + 1) + 10 +
+                  (150 if e == (3 * l + step) % EXPERTS else 0) for e in range(EXPERTS)]
+                 for l in range(LAYERS)]
+        a.before_forward()
+        for l in range(LAYERS):
+            a.record(l, local_counts(a.phy2log[l].cpu(), rank, loads[l]).to(a.phy2log.device))
+        a.after_forward()
+        b.before_forward()
+        rows = torch.stack([local_counts(b.phy2log[l].cpu(), rank, loads[l])
+                            for l in range(LAYERS)])
+        rows = [rows, rows.int(), rows.t().contiguous().t()][step % 3]
+        b.record_step(rows.to(b.phy2log.device))
+        b.after_forward()
+        for name, bal, ex in (("a", a, experts[0]), ("b", b, experts[1])):
+            report["wrong_slots"] += wrong_slots(bal, ex, rank)
+            report["placements_" + name].append(bal.placement().tolist())
+            c = bal.counters()
+            report["imbalance_" + name].append([c["imbalance_before"], c["imbalance_after"]])
+    report["counters_a"], report["counters_b"] = a.counters(), b.counters()
+    write_report_and_exit(report, out_dir, rank)
+
+
+def make_experts(phy2log, rank):
+    """This rank's expert tensors, each slot filled with the values of the expert phy2log puts
+    there."""
+    experts = []
+    for l in range(LAYERS):
+        ts = [torch.zeros((SLOTS,) + shape, dtype=dtype, device=DEVICE if DEVICE == "cpu"
+                          else "cuda:%d" % rank) for shape, dtype in SHAPES]
+        for s in range(SLOTS):
+            fill_slot(ts, l, s, int(phy2log[l, rank * SLOTS + s]))
+        experts.append(ts)
+    return experts
+
+
+def write_report_and_exit(report, out_dir, rank):
     path = os.path.join(out_dir, "rank%d.json" % rank)
     with open(path + ".tmp", "w") as f:
         json.dump(report, f)

@@ -1,6 +1,8 @@
 #include "swiftbalancer/torch/torch_balancer.h"
 
 #include <climits>
+#include <cstddef>
+#include <string>
 #include <utility>
 
 #include "swiftbalancer/core/status.h"
@@ -30,6 +32,26 @@ Placement placement_of(const at::Tensor& phy2log, const Topology& topo) {
   }
   return Placement(static_cast<int>(phy2log.size(0)), topo.num_slots(),
                    static_cast<int>(max_id + 1), std::move(v));
+}
+
+std::string shape_text(c10::IntArrayRef shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// record() and record_step() accept exactly `shape` of any integer dtype (bool is not a count);
+// `meaning` names the dimensions in the message.
+void check_counts(const at::Tensor& counts, c10::IntArrayRef shape, const char* meaning) {
+  if (counts.defined() && counts.sizes().equals(shape) &&
+      at::isIntegralType(counts.scalar_type(), /*includeBool=*/false))
+    return;
+  std::string got = "None";
+  if (counts.defined())
+    got = "torch." + std::string(c10::getDtypeNames(counts.scalar_type()).first) + " " +
+          shape_text(counts.sizes());
+  throw InputError("counts must be an integer tensor " + shape_text(shape) + " (" + meaning +
+                   "); got " + got);
 }
 
 }  // namespace
@@ -72,25 +94,36 @@ void TorchBalancer::record(int layer, const at::Tensor& counts) {
   if (layer < 0 || layer >= layers_)
     throw InputError("layer " + std::to_string(layer) + " out of range [0, " +
                      std::to_string(layers_) + ")");
-  if (!counts.defined() || counts.dim() != 1 || counts.size(0) != topo_.slots_per_rank ||
-      at::isFloatingType(counts.scalar_type()) || counts.scalar_type() == at::kBool)
-    throw InputError("counts must be an integer tensor of " + std::to_string(topo_.slots_per_rank) +
-                     " values (one per local slot)");
+  check_counts(counts, {topo_.slots_per_rank}, "one per local slot");
+  add_counts(layer, 1, counts);
+}
+
+void TorchBalancer::record_step(const at::Tensor& counts) {
+  check_counts(counts, {layers_, topo_.slots_per_rank}, "layers x local slots");
+  add_counts(0, layers_, counts);
+}
+
+void TorchBalancer::add_counts(int first, int rows, const at::Tensor& counts) {
+  const auto slots = static_cast<std::size_t>(topo_.slots_per_rank);
   if (!counts.device().is_cpu()) {
     if (!device_counts_.defined())
       device_counts_ = at::zeros({layers_, topo_.slots_per_rank},
                                  at::TensorOptions().dtype(at::kLong).device(counts.device()));
-    device_counts_.select(0, layer).add_(counts);
+    // A single row [slots] broadcasts over the one-row view; a whole step adds in one kernel.
+    if (rows == layers_)
+      device_counts_.add_(counts);
+    else
+      device_counts_.narrow(0, first, rows).add_(counts);
     device_counts_dirty_ = true;
     return;
   }
-  if (counts.scalar_type() == at::kLong && counts.is_contiguous()) {
-    balancer_->record(
-        layer, {counts.data_ptr<std::int64_t>(), static_cast<std::size_t>(topo_.slots_per_rank)});
-    return;
-  }
-  const at::Tensor c = counts.to(at::kLong).contiguous();
-  balancer_->record(layer, {c.data_ptr<std::int64_t>(), static_cast<std::size_t>(c.numel())});
+  // int64 and contiguous: the rows are read in place, nothing allocated.
+  const bool in_place = counts.scalar_type() == at::kLong && counts.is_contiguous();
+  const at::Tensor converted = in_place ? at::Tensor() : counts.to(at::kLong).contiguous();
+  const std::int64_t* d = (in_place ? counts : converted).data_ptr<std::int64_t>();
+  for (int r = 0; r < rows; ++r)
+    balancer_->record(first + r,
+                      {d + static_cast<std::ptrdiff_t>(r) * topo_.slots_per_rank, slots});
 }
 
 void TorchBalancer::flush_device_counts() {

@@ -10,11 +10,15 @@
 //     for each MoE layer: route with b.log2phy() / b.replica_count(); dispatch;
 //                         b.record(layer, counts_per_local_slot);  expert MLP; combine
 //     StepStats s = b.after_forward();
+//   or, one call per step instead of one per layer: the layers write their counts into one
+//   [layers, slots_per_rank] tensor (plain tensor ops, zeroed each step), and
+//     b.record_step(step_counts);  right before b.after_forward()
 //
-// Counts: a CPU tensor is added into the recorder at once (allocation-free for int64); counts on
-// a device are added into a device [layers, slots] int64 accumulator (one kernel, no sync, safe
-// in a captured graph) that is copied to the host only before a step at which the runtime reads
-// counts (a gather or a shift check).
+// Counts: a CPU tensor is added into the recorder at once (allocation-free for contiguous
+// int64); counts on a device are added into a device [layers, slots] int64 accumulator (one
+// kernel per call, no sync, safe in a captured graph) that is copied to the host only before a
+// step at which the runtime reads counts (a gather or a shift check). record() and record_step()
+// add into the same counts, so an engine may mix them within a step.
 //
 // Ownership: the groups and tensors are shared with the engine (reference counted). Threading:
 // as Balancer (one serving thread; counters() and metrics from any thread). No Python here.
@@ -56,6 +60,8 @@ class TorchBalancer {
 
   // counts: integer tensor [slots_per_rank], this rank's tokens per local slot for `layer`.
   void record(int layer, const at::Tensor& counts);
+  // counts: integer tensor [layers, slots_per_rank], one step's record() of every layer at once.
+  void record_step(const at::Tensor& counts);
   void before_forward();
   StepStats after_forward();
 
@@ -70,6 +76,9 @@ class TorchBalancer {
   std::string transport_name() const { return transport_->name(); }
 
  private:
+  // Adds validated counts of layers [first, first + rows): `counts` holds rows x slots_per_rank
+  // values in layer order ([slots_per_rank] when rows is 1).
+  void add_counts(int first, int rows, const at::Tensor& counts);
   void flush_device_counts();
 
   Topology topo_;
