@@ -539,16 +539,59 @@ TEST(CycleSchedule, ProtocolViolationsThrow) {
 
 TEST(CycleSchedule, ReadsCountsBeforeGathersAndChecks) {
   S s(async_cfg());
-  for (const E& e : quiet_steps(1, 2)) s.on(e);
+  for (const E& e : quiet_steps(1, 1)) s.on(e);
   EXPECT_FALSE(s.reads_counts_next());
+  EXPECT_FALSE(s.gathers_next());
+  s.on(E::step_ended(2));
+  // Async: step 4 gathers, and its collective starts at the end of step 3 with the counts
+  // recorded until then.
+  EXPECT_TRUE(s.reads_counts_next());
+  EXPECT_FALSE(s.gathers_next());
   s.on(E::step_ended(3));
-  EXPECT_TRUE(s.reads_counts_next());  // step 4 gathers
+  EXPECT_TRUE(s.gathers_next());
+  EXPECT_FALSE(s.polls_next());
+  S sync(sync_cfg());
+  for (const E& e : quiet_steps(1, 2)) sync.on(e);
+  EXPECT_FALSE(sync.reads_counts_next());  // sync gathers at step 4 with no collective started
+  sync.on(E::step_ended(3));
+  EXPECT_TRUE(sync.reads_counts_next());
   S shift(shift_cfg());
   shift.on(E::step_ended(1));
   EXPECT_TRUE(shift.reads_counts_next());  // step 2 checks
   S off(off_cfg());
   for (const E& e : quiet_steps(1, 3)) off.on(e);
   EXPECT_FALSE(off.reads_counts_next());
+}
+
+// Async: the cycle goes on while the last layers' vote is in flight (read at the next finish),
+// and the collectives of the next step are foreseen between steps.
+TEST(CycleSchedule, AVoteInFlightKeepsTheCycleMovingAndTheNextCollectivesAreForeseen) {
+  S s(async_cfg());
+  for (const E& e : kDeciding) s.on(e);
+  EXPECT_FALSE(s.polls_next());  // after step 4: the poll is at step 6
+  s.on(E::step_ended(5));
+  EXPECT_TRUE(s.polls_next());
+  EXPECT_EQ(s.on(E::step_ended(6)).act, Act::kPoll);
+  s.on(E::polled(D::kAgreed, 2));
+  EXPECT_FALSE(s.polls_next());  // moving now
+  ASSERT_EQ(s.on(E::before_forward()).act, Act::kPost);
+  s.on(E::posted(2));
+  EXPECT_EQ(s.on(E::step_ended(7)).act, Act::kFinish);
+  EXPECT_EQ(s.on(E::finished(/*voting=*/true)).act, Act::kNone);
+  EXPECT_EQ(s.phase(), Phase::kMoving);  // every layer posted, their vote not read yet
+  EXPECT_TRUE(s.gathers_next());         // step 8
+  EXPECT_EQ(s.on(E::before_forward()).act, Act::kNone);  // nothing left to post
+  EXPECT_EQ(s.on(E::step_ended(8)).act, Act::kFinish);
+  EXPECT_EQ(s.on(E::finished(false)).act, Act::kGather);  // the vote read: the cycle is over
+  EXPECT_EQ(s.phase(), Phase::kIdle);
+
+  S sync(sync_cfg());
+  for (const E& e : kSyncStarted) sync.on(e);
+  EXPECT_FALSE(sync.polls_next());  // sync polls at the gather itself
+  S shift(shift_cfg());
+  EXPECT_FALSE(shift.checks_next());
+  shift.on(E::step_ended(1));
+  EXPECT_TRUE(shift.checks_next());  // step 2 checks
 }
 
 // The plan's layers: unchanged without a signal; with one, worst first and the fine ones left

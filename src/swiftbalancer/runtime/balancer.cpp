@@ -92,6 +92,7 @@ struct Balancer::Parts {
   std::vector<std::size_t> expert_bytes;  // [layer], once ready
   StepStats pending;                      // this step's figures, gathered from before_forward on
   std::vector<std::int64_t> shift_all;    // all-gathered shift totals, [ranks][layers]
+  std::unique_ptr<PendingCollective> check_started;  // async: the next step's shift check
   std::int64_t record_ns = 0, before_ns = 0;
 
   // The store's layout is frozen at the first step.
@@ -181,6 +182,7 @@ StepStats Balancer::after_forward() {
     stop(peers.why);
     p.schedule.on(Event::done());
   }
+  if (cfg_.mode == BalancerMode::kAsync) start_next_collectives();
   const CycleSchedule::Phase phase = p.schedule.phase();
   if (cfg_.mode != BalancerMode::kOff)
     p.reporter.liveness(step_, st.cycle_agreed, phase == CycleSchedule::Phase::kDeciding,
@@ -193,6 +195,24 @@ StepStats Balancer::after_forward() {
   st = StepStats{};
   p.reporter.add_step(out.bytes_sent, out.bytes_received);
   return out;
+}
+
+// Async: the collectives the next step reads are started now, in the order that step reads
+// them, so that they run during its forward; every rank starts the same ones (the schedule's
+// state is the same everywhere between steps).
+void Balancer::start_next_collectives() {
+  Parts& p = *parts_;
+  const bool poll = p.schedule.polls_next() && p.decision.active() && !p.decision.agreeing();
+  const bool check = p.schedule.checks_next() && !p.check_started;
+  const bool gather = p.schedule.gathers_next() && !p.accounting.gather_started();
+  if (!poll && !check && !gather) return;
+  const auto c0 = Clock::now();
+  if (poll) p.decision.start_agree(p.transport);
+  if (check)
+    p.check_started =
+        p.transport.start_all_gather(p.accounting.take_layer_totals(), cfg_.collective_timeout);
+  if (gather) p.accounting.start_gather(p.transport, state_->placement(), cfg_.collective_timeout);
+  p.pending.wait_ns += elapsed_ns_since(c0);  // this step pays it where a transport blocks
 }
 
 // Does one action of the schedule with the parts; returns its result for the schedule.
@@ -208,7 +228,8 @@ CycleSchedule::Event Balancer::run(const CycleSchedule::Action& a, StepStats& st
       return Event::finished(p.mover.voting());
     case Act::kPoll:
       return poll(a, stats);
-    case Act::kResetTotals:  // measured from here on: the next check sees only new steps
+    case Act::kResetTotals:     // measured from here on: the next check sees only new steps
+      p.check_started.reset();  // started for this step, whose check the cycle's end moved
       p.accounting.take_layer_totals();
       return Event::done();
     case Act::kCheckShift:
@@ -272,8 +293,10 @@ CycleSchedule::Event Balancer::poll(const CycleSchedule::Action& a, StepStats& s
 CycleSchedule::Event Balancer::check_shift(StepStats& stats) {
   Parts& p = *parts_;
   const auto c0 = Clock::now();
-  const Status s = p.transport.all_gather(p.accounting.take_layer_totals(), p.shift_all,
-                                          cfg_.collective_timeout);
+  const Status s = p.check_started ? p.check_started->wait(p.shift_all)
+                                   : p.transport.all_gather(p.accounting.take_layer_totals(),
+                                                            p.shift_all, cfg_.collective_timeout);
+  p.check_started.reset();
   stats.wait_ns += elapsed_ns_since(c0);
   if (!s.ok()) {
     p.reporter.error("shift check all-gather failed (" + s.to_string() + ")",
@@ -288,7 +311,10 @@ CycleSchedule::Event Balancer::check_shift(StepStats& stats) {
 CycleSchedule::Event Balancer::gather(StepStats& stats) {
   Parts& p = *parts_;
   const auto c0 = Clock::now();
-  const Status s = p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
+  const Status s =
+      p.accounting.gather_started()
+          ? p.accounting.finish_gather()
+          : p.accounting.gather(p.transport, state_->placement(), cfg_.collective_timeout);
   stats.wait_ns += elapsed_ns_since(c0);
   if (!s.ok()) {
     p.reporter.error("count all-gather failed (" + s.to_string() + "); interval skipped",

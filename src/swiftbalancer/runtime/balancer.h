@@ -116,6 +116,7 @@ class Balancer {
 
  private:
   struct Parts;
+  void start_next_collectives();
   CycleSchedule::Event run(const CycleSchedule::Action& a, StepStats& stats);
   CycleSchedule::Event poll(const CycleSchedule::Action& a, StepStats& stats);
   CycleSchedule::Event check_shift(StepStats& stats);

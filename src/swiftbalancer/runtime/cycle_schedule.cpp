@@ -101,8 +101,20 @@ const char* CycleSchedule::phase_name(Phase p) {
 
 bool CycleSchedule::reads_counts_next() const {
   if (cfg_.mode == Mode::kOff || phase_ == Phase::kStopped) return false;
-  const std::int64_t next = step_ + 1;
+  const std::int64_t next = step_ + 1 + (cfg_.mode == Mode::kAsync ? 1 : 0);
   return next >= next_gather_ || (shift_on_ && next >= next_check_);
+}
+
+bool CycleSchedule::polls_next() const {
+  return cfg_.mode == Mode::kAsync && phase_ == Phase::kDeciding && step_ + 1 >= next_poll_;
+}
+
+bool CycleSchedule::checks_next() const {
+  return shift_on_ && phase_ != Phase::kStopped && step_ + 1 >= next_check_;
+}
+
+bool CycleSchedule::gathers_next() const {
+  return cfg_.mode != Mode::kOff && phase_ != Phase::kStopped && step_ + 1 >= next_gather_;
 }
 
 std::vector<int> CycleSchedule::order_layers(std::span<const int> changed) const {

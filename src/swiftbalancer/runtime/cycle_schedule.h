@@ -180,8 +180,18 @@ class CycleSchedule {
   bool busy() const { return phase_ == Phase::kDeciding || phase_ == Phase::kMoving; }
   std::int64_t step() const { return step_; }
   bool shift_on() const { return shift_on_; }
-  // Whether the step after step() reads the counts recorded so far (a gather or a check).
+  // Whether the step after step() reads the counts recorded so far (a gather or a check). In
+  // async mode, also when the step after that gathers: its collective is started at the end of
+  // the step before (Balancer), with the counts recorded until then.
   bool reads_counts_next() const;
+  // What the step after step() does, as far as is known between two steps: a decision poll
+  // (async), a shift check, a count gather. Async mode starts these collectives at the end of
+  // the step before, so that the step only reads them. A check or a gather foreseen here may
+  // still not happen (a cycle that ends at that step restarts the check period; a shift that
+  // fires moves the gather): its started collective is then dropped on every rank alike.
+  bool polls_next() const;
+  bool checks_next() const;
+  bool gathers_next() const;
   // The plan's layers to move, from the ones whose placement changes: worst first by the last
   // check's signal, without those under shift.skip_below (unchanged without a signal).
   std::vector<int> order_layers(std::span<const int> changed) const;

@@ -171,23 +171,38 @@ void DecisionCycle::start(const LoadMatrix& load, const Placement& current,
   cv_.notify_one();
 }
 
-DecisionCycle::Outcome DecisionCycle::agree(Transport& transport, bool final_poll) {
+void DecisionCycle::start_agree(Transport& transport) {
+  start_round(transport, /*final_poll=*/false);
+}
+
+void DecisionCycle::start_round(Transport& transport, bool final_poll) {
+  if (!result_ || agreeing_.pending) throw InternalError("start_agree without a cycle to agree on");
   Result& r = *result_;
   std::int64_t vote = r.state.load(std::memory_order_acquire);
   FailKind fail = vote == kVoteFailed ? r.fail : FailKind::kNone;
-  std::string why = vote == kVoteFailed ? r.error : std::string();
+  agreeing_.why = vote == kVoteFailed ? r.error : std::string();
   if (vote == kVotePending && (final_poll || Clock::now() - r.started > cfg_.worker_timeout)) {
     vote = kVoteFailed;
     fail = FailKind::kWorker;
-    why = "worker did not finish within " + std::to_string(cfg_.worker_timeout.count()) + " ms";
+    agreeing_.why =
+        "worker did not finish within " + std::to_string(cfg_.worker_timeout.count()) + " ms";
     r.cancelled.store(true, std::memory_order_release);
   }
   const std::int64_t h = vote == kVoteReady ? r.plan->hash : 0;
   // Minimum over ranks: the vote, the hash both ways (equal everywhere iff min == -min(-h)),
   // and each failure kind as a negated flag (so that any rank's failure shows everywhere).
-  std::vector<std::int64_t> v = {vote, h, -h, fail == FailKind::kWorker ? -1 : 0,
-                                 fail == FailKind::kInvalid ? -1 : 0};
-  const Status s = transport.all_reduce(v, ReduceOp::kMin, cfg_.collective_timeout);
+  const std::int64_t v[] = {vote, h, -h, fail == FailKind::kWorker ? -1 : 0,
+                            fail == FailKind::kInvalid ? -1 : 0};
+  agreeing_.pending = transport.start_all_reduce(v, ReduceOp::kMin, cfg_.collective_timeout);
+}
+
+DecisionCycle::Outcome DecisionCycle::agree(Transport& transport, bool final_poll) {
+  if (!agreeing_.pending) start_round(transport, final_poll);
+  Result& r = *result_;
+  std::vector<std::int64_t> v(5);
+  const Status s = agreeing_.pending->wait(v);
+  agreeing_.pending.reset();
+  const std::string why = std::move(agreeing_.why);
   const std::string name = "cycle " + std::to_string(r.cycle);
   if (!s.ok()) {
     reporter_.error(name + ": decision agreement failed (" + s.to_string() + "); cycle dropped",
@@ -229,6 +244,7 @@ void DecisionCycle::abandon() {
 }
 
 void DecisionCycle::preempt() {
+  agreeing_.pending.reset();  // every rank drops it at the same step; never read
   if (!result_) return;
   result_->cancelled.store(true, std::memory_order_release);
   result_.reset();

@@ -10,6 +10,7 @@ LoadAccounting::LoadAccounting(const Topology& topo, const Placement& initial, i
       recorder_(initial.layers(), topo.slots_per_rank),
       window_(initial.layers(), initial.experts(), window_intervals, window_decay),
       interval_start_(initial),
+      carry_start_(initial),
       interval_load_(initial.layers(), initial.experts()),
       window_intervals_(window_intervals),
       window_decay_(window_decay) {
@@ -47,6 +48,7 @@ std::span<const std::int64_t> LoadAccounting::take_layer_totals() {
 }
 
 void LoadAccounting::drop_interval(const Placement& in_service) {
+  pending_gather_.reset();
   for (std::size_t l = 0; l < mark_.size(); ++l) {
     pending_[l] += layer_sum(static_cast<int>(l)) - mark_[l];
     mark_[l] = 0;
@@ -66,20 +68,35 @@ void LoadAccounting::carry_layer(int layer) {
 }
 
 Status LoadAccounting::gather(Transport& transport, const Placement& in_service, Millis timeout) {
+  start_gather(transport, in_service, timeout);
+  return finish_gather();
+}
+
+void LoadAccounting::start_gather(Transport& transport, const Placement& in_service,
+                                  Millis timeout) {
+  if (pending_gather_) throw InternalError("a gather started while another is in flight");
   const std::size_t n = carry_.size();
   std::copy(recorder_.all().begin(), recorder_.all().end(), send_.begin());
   std::copy(carry_.begin(), carry_.end(), send_.begin() + static_cast<std::ptrdiff_t>(n));
-  const Status s = transport.all_gather(send_, gathered_, timeout);
   for (std::size_t l = 0; l < mark_.size(); ++l) {
     pending_[l] += layer_sum(static_cast<int>(l)) - mark_[l];
     mark_[l] = 0;
   }
   recorder_.clear();
   std::fill(carry_.begin(), carry_.end(), 0);
-  if (!s.ok()) {
-    interval_start_ = in_service;
-    return s;
-  }
+  // The counts taken were recorded under in_service, the carried ones under the placement of
+  // the interval's start; counts recorded from here on belong to the next interval.
+  carry_start_ = interval_start_;
+  interval_start_ = in_service;
+  pending_gather_ = transport.start_all_gather(send_, timeout);
+}
+
+Status LoadAccounting::finish_gather() {
+  if (!pending_gather_) throw InternalError("finish_gather without a started gather");
+  const Status s = pending_gather_->wait(gathered_);
+  pending_gather_.reset();
+  if (!s.ok()) return s;
+  const std::size_t n = carry_.size();
   for (int r = 0; r < topo_.ranks; ++r) {
     const auto* block = gathered_.data() + 2 * n * static_cast<std::size_t>(r);
     const auto at = static_cast<std::ptrdiff_t>(n * static_cast<std::size_t>(r));
@@ -90,9 +107,8 @@ Status LoadAccounting::gather(Transport& transport, const Placement& in_service,
     auto row = interval_load_.row(l);
     std::fill(row.begin(), row.end(), 0.0);
   }
-  fold_slot_counts_into(current_all_, in_service, topo_, interval_load_);
-  fold_slot_counts_into(carry_all_, interval_start_, topo_, interval_load_);
-  interval_start_ = in_service;
+  fold_slot_counts_into(current_all_, interval_start_, topo_, interval_load_);
+  fold_slot_counts_into(carry_all_, carry_start_, topo_, interval_load_);
   window_.push(interval_load_);
   return Status::Ok();
 }

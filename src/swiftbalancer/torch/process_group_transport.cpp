@@ -29,31 +29,47 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
 
 }  // namespace
 
-// An all-reduce running on the control group's own threads (gloo) or stream (NCCL): started by
-// start_all_reduce(), waited for with what is left of its timeout.
-class ProcessGroupPendingReduce final : public PendingCollective {
+// A collective running on the control group's own threads (gloo) or stream (NCCL): started by
+// start_all_reduce() or start_all_gather(), waited for with what is left of its timeout. Its
+// result is the concatenation of `parts`.
+class ProcessGroupPendingCollective final : public PendingCollective {
  public:
-  ProcessGroupPendingReduce(ProcessGroupTransport& t, Status failed) : t_(t), failed_(failed) {}
-  ProcessGroupPendingReduce(ProcessGroupTransport& t, c10::intrusive_ptr<c10d::Work> work,
-                            std::vector<at::Tensor> tensors, Clock::time_point deadline)
-      : t_(t), work_(std::move(work)), tensors_(std::move(tensors)), deadline_(deadline) {}
+  ProcessGroupPendingCollective(ProcessGroupTransport& t, const char* what, Status failed)
+      : t_(t), what_(what), failed_(std::move(failed)) {}
+  ProcessGroupPendingCollective(ProcessGroupTransport& t, const char* what,
+                                c10::intrusive_ptr<c10d::Work> work, std::vector<at::Tensor> inputs,
+                                std::vector<at::Tensor> parts, Clock::time_point deadline)
+      : t_(t),
+        what_(what),
+        work_(std::move(work)),
+        inputs_(std::move(inputs)),
+        parts_(std::move(parts)),
+        deadline_(deadline) {}
 
   Status wait(std::span<std::int64_t> out) override {
     if (!failed_.ok()) return failed_;
     // At least 1 ms: c10d reads a zero timeout as none at all.
     const auto left = std::max(
         Millis(1), std::chrono::duration_cast<Millis>(deadline_ - Clock::now()) + Millis(1));
-    if (Status s = t_.wait_work(work_, left, "all-reduce"); !s.ok()) return s;
-    const at::Tensor got = tensors_[0].cpu();
-    std::memcpy(out.data(), got.data_ptr<std::int64_t>(), out.size() * sizeof(std::int64_t));
+    if (Status s = t_.wait_work(work_, left, what_); !s.ok()) return s;
+    std::size_t at = 0;
+    for (const at::Tensor& part : parts_) {
+      const at::Tensor got = part.cpu();
+      const auto n = static_cast<std::size_t>(got.numel());
+      if (at + n > out.size()) break;
+      std::memcpy(out.data() + at, got.data_ptr<std::int64_t>(), n * sizeof(std::int64_t));
+      at += n;
+    }
     return Status::Ok();
   }
 
  private:
   ProcessGroupTransport& t_;
+  const char* what_;
   Status failed_ = Status::Ok();
   c10::intrusive_ptr<c10d::Work> work_;
-  std::vector<at::Tensor> tensors_;  // owned: the collective writes them in the background
+  // Owned: the collective reads and writes them in the background.
+  std::vector<at::Tensor> inputs_, parts_;
   Clock::time_point deadline_;
 };
 
@@ -214,22 +230,48 @@ Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceO
   return Status::Ok();
 }
 
+std::unique_ptr<PendingCollective> ProcessGroupTransport::start_collective(
+    const char* what, const std::function<Started()>& start) {
+  using Pending = ProcessGroupPendingCollective;
+  if (broken()) return std::make_unique<Pending>(*this, what, broken_status());
+  try {
+    Started s = start();
+    return std::make_unique<Pending>(*this, what, std::move(s.work), std::move(s.inputs),
+                                     std::move(s.parts), s.deadline);
+  } catch (const std::exception& e) {
+    const std::string why = std::string(what) + " failed: " + brief(e.what());
+    mark_broken(why);
+    return std::make_unique<Pending>(*this, what, Status::TransportError(why));
+  }
+}
+
 std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_reduce(
     std::span<const std::int64_t> values, ReduceOp op, Millis timeout) {
-  if (broken()) return std::make_unique<ProcessGroupPendingReduce>(*this, broken_status());
-  const auto deadline = Clock::now() + timeout;
-  try {
-    std::vector<at::Tensor> ts{owned_copy(values)};
+  return start_collective("all-reduce", [&] {
+    Started s;
+    s.deadline = Clock::now() + timeout;
+    s.parts = {owned_copy(values)};
     c10d::AllreduceOptions o;
     o.reduceOp = to_c10d(op);
-    auto work = control_->allreduce(ts, o);
-    return std::make_unique<ProcessGroupPendingReduce>(*this, std::move(work), std::move(ts),
-                                                       deadline);
-  } catch (const std::exception& e) {
-    const std::string why = std::string("all-reduce failed: ") + brief(e.what());
-    mark_broken(why);
-    return std::make_unique<ProcessGroupPendingReduce>(*this, Status::TransportError(why));
-  }
+    s.work = control_->allreduce(s.parts, o);
+    return s;
+  });
+}
+
+std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_gather(
+    std::span<const std::int64_t> mine, Millis timeout) {
+  return start_collective("all-gather", [&] {
+    Started s;
+    s.deadline = Clock::now() + timeout;
+    s.inputs = {owned_copy(mine)};
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(opt_.control_device);
+    std::vector<std::vector<at::Tensor>> outs(1);
+    for (int r = 0; r < size_; ++r)
+      outs[0].push_back(at::empty({static_cast<std::int64_t>(mine.size())}, opts));
+    s.work = control_->allgather(outs, s.inputs);
+    s.parts = std::move(outs[0]);
+    return s;
+  });
 }
 
 std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp> ops) {

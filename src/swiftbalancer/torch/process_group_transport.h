@@ -25,8 +25,8 @@
 // queue push, and stages advance between steps without the serving thread polling.
 //
 // Collectives: all_gather() and all_reduce() start the group's collective and wait for it;
-// start_all_reduce() (the runtime's layer vote) starts it and leaves it running on the group's
-// own threads until the handle's wait().
+// start_all_reduce() and start_all_gather() (async mode's collectives, read a step later) start
+// it and leave it running on the group's own threads until the handle's wait().
 //
 // Failure is a result (the Transport contract):
 //   - a collective that fails or runs past its timeout fails on this rank; a timed-out one
@@ -86,9 +86,11 @@ class ProcessGroupTransport final : public Transport {
   Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
                     Millis timeout) override;
   Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override;
-  // Runs on the control group in the background: gloo's worker threads, NCCL's stream.
+  // Both run on the control group in the background: gloo's worker threads, NCCL's stream.
   std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
                                                       ReduceOp op, Millis timeout) override;
+  std::unique_ptr<PendingCollective> start_all_gather(std::span<const std::int64_t> mine,
+                                                      Millis timeout) override;
 
   bool can_move(MemoryKind kind) const override { return kind == weight_kind_; }
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override;
@@ -106,12 +108,20 @@ class ProcessGroupTransport final : public Transport {
 
  private:
   friend class ProcessGroupBatch;
-  friend class ProcessGroupPendingReduce;
+  friend class ProcessGroupPendingCollective;
   Status wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout, const char* what);
   // Starts a collective and waits for it; any failure marks the transport broken.
   Status run_collective(const char* what, Millis timeout,
                         const std::function<c10::intrusive_ptr<c10d::Work>()>& start);
   at::Tensor owned_copy(std::span<const std::int64_t> values) const;
+  // A collective started by `start` (any failure marks the transport broken).
+  struct Started {
+    c10::intrusive_ptr<c10d::Work> work;
+    std::vector<at::Tensor> inputs, parts;
+    Clock::time_point deadline;
+  };
+  std::unique_ptr<PendingCollective> start_collective(const char* what,
+                                                      const std::function<Started()>& start);
   void post_stage(BatchState& b);  // off gloo, on the serving thread
   void poster_loop();
   void waiter_loop();

@@ -49,6 +49,18 @@ std::unique_ptr<PendingCollective> Transport::start_all_reduce(std::span<const s
   return std::make_unique<CompletedCollective>(std::move(s), std::move(v));
 }
 
+std::unique_ptr<PendingCollective> Transport::start_all_gather(std::span<const std::int64_t> mine,
+                                                               Millis timeout) {
+  std::vector<std::int64_t> v(mine.size() * static_cast<std::size_t>(size()));
+  Status s = Status::Ok();
+  try {
+    s = all_gather(mine, v, timeout);
+  } catch (const std::exception& e) {
+    s = Status::TransportError(std::string("all-gather failed: ") + e.what());
+  }
+  return std::make_unique<CompletedCollective>(std::move(s), std::move(v));
+}
+
 std::unique_ptr<TransferBatch> failed_batch(Status why) {
   return std::make_unique<FailedBatch>(std::move(why));
 }

@@ -15,10 +15,11 @@
 // Threading: a Transport object belongs to one rank and is used from one thread at a time (the
 // serving thread). Different ranks' objects may be used concurrently.
 //
-// A collective may also be started now and its result taken later (start_all_reduce): the
-// runtime's per-layer vote goes out after a step's forward and is read after the next one, so
-// no serving step blocks on it. A transport whose collectives cannot run in the background
-// completes it at the start (the default).
+// A collective may also be started now and its result taken later (start_all_reduce,
+// start_all_gather): in async mode the runtime starts its collectives one step before it reads
+// them (the layer vote, the count gather, the decision agreement, the shift check), so no
+// serving step blocks on a round trip. A transport whose collectives cannot run in the
+// background completes them at the start (the default).
 //
 // Failure is a result, never a hang: every call takes a timeout or deadline and returns a Status
 // (kTimeout, kTransportError). After a collective fails the ranks are still consistent: either
@@ -85,15 +86,15 @@ class TransferBatch {
   virtual Status cancel() = 0;
 };
 
-// An all-reduce started by Transport::start_all_reduce(). Owns its values (never the caller's
-// memory). Every rank must take part in the same collectives in the same order: a pending one
-// counts as issued, so the next collective may be started (or called) before this one is
-// waited for. Destroying it unwaited abandons the result (the collective may still run).
+// A collective started by Transport::start_all_reduce() or start_all_gather(). Owns its values
+// (never the caller's memory). Every rank must take part in the same collectives in the same order:
+// a pending one counts as issued, so the next collective may be started (or called) before this one
+// is waited for. Destroying it unwaited abandons the result (the collective may still run).
 class PendingCollective {
  public:
   virtual ~PendingCollective() = default;
   // Blocks until the result is in, bounded by the timeout given at the start (counted from
-  // then). Ok: `out` (the size given at the start) holds the reduction. Called at most once.
+  // then). Ok: `out` (the size of the result) holds it. Called at most once.
   virtual Status wait(std::span<std::int64_t> out) = 0;
 };
 
@@ -119,6 +120,9 @@ class Transport {
   // default runs it to the end here). Never throws: a failure is the handle's wait() status.
   virtual std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
                                                               ReduceOp op, Millis timeout);
+  // all_gather() started now (its result: size() * mine.size() values), the same way.
+  virtual std::unique_ptr<PendingCollective> start_all_gather(std::span<const std::int64_t> mine,
+                                                              Millis timeout);
 
   // Whether point-to-point operations on buffers of this kind can be posted. Host by default.
   virtual bool can_move(MemoryKind kind) const { return kind == MemoryKind::kHost; }

@@ -5,6 +5,9 @@
 //   agree(transport, final)     every few steps, on the serving thread: the ranks all-reduce
 //                               their vote (pending / ready / failed, and how), and a hash of
 //                               the result; all go on to moving at the same step, or all drop it.
+//                               In async mode the vote is started at the end of the step before
+//                               (start_agree) and agree() only reads it: it says where the
+//                               worker stood then.
 //
 // The worker runs the policy, validates its result, aligns it to the placement in service (an
 // expert a rank keeps keeps its slot: compat/align.h), derives this rank's CyclePlan and
@@ -21,6 +24,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -33,6 +37,7 @@
 #include "swiftbalancer/runtime/cycle_plan.h"
 #include "swiftbalancer/runtime/internal/reporter.h"
 #include "swiftbalancer/runtime/internal/staging_pool.h"
+#include "swiftbalancer/transport/transport.h"
 
 namespace swiftbalancer {
 
@@ -54,6 +59,9 @@ class DecisionCycle {
   // One agreement round. final_poll: a result still pending counts as failed (sync mode).
   // kAgreed: take_plan() holds the plan; kDropped: the cycle is over (reported and counted).
   Outcome agree(Transport& transport, bool final_poll);
+  // Starts the next agreement round's collective now; agree() then reads it.
+  void start_agree(Transport& transport);
+  bool agreeing() const { return agreeing_.pending != nullptr; }
   std::unique_ptr<CyclePlan> take_plan();
   // Drops the active cycle without a collective (the other ranks stopped answering).
   void abandon();
@@ -66,7 +74,13 @@ class DecisionCycle {
 
  private:
   struct Job;
+  // A started agreement round: its collective and what this rank saw of its own failure.
+  struct Agreeing {
+    std::unique_ptr<PendingCollective> pending;
+    std::string why;
+  };
   void worker_loop();
+  void start_round(Transport& transport, bool final_poll);
   void decide(const Job& job, Result& out) const;
   void drop();
 
@@ -78,6 +92,7 @@ class DecisionCycle {
   StagingPool& pool_;
   std::int64_t next_cycle_ = 0;
   std::shared_ptr<Result> result_;  // the active cycle
+  Agreeing agreeing_;
   // Threads for the policy's per-layer work when cfg_.policy_threads > 1 (else null). Used by
   // one decision at a time: the worker's (async) or the serving thread's (sync).
   std::unique_ptr<ThreadPool> policy_threads_;

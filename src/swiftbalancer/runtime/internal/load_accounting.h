@@ -9,10 +9,16 @@
 // placement: carry_layer() moves them aside, and the gather folds them onto the placement that
 // was in service at the start of the interval, so no interval loses a layer's load.
 //
+// A gather may be started at the end of one step and finished at the next (async mode: the
+// all-gather runs during the forward in between): start_gather() takes the counts recorded so
+// far and starts the collective, finish_gather() reads it and folds. The counts of the step in
+// between belong to the next interval.
+//
 // Thread-safety: not thread-safe; the serving thread owns it.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -39,13 +45,18 @@ class LoadAccounting {
   // All-gathers this interval's counts and pushes the folded load into the window; the counts
   // are cleared either way. On failure the interval's load is lost (reported by the caller).
   Status gather(Transport& transport, const Placement& in_service, Millis timeout);
+  // gather() in two halves: the counts so far are taken (and cleared) and the collective
+  // started now; finish_gather() waits for it (bounded by the timeout given here) and folds.
+  void start_gather(Transport& transport, const Placement& in_service, Millis timeout);
+  bool gather_started() const { return pending_gather_ != nullptr; }
+  Status finish_gather();
 
   // This rank's token total of every layer since the last call (or since construction): the
   // shift signal's contribution, [layers]. Gathers do not lose counts from it.
   std::span<const std::int64_t> take_layer_totals();
   // The load shifted: forgets the window and the open interval's counts (local, no collective;
   // every rank does it at the same step). The next gather's interval is then the whole window.
-  // The shift totals keep them.
+  // The shift totals keep them. A started gather is dropped with them (never read).
   void drop_interval(const Placement& in_service);
 
   const LoadMatrix& window() const { return window_.sum(); }
@@ -57,6 +68,8 @@ class LoadAccounting {
   LoadWindow window_;
   std::vector<std::int64_t> carry_;  // [layers][slots]: counts of layers committed this interval
   Placement interval_start_;         // placement in service when the interval began
+  Placement carry_start_;            // a started gather's: the carried counts' placement
+  std::unique_ptr<PendingCollective> pending_gather_;
   // Gather buffers, sized once: this rank's [counts | carry], everyone's, split per kind.
   std::vector<std::int64_t> send_, gathered_, current_all_, carry_all_;
   LoadMatrix interval_load_;
