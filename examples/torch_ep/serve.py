@@ -310,6 +310,10 @@ def make_balancer(a, phy2log, experts):
         phy2log=phy2log, experts=experts, config=cfg, policy=a.policy, cpu_group=group)
 
 
+def REFERENCE_WORK():
+    return sum(range(1000))
+
+
 class TimedBalancer:
     """The balancer's serving-thread calls, timed per step with Python and the binding included:
     record (per layer) or record_step, before_forward and after_forward (what the runtime costs
@@ -326,6 +330,7 @@ class TimedBalancer:
         self.step_call_cpu_ns = []  # the same calls' CPU time on this thread
         self.step_route_ns = []  # per step: route
         self.step_stats = []
+        self.reference_ns = []   # per step: REFERENCE_WORK's wall time, after the calls
 
     def before_forward(self):
         self.step_ns = self.route_ns = self.step_cpu_ns = 0
@@ -357,6 +362,11 @@ class TimedBalancer:
         stats = self.bal.after_forward()
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
+        # The same place in the step, a fixed piece of pure Python of about the calls' cost: how
+        # much wall time this host adds to such a piece by itself (preemption of the thread).
+        t0 = time.perf_counter_ns()
+        REFERENCE_WORK()
+        self.reference_ns.append(time.perf_counter_ns() - t0)
         self.step_call_ns.append(self.step_ns)
         self.step_call_cpu_ns.append(self.step_cpu_ns)
         self.step_route_ns.append(self.route_ns)
@@ -490,7 +500,9 @@ def run(a, rank):
 
     local = {
         "rank": rank, "wrong": check.wrong, "max_diff": max_diff, "step_ns": step_ns,
-        "call_ns": bal.step_call_ns, "call_cpu_ns": bal.step_call_cpu_ns, "route_ns": bal.step_route_ns, "received": received.tolist(),
+        "call_ns": bal.step_call_ns, "call_cpu_ns": bal.step_call_cpu_ns,
+        "route_ns": bal.step_route_ns, "reference_ns": bal.reference_ns,
+        "received": received.tolist(),
         "stats": [stats_dict(s) for s in bal.step_stats], "counters": dict(bal.bal.counters()),
     }
     gathered = [None] * a.ranks
@@ -539,6 +551,11 @@ def make_report(a, ranks, source):
     # What a rebalance costs serving: its worst step over the median step. Async spreads the
     # moves over layers_per_step layers a step; sync moves every layer in one step.
     stall = max((step_ms[s] for s in rebalance_steps), default=median) - median
+    # The typical rebalance step: the median of those steps over the median of the others (the
+    # worst one above is mostly this host's step-to-step noise when there are many).
+    quiet = [step_ms[s] for s in range(a.steps) if s not in set(rebalance_steps)]
+    cost = (percentile([step_ms[s] for s in rebalance_steps], 50) - percentile(quiet, 50)
+            if rebalance_steps and quiet else 0.0)
     # The balancer's own calls at those steps (waits and copies included), slowest rank.
     call_ms = max((max(r["call_ns"][s] for r in ranks) / 1e6 for s in rebalance_steps),
                   default=0.0)
@@ -550,6 +567,9 @@ def make_report(a, ranks, source):
     runtime_us = [st["serving_ns"] / 1e3 for r in ranks for st in r["stats"]]
     route_us = [ns / 1e3 for r in ranks for ns in r["route_ns"]]
     wait_us = [st["wait_ns"] / 1e3 for r in ranks for st in r["stats"]]
+    cpu_nocopy_us = [max(0, ns - st["copy_ns"]) / 1e3
+                     for r in ranks for ns, st in zip(r["call_cpu_ns"], r["stats"])]
+    reference_us = [ns / 1e3 for r in ranks for ns in r["reference_ns"]]
     finished = [s for s in range(a.steps) if any(r["stats"][s]["rebalance_finished"]
                                                   and r["stats"][s]["layers_committed"]
                                                   for r in ranks)]
@@ -583,6 +603,13 @@ def make_report(a, ranks, source):
         "serving_with_waits_us_p99": percentile(total_us, 99),
         "serving_cpu_us_p50": percentile([ns / 1e3 for r in ranks for ns in r["call_cpu_ns"]], 50),
         "serving_cpu_us_p99": percentile([ns / 1e3 for r in ranks for ns in r["call_cpu_ns"]], 99),
+        # CPU time less the weight copies (installs: memcpy on CPU tensors, a side stream's
+        # queue on CUDA), the part that is the runtime's bookkeeping and Python.
+        "serving_cpu_nocopy_us_p50": percentile(cpu_nocopy_us, 50),
+        "serving_cpu_nocopy_us_p99": percentile(cpu_nocopy_us, 99),
+        # REFERENCE_WORK at the same point of every step: this host's noise on such a piece.
+        "reference_us_p50": percentile(reference_us, 50),
+        "reference_us_p99": percentile(reference_us, 99),
         # The C++ runtime alone (its StepStats.serving_ns): what the calls cost without Python.
         "runtime_serving_us_p50": percentile(runtime_us, 50),
         "runtime_serving_us_p99": percentile(runtime_us, 99),
@@ -594,7 +621,9 @@ def make_report(a, ranks, source):
         "step_ms_max": max(step_ms),
         "slowest_step": step_ms.index(max(step_ms)),
         "rebalance_stall_ms": stall,
+        "rebalance_cost_ms": cost,
         "rebalance_call_ms": call_ms,
+        "step_ms": [round(v, 3) for v in step_ms],
         "counters_rank0": counters[0],
     }
 
@@ -624,8 +653,14 @@ def print_summary(r):
           "route p50 %.1f us"
           % (r["serving_us_p50"], r["serving_us_p99"], r["serving_with_waits_us_p99"],
              r["runtime_serving_us_p50"], r["runtime_serving_us_p99"], r["route_us_p50"]))
-    print("  step median %.2f ms, max %.2f ms; rebalance stall %.2f ms"
-          % (r["step_ms_median"], r["step_ms_max"], r["rebalance_stall_ms"]))
+    print("  CPU time of those calls p50 %.1f us, p99 %.1f us (copies apart); a fixed piece of "
+          "Python at the same point: p50 %.1f us, p99 %.1f us wall"
+          % (r["serving_cpu_nocopy_us_p50"], r["serving_cpu_nocopy_us_p99"],
+             r["reference_us_p50"], r["reference_us_p99"]))
+    print("  step median %.2f ms, max %.2f ms; rebalance stall %.2f ms (worst step), %.2f ms "
+          "(median rebalance step over the median other step)"
+          % (r["step_ms_median"], r["step_ms_max"], r["rebalance_stall_ms"],
+             r["rebalance_cost_ms"]))
     verdict = "ok" if r["wrong_expert_tokens"] == 0 and r["max_abs_diff"] <= TOLERANCE else "FAIL"
     print("  check %s: wrong-expert tokens %d, max |diff| vs the module %.2e"
           % (verdict, r["wrong_expert_tokens"], r["max_abs_diff"]))
@@ -635,9 +670,10 @@ def compare(reports):
     """What a rebalance costs serving in each mode of one run, and async's cost over sync's."""
     by_mode = {r["mode"]: r for r in reports}
     out = {m: {"rebalance_stall_ms": r["rebalance_stall_ms"],
+               "rebalance_cost_ms": r["rebalance_cost_ms"],
                "rebalance_call_ms": r["rebalance_call_ms"]} for m, r in by_mode.items()}
     if "async" in by_mode and "sync" in by_mode:
-        for key in ("rebalance_stall_ms", "rebalance_call_ms"):
+        for key in ("rebalance_stall_ms", "rebalance_cost_ms", "rebalance_call_ms"):
             sync = by_mode["sync"][key]
             out["async_over_sync_" + key[len("rebalance_"):]] = (
                 by_mode["async"][key] / sync if sync > 0 else None)
@@ -647,12 +683,15 @@ def compare(reports):
 def print_comparison(c):
     if "async_over_sync_stall_ms" not in c:
         return
-    ratio = c["async_over_sync_stall_ms"]
-    print("comparison: async's rebalance step costs %+.2f ms over the median step = %s of sync's "
-          "stall %+.2f ms; the balancer's own calls at those steps: async %.2f ms, sync %.2f ms"
-          % (c["async"]["rebalance_stall_ms"], "%.2f" % ratio if ratio is not None else "-",
-             c["sync"]["rebalance_stall_ms"], c["async"]["rebalance_call_ms"],
-             c["sync"]["rebalance_call_ms"]))
+    def ratio(key):
+        v = c["async_over_sync_" + key]
+        return "%.2f" % v if v is not None else "-"
+    print("comparison: async's worst rebalance step costs %+.2f ms over the median step = %s of "
+          "sync's stall %+.2f ms; the median rebalance step %+.2f ms = %s of sync's %+.2f ms; the "
+          "balancer's own calls at those steps: async %.2f ms, sync %.2f ms"
+          % (c["async"]["rebalance_stall_ms"], ratio("stall_ms"), c["sync"]["rebalance_stall_ms"],
+             c["async"]["rebalance_cost_ms"], ratio("cost_ms"), c["sync"]["rebalance_cost_ms"],
+             c["async"]["rebalance_call_ms"], c["sync"]["rebalance_call_ms"]))
 
 
 def main(argv=None):

@@ -56,8 +56,9 @@ struct BalancerConfig {
   Millis worker_timeout{5000};  // a cycle whose worker is not done by then is dropped
   Millis transfer_timeout{1000};
   Millis collective_timeout{5000};
-  // Run the worker at the lowest CPU priority (Linux: nice 19 for that thread), so that the
-  // policy takes CPU time the serving threads leave, instead of preempting them.
+  // Run the worker at the lowest CPU priority (Linux: SCHED_BATCH and nice 19 for that thread,
+  // exec/thread_priority.h), so that the policy takes CPU time the serving threads leave,
+  // instead of preempting them.
   bool background_worker = true;
   // Threads the policy may spread its per-layer work over, the worker included (swift's
   // searches; 1: the worker alone). The extra threads run at the worker's priority. The

@@ -8,12 +8,7 @@
 #include "swiftbalancer/compat/align.h"
 #include "swiftbalancer/core/metrics.h"
 #include "swiftbalancer/core/resource.h"
-
-#if defined(__linux__)
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
+#include "swiftbalancer/exec/thread_priority.h"
 
 namespace swiftbalancer {
 namespace {
@@ -22,16 +17,6 @@ namespace {
 constexpr std::int64_t kVoteFailed = 0, kVotePending = 1, kVoteReady = 2;
 
 enum class FailKind { kNone, kWorker, kInvalid };
-
-// Lowest normal priority for the calling thread (Linux threads have their own nice value).
-// Best effort: returns false where it is not possible; the worker then runs at normal priority.
-bool lower_current_thread_priority() {
-#if defined(__linux__)
-  return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) == 0;
-#else
-  return false;
-#endif
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "swiftbalancer/core/status.h"
+#include "swiftbalancer/exec/thread_priority.h"
 
 namespace swiftbalancer::torch_engine {
 namespace {
@@ -342,6 +343,7 @@ void ProcessGroupTransport::post_stage(BatchState& b) {
 // long, and a stage is posted as soon as the previous one completed, whatever the serving
 // thread is doing. Every rank posts a batch's stages in the same order, as before.
 void ProcessGroupTransport::poster_loop() {
+  (void)make_current_thread_batch();  // never preempts the serving thread that hands it work
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     post_cv_.wait(lock, [&] { return stop_ || !to_post_.empty(); });
@@ -380,6 +382,7 @@ void ProcessGroupTransport::poster_loop() {
 }
 
 void ProcessGroupTransport::waiter_loop() {
+  (void)make_current_thread_batch();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });

@@ -38,8 +38,9 @@
 //     abort tears the communicator down: the transport is then broken().
 //
 // Threading: as Transport (one serving thread per rank), plus the transport's own waiter and
-// posting threads for gloo. Nothing here calls Python. Destruction aborts what is outstanding
-// and joins both.
+// posting threads for gloo, scheduled SCHED_BATCH (exec/thread_priority.h): handed a batch,
+// they never preempt the serving thread. Nothing here calls Python. Destruction aborts what is
+// outstanding and joins both.
 #pragma once
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
