@@ -19,6 +19,13 @@ RoutingTensors::RoutingTensors(const Topology& topo, const Placement& initial, c
   host_count_ = at::empty({layers_, experts_}, cpu);
   shown_ = initial.data();
   for (int l = 0; l < layers_; ++l) fill_host(l, initial.layer(l));
+  on_host_ = device.is_cpu();
+  if (on_host_) {
+    phy2log_ = host_phy2log_;
+    log2phy_ = host_log2phy_;
+    replica_count_ = host_count_;
+    return;
+  }
   phy2log_ = host_phy2log_.to(device, /*non_blocking=*/false, /*copy=*/true);
   log2phy_ = host_log2phy_.to(device, false, true);
   replica_count_ = host_count_.to(device, false, true);
@@ -58,7 +65,7 @@ int RoutingTensors::update(const Placement& in_service) {
     if (std::equal(row.begin(), row.end(), shown)) continue;
     std::copy(row.begin(), row.end(), shown);
     fill_host(l, row);
-    upload(l);
+    if (!on_host_) upload(l);
     ++changed;
   }
   return changed;

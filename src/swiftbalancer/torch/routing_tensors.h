@@ -8,7 +8,8 @@
 // Tables are written in place, one layer's rows at that layer's commit, so their addresses never
 // change (a captured CUDA graph keeps reading the right tables). On a device the rows are copied
 // on the engine's current stream, after the expert store made that stream wait for the layer's
-// installs: weights first, then the table.
+// installs: weights first, then the table. On the CPU the tables are the host rows themselves,
+// written in place with no tensor operation (a commit step's cost on the serving thread).
 //
 // Thread-safety: the serving thread only.
 #pragma once
@@ -41,8 +42,10 @@ class RoutingTensors {
 
   int layers_, slots_, experts_, max_replicas_;
   std::vector<ExpertId> shown_;  // [L][P]: what the tables hold
-  // Host rows (pinned is not needed: commits are rare), copied into the device tables.
+  // Host rows (pinned is not needed: commits are rare), copied into the device tables; on the
+  // CPU they are the tables.
   at::Tensor host_phy2log_, host_log2phy_, host_count_;
+  bool on_host_ = false;
   at::Tensor phy2log_, log2phy_, replica_count_;
 };
 
