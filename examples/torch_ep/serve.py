@@ -8,8 +8,10 @@ One process per rank (gloo, CPU). Every rank builds the same `transformers` Deep
 own slots, slot as the leading dimension, as `swiftbalancer.torch.Balancer` wants them. Each step
 every rank draws its tokens, routes them with the block's own router, sends them to the ranks
 holding their experts' slots (all_to_all), runs the expert MLPs there, sends the outputs back and
-combines them. The balancer sees the per-slot token counts (one record_step call per step, or
-record per layer with --record per-layer), moves experts between ranks in the background and
+combines them. The balancer sees the per-slot token counts (the layers add them into one
+tensor bound to it once, which after_forward takes and zeroes; or --record per-step: one
+record_step call per step; or --record per-layer: one record call per layer), moves experts
+between ranks in the background and
 swaps the routing tables; the run checks every token against the unsharded block's own forward
 and every served token against the weights it should have met.
 
@@ -65,10 +67,11 @@ def parse_args(argv):
                    help="balancer mode, or several comma-separated (async,sync): each served in "
                    "turn in the same run, with the same weights and tokens, and compared")
     p.add_argument("--policy", choices=("swift", "deepseek"), default="swift")
-    p.add_argument("--record", choices=("per-step", "per-layer"), default="per-step",
-                   help="how the counts reach the balancer: the layers fill one [layers, slots] "
-                   "tensor, recorded with one record_step call per step, or one record call "
-                   "per layer")
+    p.add_argument("--record", choices=("bound", "per-step", "per-layer"), default="bound",
+                   help="how the counts reach the balancer: the layers add into one "
+                   "[layers, slots] tensor bound to it once (bind_counts; after_forward takes and "
+                   "zeroes it), or that tensor recorded with one record_step call per step, or "
+                   "one record call per layer")
     p.add_argument("--inject-fault", choices=FAULTS, default="none",
                    help="fault the balancer injects (on --fault-rank, in --fault-cycle)")
     p.add_argument("--fault-rank", type=int, default=1)
@@ -314,12 +317,36 @@ def REFERENCE_WORK():
     return sum(range(1000))
 
 
+class RunQueueClock:
+    """How long this thread has waited on a run queue, ready but not running (the kernel's
+    schedstat, Linux): the time the host's other threads took the core from it. Always 0 where
+    the file cannot be read."""
+
+    def __init__(self):
+        try:
+            self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+            self.ns()
+        except (OSError, ValueError, IndexError):
+            self.fd = None
+
+    def ns(self):
+        if self.fd is None:
+            return 0
+        return int(os.pread(self.fd, 128, 0).split()[1])
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class TimedBalancer:
     """The balancer's serving-thread calls, timed per step with Python and the binding included:
     record (per layer) or record_step, before_forward and after_forward (what the runtime costs
     the serving thread; the runtime reports its bounded waits and weight copies apart, in the
     step's stats), and route apart (the engine's own top-k -> slot mapping, tensor ops on the
-    tables)."""
+    tables). Beside the wall time of those calls: their CPU time and the time the thread waited
+    on a run queue during them (preempted by the host's other threads: 4 ranks on 2 cores)."""
 
     def __init__(self, bal):
         self.bal = bal
@@ -330,14 +357,22 @@ class TimedBalancer:
         self.step_call_cpu_ns = []  # the same calls' CPU time on this thread
         self.step_route_ns = []  # per step: route
         self.step_stats = []
+        self.step_runq_ns = []   # per step: run-queue wait during the same calls
+        self.step_runq_ns_now = 0
         self.reference_ns = []   # per step: REFERENCE_WORK's wall time, after the calls
+        self.runq = RunQueueClock()
+
+    def bind_counts(self, counts):
+        self.bal.bind_counts(counts)
 
     def before_forward(self):
-        self.step_ns = self.route_ns = self.step_cpu_ns = 0
+        self.step_ns = self.route_ns = self.step_cpu_ns = self.step_runq_ns_now = 0
+        q0 = self.runq.ns()
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.before_forward()
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
+        self.step_runq_ns_now += self.runq.ns() - q0
 
     def route(self, layer, ids):
         t0 = time.perf_counter_ns()
@@ -346,22 +381,29 @@ class TimedBalancer:
         return out
 
     def record(self, layer, counts):
+        q0 = self.runq.ns()
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.record(layer, counts)
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
+        self.step_runq_ns_now += self.runq.ns() - q0
 
     def record_step(self, counts):
+        q0 = self.runq.ns()
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         self.bal.record_step(counts)
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
+        self.step_runq_ns_now += self.runq.ns() - q0
 
     def after_forward(self):
+        q0 = self.runq.ns()
         c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
         stats = self.bal.after_forward()
         self.step_ns += time.perf_counter_ns() - t0
         self.step_cpu_ns += time.thread_time_ns() - c0
+        self.step_runq_ns_now += self.runq.ns() - q0
+        self.step_runq_ns.append(self.step_runq_ns_now)
         # The same place in the step, a fixed piece of pure Python of about the calls' cost: how
         # much wall time this host adds to such a piece by itself (preemption of the thread).
         t0 = time.perf_counter_ns()
@@ -405,8 +447,8 @@ class Check:
 def serve_layer(layer, x, block, slots_w, ref_fp, bal, a, check, step_counts):
     """The block's routed experts over the ranks plus its shared expert locally; returns
     ([tokens, hidden], tokens received by this rank). This rank's tokens per local slot go to
-    bal.record, or with --record per-step into row `layer` of step_counts, which run() records
-    once for the step."""
+    bal.record, or (--record bound or per-step) into row `layer` of step_counts, which the
+    balancer takes at after_forward (bound) or run() records once for the step (per-step)."""
     S, R = a.slots_per_rank, a.ranks
     _, weights, ids = block.gate(x)                        # the module's own routing
     slots = bal.route(layer, ids).reshape(-1)              # pair i*k+j: token i's j-th choice
@@ -469,11 +511,17 @@ def run(a, rank):
     dist.barrier()
 
     check, max_diff = Check(), 0.0
-    # Allocated once: the steps only zero and add into it, as a layer writes vLLM's expert-load
-    # tensor.
+    # Allocated once: the layers add into it, as they write vLLM's expert-load tensor. Bound to
+    # the balancer, which takes and zeroes it at after_forward; per-step: zeroed here each step
+    # and handed over with record_step.
     step_counts = (torch.zeros(a.layers, a.slots_per_rank, dtype=torch.int64)
-                   if a.record == "per-step" else None)
+                   if a.record in ("bound", "per-step") else None)
+    if a.record == "bound":
+        bal.bind_counts(step_counts)
     step_ns, received = [], torch.zeros(a.steps, a.layers, dtype=torch.int64)
+    # The next step's before_forward follows this step's after_forward at once: the first call
+    # after the forward's tensor work runs on cold caches, the one right behind it does not.
+    bal.before_forward()
     with torch.no_grad():
         for step in range(a.steps):
             if step == a.switch_at:
@@ -481,8 +529,7 @@ def run(a, rank):
             x = draw_tokens(a, rank, step)
             check_ns0 = check.ns
             t0 = time.perf_counter_ns()
-            bal.before_forward()
-            if step_counts is not None:
+            if a.record == "per-step":
                 step_counts.zero_()
             outputs = []
             for layer, block in enumerate(blocks):
@@ -490,9 +537,11 @@ def run(a, rank):
                                    step_counts)
                 outputs.append(y)
                 received[step, layer] = n
-            if step_counts is not None:
+            if a.record == "per-step":
                 bal.record_step(step_counts)
             bal.after_forward()
+            if step + 1 < a.steps:
+                bal.before_forward()
             step_ns.append(time.perf_counter_ns() - t0 - (check.ns - check_ns0))
             for block, y in zip(blocks, outputs):  # the unsharded module on the same tokens
                 ref = block(x.unsqueeze(0)).squeeze(0)
@@ -502,12 +551,14 @@ def run(a, rank):
         "rank": rank, "wrong": check.wrong, "max_diff": max_diff, "step_ns": step_ns,
         "call_ns": bal.step_call_ns, "call_cpu_ns": bal.step_call_cpu_ns,
         "route_ns": bal.step_route_ns, "reference_ns": bal.reference_ns,
+        "runq_ns": bal.step_runq_ns,
         "received": received.tolist(),
         "stats": [stats_dict(s) for s in bal.step_stats], "counters": dict(bal.bal.counters()),
     }
     gathered = [None] * a.ranks
     dist.all_gather_object(gathered, local)
     bal.bal.close()
+    bal.runq.close()
     if rank != 0:
         return None
     return make_report(a, gathered, source)
@@ -570,6 +621,12 @@ def make_report(a, ranks, source):
     cpu_nocopy_us = [max(0, ns - st["copy_ns"]) / 1e3
                      for r in ranks for ns, st in zip(r["call_cpu_ns"], r["stats"])]
     reference_us = [ns / 1e3 for r in ranks for ns in r["reference_ns"]]
+    # The calls less waits, copies and the time the thread sat on a run queue (preempted by the
+    # host's other threads). A wait's own run-queue time is in both the wait and the run-queue
+    # figure: taken off twice, so this errs low by that much at steps preempted inside a wait.
+    running_us = [max(0, ns - st["wait_ns"] - st["copy_ns"] - q) / 1e3
+                  for r in ranks for ns, st, q in zip(r["call_ns"], r["stats"], r["runq_ns"])]
+    runq_us = [q / 1e3 for r in ranks for q in r["runq_ns"]]
     finished = [s for s in range(a.steps) if any(r["stats"][s]["rebalance_finished"]
                                                   and r["stats"][s]["layers_committed"]
                                                   for r in ranks)]
@@ -610,6 +667,12 @@ def make_report(a, ranks, source):
         # REFERENCE_WORK at the same point of every step: this host's noise on such a piece.
         "reference_us_p50": percentile(reference_us, 50),
         "reference_us_p99": percentile(reference_us, 99),
+        # Run-queue time of the serving thread during the calls (Linux schedstat; 0 elsewhere),
+        # and the calls without it: what the balancer itself costs the thread.
+        "serving_runq_us_p99": percentile(runq_us, 99),
+        "serving_runq_us_max": max(runq_us),
+        "serving_running_us_p50": percentile(running_us, 50),
+        "serving_running_us_p99": percentile(running_us, 99),
         # The C++ runtime alone (its StepStats.serving_ns): what the calls cost without Python.
         "runtime_serving_us_p50": percentile(runtime_us, 50),
         "runtime_serving_us_p99": percentile(runtime_us, 99),
@@ -653,6 +716,10 @@ def print_summary(r):
           "route p50 %.1f us"
           % (r["serving_us_p50"], r["serving_us_p99"], r["serving_with_waits_us_p99"],
              r["runtime_serving_us_p50"], r["runtime_serving_us_p99"], r["route_us_p50"]))
+    print("  of those calls' wall time, the thread sat on a run queue (preempted) p99 %.1f us, "
+          "max %.1f us; without it: p50 %.1f us, p99 %.1f us"
+          % (r["serving_runq_us_p99"], r["serving_runq_us_max"], r["serving_running_us_p50"],
+             r["serving_running_us_p99"]))
     print("  CPU time of those calls p50 %.1f us, p99 %.1f us (copies apart); a fixed piece of "
           "Python at the same point: p50 %.1f us, p99 %.1f us wall"
           % (r["serving_cpu_nocopy_us_p50"], r["serving_cpu_nocopy_us_p99"],

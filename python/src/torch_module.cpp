@@ -10,6 +10,7 @@
 #include <torch/python.h>  // torch's pybind11 casters (tensors, c10d process groups)
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,12 @@ void bind_torch_balancer(py::module_& m) {
       .def(
           "record_step",
           [](const PyTorchBalancer& b, const at::Tensor& counts) { b.get().record_step(counts); },
+          py::arg("counts"))
+      .def(
+          "bind_counts",
+          [](const PyTorchBalancer& b, const std::optional<at::Tensor>& counts) {
+            b.get().bind_counts(counts.value_or(at::Tensor()));
+          },
           py::arg("counts"))
       .def("before_forward",
            [](const PyTorchBalancer& b) {

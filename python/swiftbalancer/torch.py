@@ -20,6 +20,9 @@ engine adds a dozen lines::
 or, one call per step instead of one per layer: the layers write their counts into rows of one
 integer tensor ``step_counts[layers, slots_per_rank]`` (zeroed each step) and the engine calls
 ``bal.record_step(step_counts)`` right before ``bal.after_forward()``.
+Or no call at all for the counts: the engine binds that tensor once,
+``bal.bind_counts(step_counts)`` (as vLLM keeps its expert-load tensor), its layers only add into
+it, and every ``after_forward()`` takes it and zeroes it in place.
 
 Everything else is the C++ runtime (``swiftbalancer._torch``, built where torch 2.x is found):
 counts gathered every ``interval_steps`` over the CPU group, the policy and the transfer plan on
@@ -38,8 +41,8 @@ Tables (int64, on the experts' device, updated in place at each layer's commit, 
 CUDA graph keeps reading them): ``phy2log[L, P]``, ``log2phy[L, E, max_replicas]`` (-1 padded,
 replicas in slot order) and ``replica_count[L, E]``, as vLLM's EPLB state lays them out.
 
-Threading: one serving thread per rank calls record / record_step / before_forward /
-after_forward / route; ``before_forward``, ``after_forward`` and ``close`` release the GIL while
+Threading: one serving thread per rank calls record / record_step / bind_counts /
+before_forward / after_forward / route; ``before_forward``, ``after_forward`` and ``close`` release the GIL while
 they wait. ``counters()`` and ``metrics_text()`` may be called from any thread.
 """
 
@@ -156,6 +159,14 @@ class Balancer:
         once (in place when int64 and contiguous); a device tensor is added on the device with
         no host sync."""
         self._b.record_step(counts)
+
+    def bind_counts(self, counts):
+        """Binds the engine's own count tensor (integer ``[layers, slots_per_rank]``, on the CPU
+        or the experts' device; ``None`` unbinds): every ``after_forward()`` then adds it as
+        ``record_step`` would and zeroes it in place (on a device: a kernel, no host sync). The
+        engine's layers only add into it, and the step needs no counting call. The tensor is
+        kept until the next ``bind_counts``; it must keep its storage (add in place)."""
+        self._b.bind_counts(counts)
 
     def before_forward(self):
         self._b.before_forward()

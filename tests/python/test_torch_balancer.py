@@ -140,18 +140,23 @@ def test_a_rank_killed_mid_cycle_leaves_the_others_serving_on_a_valid_placement(
         assert max(r["step_seconds"]) < 5.0, "a survivor waited past its deadlines"
 
 
-def test_record_step_gives_the_same_load_and_placements_as_record_per_layer(tmp_path):
+def test_record_step_and_bound_counts_give_the_same_load_and_placements_as_record(tmp_path):
     reports = run_ranks("step", tmp_path)
     keys = ("gathers", "rebalances", "layers_committed", "bytes_sent", "bytes_received")
     for r in reports:
         assert r["wrong_slots"] == 0, "a slot held another expert than its table says"
         assert r["placements_a"] == reports[0]["placements_a"], "ranks disagree on a placement"
         assert r["placements_b"] == r["placements_a"], "record_step decided otherwise"
+        assert r["placements_c"] == r["placements_a"], "bound counts decided otherwise"
         # The imbalance the gathered load had before and after each rebalance, step by step.
         assert r["imbalance_b"] == r["imbalance_a"]
-        ca, cb = r["counters_a"], r["counters_b"]
+        assert r["imbalance_c"] == r["imbalance_a"]
+        ca, cb, cc = r["counters_a"], r["counters_b"], r["counters_c"]
         assert [cb[k] for k in keys] == [ca[k] for k in keys]
-        assert ca["layers_failed"] == cb["layers_failed"] == 0
+        assert [cc[k] for k in keys] == [ca[k] for k in keys]
+        assert ca["layers_failed"] == cb["layers_failed"] == cc["layers_failed"] == 0
+        # after_forward took the bound tensor and zeroed it in place, every step.
+        assert r["bound_left_nonzero"] == 0 and not r["bound_moved"]
     # Equal placements prove something only if the loads moved them, more than once.
     placements = reports[0]["placements_a"]
     assert sum(p != q for p, q in zip(placements, placements[1:])) >= 2
@@ -204,6 +209,16 @@ def test_bad_arguments_are_refused_before_any_collective():
     b.record_step(torch.tensor([[1, 2]], dtype=torch.int32))
     b.record_step(torch.tensor([[1, 2]]))
     assert b.after_forward().step == 1
+    with pytest.raises(ValueError, match=r"\(layers x local slots\); got torch.int64 \[2\]"):
+        b.bind_counts(torch.zeros(2, dtype=torch.long))
+    bound = torch.tensor([[3, 4]], dtype=torch.int32)
+    b.bind_counts(bound)
+    b.after_forward()
+    assert bound.tolist() == [[0, 0]], "after_forward did not zero the bound counts"
+    b.bind_counts(None)
+    bound += 5
+    b.after_forward()
+    assert bound.tolist() == [[5, 5]], "an unbound tensor was still taken"
     b.close()
     with pytest.raises(ValueError, match="closed"):
         b.before_forward()

@@ -171,26 +171,31 @@ def main():
 
 
 def record_step_scenario(rank, out_dir):
-    """Two balancers fed the same loads: ``a`` per layer with record(), ``b`` once per step with
-    record_step(), each on groups of its own with its own copy of the experts, in sync mode (all
-    of a cycle happens at its gather step, so equal counts give equal placements at equal
+    """Three balancers fed the same loads: ``a`` per layer with record(), ``b`` once per step
+    with record_step(), ``c`` through a bound tensor its "layers" add into (bind_counts, no
+    counting call), each on groups of its own with its own copy of the experts, in sync mode
+    (all of a cycle happens at its gather step, so equal counts give equal placements at equal
     steps). Each layer has another hot expert, the hot ones turn every 6 steps, and a warm one
-    every step, so a row given to the wrong layer, or lost, changes the gathered load. ``b``
-    gets its step tensor as int64, int32 and a non-contiguous int64 view in turn (the in-place
-    and the converting paths)."""
+    every step, so a row given to the wrong layer, lost, or counted twice (a bound tensor not
+    zeroed) changes the gathered load. ``b`` gets its step tensor as int64, int32 and a
+    non-contiguous int64 view in turn (the in-place and the converting paths)."""
     cfg = dict(mode="sync", interval_steps=3, window_intervals=1, transfer_timeout_ms=2000,
                collective_timeout_ms=3000, worker_timeout_ms=10000, log=False)
     bals, experts = [], []
-    for _ in range(2):
+    for _ in range(3):
         # Groups of its own: neither balancer's collectives can pair with the other's.
         cpu_group = dist.new_group(backend="gloo")
         device_group = dist.new_group(backend="nccl") if DEVICE == "cuda" else None
         experts.append(make_experts(initial_placement(), rank))
         bals.append(sbt.Balancer(sb.Topology(RANKS, SLOTS), initial_placement(), experts[-1],
                                  config=cfg, cpu_group=cpu_group, device_group=device_group))
-    a, b = bals
+    a, b, c = bals
+    bound = torch.zeros(LAYERS, SLOTS, dtype=torch.int64, device=c.phy2log.device)
+    bound_at = bound.data_ptr()
+    c.bind_counts(bound)
     report = {"rank": rank, "wrong_slots": 0, "placements_a": [], "placements_b": [],
-              "imbalance_a": [], "imbalance_b": []}
+              "placements_c": [], "imbalance_a": [], "imbalance_b": [], "imbalance_c": [],
+              "bound_left_nonzero": 0, "bound_moved": False}
     for step in range(18):
         loads = [[400 // ((e - l - step // 6) % EXPERTS + 1) + 10 +
                   (150 if e == (3 * l + step) % EXPERTS else 0) for e in range(EXPERTS)]
@@ -205,12 +210,19 @@ def record_step_scenario(rank, out_dir):
         rows = [rows, rows.int(), rows.t().contiguous().t()][step % 3]
         b.record_step(rows.to(b.phy2log.device))
         b.after_forward()
-        for name, bal, ex in (("a", a, experts[0]), ("b", b, experts[1])):
+        c.before_forward()
+        for l in range(LAYERS):  # the layers add in place, as an engine's MoE layers would
+            bound[l] += local_counts(c.phy2log[l].cpu(), rank, loads[l]).to(bound.device)
+        c.after_forward()
+        report["bound_left_nonzero"] += int(bound.count_nonzero())
+        report["bound_moved"] |= bound.data_ptr() != bound_at
+        for name, bal, ex in (("a", a, experts[0]), ("b", b, experts[1]), ("c", c, experts[2])):
             report["wrong_slots"] += wrong_slots(bal, ex, rank)
             report["placements_" + name].append(bal.placement().tolist())
-            c = bal.counters()
-            report["imbalance_" + name].append([c["imbalance_before"], c["imbalance_after"]])
+            got = bal.counters()
+            report["imbalance_" + name].append([got["imbalance_before"], got["imbalance_after"]])
     report["counters_a"], report["counters_b"] = a.counters(), b.counters()
+    report["counters_c"] = c.counters()
     write_report_and_exit(report, out_dir, rank)
 
 

@@ -111,7 +111,8 @@ Status ProcessGroupBatch::cancel_once() {
   ProcessGroupTransport::BatchState& b = *b_;
   bool outstanding = false;
   if (t_.gloo_weights_) {
-    std::vector<std::shared_ptr<ProcessGroupTransport::Op>> pending;
+    // Copies taken under the lock: the waiter releases an operation's work once it completed.
+    std::vector<c10::intrusive_ptr<c10d::Work>> pending;
     {
       std::unique_lock<std::mutex> lock(t_.mu_);
       if (b.result && b.result->ok()) return Status::Ok();
@@ -119,10 +120,10 @@ Status ProcessGroupBatch::cancel_once() {
       // A stage being posted is known once its send/recv calls returned (they only enqueue).
       t_.done_cv_.wait(lock, [&] { return !b.posting; });
       for (const auto& op : b.gloo_ops)
-        if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op);
+        if (op->state == ProcessGroupTransport::Op::State::kPending) pending.push_back(op->work);
       if (!b.result) b.result = Status::Cancelled("the batch was cancelled");
     }
-    for (const auto& op : pending) op->work->abort();
+    for (const auto& work : pending) work->abort();
     // An aborted gloo receive stays posted (a late message may still land): the buffers stay
     // in use. Operations that had already ended leave nothing behind.
     outstanding = !pending.empty();

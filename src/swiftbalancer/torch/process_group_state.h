@@ -23,6 +23,7 @@ std::string what_of(const std::exception_ptr& e);
 
 // One gloo operation the waiter thread waits on.
 struct ProcessGroupTransport::Op {
+  // Released by the waiter once the operation completed (state kDone), under mu_.
   c10::intrusive_ptr<c10d::Work> work;
   std::weak_ptr<BatchState> batch;  // whose stage it belongs to
   enum class State { kPending, kDone, kFailed } state = State::kPending;  // guarded by mu_

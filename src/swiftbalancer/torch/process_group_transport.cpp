@@ -98,19 +98,22 @@ ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGro
 }
 
 ProcessGroupTransport::~ProcessGroupTransport() {
-  std::vector<std::shared_ptr<Op>> pending;
+  std::vector<c10::intrusive_ptr<c10d::Work>> pending;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
-    pending.assign(queue_.begin(), queue_.end());
-    if (waiting_) pending.push_back(waiting_);
+    auto keep = [&](const std::shared_ptr<Op>& op) {
+      if (op->work) pending.push_back(op->work);  // a completed one was released
+    };
+    for (const auto& op : queue_) keep(op);
+    if (waiting_) keep(waiting_);
     for (const auto& b : parked_)
-      pending.insert(pending.end(), b->gloo_ops.begin(), b->gloo_ops.end());
+      for (const auto& op : b->gloo_ops) keep(op);
   }
   cv_.notify_all();
   post_cv_.notify_all();
   // Wakes the waiter out of a wait on an operation that will never complete.
-  for (const auto& op : pending) op->work->abort();
+  for (const auto& work : pending) work->abort();
   if (waiter_.joinable()) waiter_.join();
   if (poster_.joinable()) poster_.join();
 }
@@ -403,10 +406,15 @@ void ProcessGroupTransport::waiter_loop() {
       state = Op::State::kFailed;
       error = brief(e.what());
     }
+    // A completed operation's work (its tensor views, gloo's buffer) is released here, on this
+    // thread: the serving thread, which drops the batch at the commit, has no teardown left to
+    // do. A failed one keeps it: cancel() and parking may still need it.
+    c10::intrusive_ptr<c10d::Work> done;
     lock.lock();
     waiting_.reset();
     op->state = state;
     op->error = std::move(error);
+    if (state == Op::State::kDone) done = std::move(op->work);
     if (std::shared_ptr<BatchState> b = op->batch.lock()) {
       if (state == Op::State::kFailed) {
         if (!b->result) b->result = Status::TransportError("transfer failed: " + op->error);
@@ -421,6 +429,11 @@ void ProcessGroupTransport::waiter_loop() {
       }
     }
     done_cv_.notify_all();
+    if (done) {
+      lock.unlock();
+      done.reset();
+      lock.lock();
+    }
   }
 }
 

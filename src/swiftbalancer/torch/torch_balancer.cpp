@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -103,6 +104,18 @@ void TorchBalancer::record_step(const at::Tensor& counts) {
   add_counts(0, layers_, counts);
 }
 
+void TorchBalancer::bind_counts(const at::Tensor& counts) {
+  if (!counts.defined()) {
+    bound_counts_ = at::Tensor();
+    return;
+  }
+  check_counts(counts, {layers_, topo_.slots_per_rank}, "layers x local slots");
+  if (!counts.device().is_cpu() && counts.device() != store_->device())
+    throw InputError("bound counts must be on the CPU or the experts' device (" +
+                     store_->device().str() + "); got " + counts.device().str());
+  bound_counts_ = counts;
+}
+
 void TorchBalancer::add_counts(int first, int rows, const at::Tensor& counts) {
   const auto slots = static_cast<std::size_t>(topo_.slots_per_rank);
   if (!counts.device().is_cpu()) {
@@ -142,6 +155,17 @@ void TorchBalancer::before_forward() {
 }
 
 StepStats TorchBalancer::after_forward() {
+  if (bound_counts_.defined()) {
+    add_counts(0, layers_, bound_counts_);
+    // Host int64 rows are cleared in place without a tensor op: a cold dispatcher call costs
+    // the serving thread more than the memset.
+    if (bound_counts_.device().is_cpu() && bound_counts_.scalar_type() == at::kLong &&
+        bound_counts_.is_contiguous())
+      std::memset(bound_counts_.data_ptr<std::int64_t>(), 0,
+                  static_cast<std::size_t>(bound_counts_.numel()) * sizeof(std::int64_t));
+    else
+      bound_counts_.zero_();
+  }
   if (device_counts_dirty_ && balancer_->reads_counts_next()) flush_device_counts();
   StepStats s = balancer_->after_forward();
   if (s.layers_committed > 0) tables_->update(balancer_->placement());

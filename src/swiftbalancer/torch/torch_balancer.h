@@ -13,12 +13,16 @@
 //   or, one call per step instead of one per layer: the layers write their counts into one
 //   [layers, slots_per_rank] tensor (plain tensor ops, zeroed each step), and
 //     b.record_step(step_counts);  right before b.after_forward()
+//   or, no call at all: the engine binds that tensor once (as vLLM keeps its expert-load
+//   tensor), its layers add into it, and every after_forward() takes it and zeroes it in place:
+//     b.bind_counts(step_counts);  once, before the first step
 //
 // Counts: a CPU tensor is added into the recorder at once (allocation-free for contiguous
 // int64); counts on a device are added into a device [layers, slots] int64 accumulator (one
 // kernel per call, no sync, safe in a captured graph) that is copied to the host only before a
 // step at which the runtime reads counts (a gather or a shift check). record() and record_step()
-// add into the same counts, so an engine may mix them within a step.
+// add into the same counts, so an engine may mix them within a step; a bound tensor is taken as
+// a record_step() at the start of after_forward().
 //
 // Ownership: the groups and tensors are shared with the engine (reference counted). Threading:
 // as Balancer (one serving thread; counters() and metrics from any thread). No Python here.
@@ -62,6 +66,11 @@ class TorchBalancer {
   void record(int layer, const at::Tensor& counts);
   // counts: integer tensor [layers, slots_per_rank], one step's record() of every layer at once.
   void record_step(const at::Tensor& counts);
+  // counts: integer tensor [layers, slots_per_rank] on the CPU or the experts' device, kept
+  // (shared with the engine) until another bind_counts(); an undefined tensor unbinds. Every
+  // after_forward() then adds it as record_step() would and zeroes it (in place: on a device, a
+  // kernel on the current stream, no sync), so the engine's layers only add into it.
+  void bind_counts(const at::Tensor& counts);
   void before_forward();
   StepStats after_forward();
 
@@ -87,6 +96,7 @@ class TorchBalancer {
   std::unique_ptr<TorchExpertStore> store_;
   std::unique_ptr<ProcessGroupTransport> transport_;
   std::unique_ptr<RoutingTensors> tables_;
+  at::Tensor bound_counts_;   // bind_counts(): the engine's [layers, slots] tensor, or undefined
   at::Tensor device_counts_;  // [layers, slots] int64 on the experts' device, when used
   bool device_counts_dirty_ = false;
   std::unique_ptr<Balancer> balancer_;  // last: destroyed first (it uses the others)
