@@ -2,9 +2,14 @@
 // plan, load accounting and the decision cycle.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "swiftbalancer/runtime/internal/decision_cycle.h"
@@ -181,7 +186,84 @@ TEST(DecisionCycle, AgreesOrDropsOnEveryRank) {
       EXPECT_EQ(counters[static_cast<std::size_t>(r)].invalid_placements, faulty ? 1 : 0);
       EXPECT_EQ(counters[static_cast<std::size_t>(r)].cycles_dropped, faulty ? 1 : 0);
     }
+    if (faulty) {  // the rank that failed says why; the other names the kind it was told
+      EXPECT_NE(counters[1].last_error.find("policy returned an invalid placement"),
+                std::string::npos)
+          << counters[1].last_error;
+      EXPECT_NE(counters[0].last_error.find("another rank's policy returned an invalid placement"),
+                std::string::npos)
+          << counters[0].last_error;
+    }
   }
+}
+
+// deepseek-global behind a gate that the test opens (at most 20 s, so a broken test cannot hang).
+class GatedPolicy final : public Policy {
+ public:
+  explicit GatedPolicy(std::atomic<bool>& open)
+      : open_(open), inner_(make_policy("deepseek-global")) {}
+  std::string_view name() const override { return "gated"; }
+  Placement rebalance(const PolicyInput& in) const override {
+    const auto give_up = std::chrono::steady_clock::now() + 20s;
+    while (!open_.load() && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(1ms);
+    return inner_->rebalance(in);
+  }
+
+ private:
+  std::atomic<bool>& open_;
+  std::unique_ptr<Policy> inner_;
+};
+
+// Rank 1's worker misses its 5 ms deadline while rank 0's answers (rank 0's deadline is a
+// minute): both drop the cycle as a worker failure, and rank 0 names the deadline too, not only
+// "another rank failed".
+TEST(DecisionCycle, ARankWhoseWorkerAnsweredNamesTheOthersDeadline) {
+  const Topology topo = Topology::make(2, 2);
+  const Placement initial(1, 4, 3, {0, 1, 2, 0});
+  LoadMatrix load(1, 3);
+  load.at(0, 1) = 100;
+  std::atomic<bool> open{false};
+  std::vector<BalancerCounters> counters(2);
+  std::vector<int> outcomes(2);
+  testing::run_ranks(2, [&](int rank, Transport& t) {
+    BalancerConfig cfg;
+    cfg.background_worker = false;
+    cfg.worker_timeout = rank == 1 ? 5ms : 60000ms;
+    Reporter rep(rank, [](LogSeverity, const std::string&) {});
+    HostExpertStore store(1, 2);
+    StagingPool pool(store, 2);
+    std::shared_ptr<const Policy> policy =
+        rank == 1 ? std::shared_ptr<const Policy>(std::make_shared<GatedPolicy>(open))
+                  : std::shared_ptr<const Policy>(make_policy("deepseek-global"));
+    DecisionCycle d(topo, rank, policy, cfg, rep, pool);
+    d.start(load, initial, {8});
+    auto out = DecisionCycle::Outcome::kPending;
+    for (int i = 0; i < 5000 && out == DecisionCycle::Outcome::kPending; ++i) {
+      std::this_thread::sleep_for(1ms);
+      out = d.agree(t, /*final_poll=*/false);
+    }
+    if (rank == 1) open = true;  // lets the cancelled worker return before d is destroyed
+    outcomes[static_cast<std::size_t>(rank)] = static_cast<int>(out);
+    counters[static_cast<std::size_t>(rank)] = rep.snapshot();
+  });
+  for (int r = 0; r < 2; ++r) {
+    const BalancerCounters& c = counters[static_cast<std::size_t>(r)];
+    EXPECT_EQ(outcomes[static_cast<std::size_t>(r)],
+              static_cast<int>(DecisionCycle::Outcome::kDropped))
+        << "rank " << r;
+    EXPECT_EQ(c.worker_failures, 1) << "rank " << r;
+    EXPECT_EQ(c.invalid_placements, 0) << "rank " << r;
+    EXPECT_EQ(c.cycles_dropped, 1) << "rank " << r;
+  }
+  EXPECT_NE(
+      counters[1].last_error.find("worker did not finish within 5 ms; cycle dropped on every rank"),
+      std::string::npos)
+      << counters[1].last_error;
+  EXPECT_NE(counters[0].last_error.find(
+                "another rank's worker did not finish within the worker deadline (60000 ms here)"),
+            std::string::npos)
+      << counters[0].last_error;
 }
 
 }  // namespace

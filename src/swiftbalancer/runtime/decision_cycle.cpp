@@ -166,25 +166,32 @@ void DecisionCycle::start_round(Transport& transport, bool final_poll) {
   std::int64_t vote = r.state.load(std::memory_order_acquire);
   FailKind fail = vote == kVoteFailed ? r.fail : FailKind::kNone;
   agreeing_.why = vote == kVoteFailed ? r.error : std::string();
+  bool timed_out = false;
   if (vote == kVotePending && (final_poll || Clock::now() - r.started > cfg_.worker_timeout)) {
     vote = kVoteFailed;
     fail = FailKind::kWorker;
     agreeing_.why =
         "worker did not finish within " + std::to_string(cfg_.worker_timeout.count()) + " ms";
     r.cancelled.store(true, std::memory_order_release);
+    timed_out = true;
   }
   const std::int64_t h = vote == kVoteReady ? r.plan->hash : 0;
   // Minimum over ranks: the vote, the hash both ways (equal everywhere iff min == -min(-h)),
-  // and each failure kind as a negated flag (so that any rank's failure shows everywhere).
-  const std::int64_t v[] = {vote, h, -h, fail == FailKind::kWorker ? -1 : 0,
-                            fail == FailKind::kInvalid ? -1 : 0};
+  // and each failure kind as a negated flag (so that any rank's failure shows everywhere), the
+  // worker deadline apart, so that a rank whose own worker answered can still name the cause.
+  const std::int64_t v[] = {vote,
+                            h,
+                            -h,
+                            fail == FailKind::kWorker ? -1 : 0,
+                            fail == FailKind::kInvalid ? -1 : 0,
+                            timed_out ? -1 : 0};
   agreeing_.pending = transport.start_all_reduce(v, ReduceOp::kMin, cfg_.collective_timeout);
 }
 
 DecisionCycle::Outcome DecisionCycle::agree(Transport& transport, bool final_poll) {
   if (!agreeing_.pending) start_round(transport, final_poll);
   Result& r = *result_;
-  std::vector<std::int64_t> v(5);
+  std::vector<std::int64_t> v(6);
   const Status s = agreeing_.pending->wait(v);
   agreeing_.pending.reset();
   const std::string why = std::move(agreeing_.why);
@@ -209,8 +216,15 @@ DecisionCycle::Outcome DecisionCycle::agree(Transport& transport, bool final_pol
       v[4] != 0 ? &BalancerCounters::invalid_placements : &BalancerCounters::worker_failures;
   if (!why.empty()) {
     reporter_.error(name + ": " + why + "; cycle dropped on every rank", counter);
+  } else if (v[5] != 0) {
+    reporter_.error(name + ": another rank's worker did not finish within the worker deadline (" +
+                        std::to_string(cfg_.worker_timeout.count()) + " ms here); cycle dropped",
+                    counter);
+  } else if (v[4] != 0) {
+    reporter_.error(name + ": another rank's policy returned an invalid placement; cycle dropped",
+                    counter);
   } else {
-    reporter_.error(name + ": another rank failed to decide; cycle dropped", counter);
+    reporter_.error(name + ": another rank's worker failed; cycle dropped", counter);
   }
   drop();
   return Outcome::kDropped;
