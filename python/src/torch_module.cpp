@@ -5,8 +5,8 @@
 // Process groups arrive as torch.distributed.ProcessGroup objects (torch's own binding of
 // c10d::ProcessGroup), tensors as torch tensors, the config as a capsule from
 // swiftbalancer._runtime.BalancerConfig._capsule() (shared_bindings.h). Calls that wait
-// (before_forward, after_forward, close) release the GIL; nothing here runs Python on the
-// runtime's worker thread. A bad argument raises ValueError.
+// (before_forward, after_forward: torch_serving_calls.h; close) release the GIL; nothing here runs
+// Python on the runtime's worker thread. A bad argument raises ValueError.
 #include <torch/python.h>  // torch's pybind11 casters (tensors, c10d process groups)
 
 #include <memory>
@@ -14,34 +14,24 @@
 #include <string>
 #include <vector>
 
+#include "py_torch_balancer.h"
 #include "shared_bindings.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/torch/torch_balancer.h"
+#include "torch_serving_calls.h"
 
 namespace swiftbalancer::python {
+
+void PyTorchBalancer::close() {
+  pybind11::gil_scoped_release nogil;
+  b_.reset();
+}
+
 namespace {
 
 namespace py = pybind11;
 using torch_engine::TorchBalancer;
 using torch_engine::TorchBalancerOptions;
-
-// The Python object: the balancer until close().
-class PyTorchBalancer {
- public:
-  explicit PyTorchBalancer(std::unique_ptr<TorchBalancer> b) : b_(std::move(b)) {}
-  ~PyTorchBalancer() { close(); }
-  TorchBalancer& get() const {
-    if (!b_) throw InputError("the balancer is closed");
-    return *b_;
-  }
-  void close() {
-    py::gil_scoped_release nogil;  // stops the worker, which may be running the policy
-    b_.reset();
-  }
-
- private:
-  std::unique_ptr<TorchBalancer> b_;
-};
 
 BalancerConfig config_from(const py::capsule& cap) {
   if (std::string(cap.name() ? cap.name() : "") != kConfigCapsuleName)
@@ -90,11 +80,11 @@ void bind_torch_balancer(py::module_& m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     }
   });
-  py::class_<PyTorchBalancer>(m, "Balancer")
-      .def(py::init(&make), py::arg("ranks"), py::arg("slots_per_rank"), py::arg("ranks_per_node"),
-           py::arg("control_group"), py::arg("weight_group"), py::arg("policy"), py::arg("phy2log"),
-           py::arg("experts"), py::arg("config"), py::arg("max_ops_in_flight"),
-           py::arg("control_device"))
+  py::class_<PyTorchBalancer> cls(m, "Balancer");
+  cls.def(py::init(&make), py::arg("ranks"), py::arg("slots_per_rank"), py::arg("ranks_per_node"),
+          py::arg("control_group"), py::arg("weight_group"), py::arg("policy"), py::arg("phy2log"),
+          py::arg("experts"), py::arg("config"), py::arg("max_ops_in_flight"),
+          py::arg("control_device"))
       .def(
           "record",
           [](const PyTorchBalancer& b, int layer, const at::Tensor& counts) {
@@ -113,22 +103,6 @@ void bind_torch_balancer(py::module_& m) {
             b.get().bind_counts(counts.value_or(at::Tensor()));
           },
           py::arg("counts"))
-      .def("before_forward",
-           [](const PyTorchBalancer& b) {
-             TorchBalancer& t = b.get();
-             py::gil_scoped_release nogil;
-             t.before_forward();
-           })
-      .def("after_forward",
-           [](const PyTorchBalancer& b) {
-             TorchBalancer& t = b.get();
-             StepStats s;
-             {
-               py::gil_scoped_release nogil;
-               s = t.after_forward();
-             }
-             return stats_dict(s);
-           })
       .def_property_readonly("phy2log", [](const PyTorchBalancer& b) { return b.get().phy2log(); })
       .def_property_readonly("log2phy", [](const PyTorchBalancer& b) { return b.get().log2phy(); })
       .def_property_readonly("replica_count",
@@ -159,6 +133,8 @@ void bind_torch_balancer(py::module_& m) {
              return s;
            })
       .def("close", &PyTorchBalancer::close);
+  // The two per-step calls: plain CPython methods (torch_serving_calls.h).
+  add_serving_calls(m, cls);
 }
 
 }  // namespace swiftbalancer::python

@@ -46,8 +46,6 @@ before_forward / after_forward / route; ``before_forward``, ``after_forward`` an
 they wait. ``counters()`` and ``metrics_text()`` may be called from any thread.
 """
 
-import types
-
 import torch
 import torch.distributed as dist
 
@@ -59,7 +57,10 @@ except ImportError as e:  # built only where CMake found torch 2.x for the modul
     _torch = None
     _IMPORT_ERROR = e
 
-__all__ = ["Balancer", "route_topk"]
+__all__ = ["Balancer", "StepStats", "route_topk"]
+
+# What after_forward() returns (None where the extension is not built).
+StepStats = _torch.StepStats if _torch is not None else None
 
 
 def route_topk(log2phy, replica_count, topk_ids, offset=0):
@@ -142,6 +143,7 @@ class Balancer:
         self.record = self._b.record
         self.record_step = self._b.record_step
         self.before_forward = self._b.before_forward
+        self.after_forward = self._b.after_forward
         # Stable tensors: the C++ side writes their rows in place.
         self.phy2log = self._b.phy2log
         self.log2phy = self._b.log2phy
@@ -172,10 +174,11 @@ class Balancer:
         self._b.before_forward()
 
     def after_forward(self):
-        """The step's figures (``step``, ``serving_ns``, ``copy_ns``, ``wait_ns``,
+        """Ends the step; returns its figures as a ``StepStats`` (a struct sequence: by name or,
+        as a tuple, in this order): ``step``, ``serving_ns``, ``copy_ns``, ``wait_ns``,
         ``bytes_sent``, ``bytes_received``, ``layers_committed``, ``layers_failed``,
-        ``gathered``, ``cycle_agreed``, ``rebalance_finished``, ``errors``)."""
-        return types.SimpleNamespace(**self._b.after_forward())
+        ``gathered``, ``cycle_agreed``, ``rebalance_finished``, ``errors``."""
+        return self._b.after_forward()
 
     def route(self, layer, topk_ids):
         """Physical slot ids for logical ``topk_ids`` of ``layer`` (see ``route_topk``)."""

@@ -174,6 +174,18 @@ def test_route_spreads_tokens_over_replicas():
     assert sbt.route_topk(log2phy, count, ids, offset=1)[0].tolist() == [5, 4]
 
 
+def _in_process_step_stats():
+    """One step of the in-process balancer (swiftbalancer.runtime, one rank): its stats dict."""
+    from swiftbalancer import runtime
+    import numpy as np
+    topo = sb.Topology(1, 1)
+    b = runtime.Balancer(runtime.InProcessWorld(1), topo, 0, sb.contiguous_placement(topo, 1, 1),
+                         policy="deepseek-global", mode="off")
+    b.register_expert(0, 0, [np.zeros(4, dtype=np.uint8)])
+    b.before_forward()
+    return b.after_forward()
+
+
 def test_bad_arguments_are_refused_before_any_collective():
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("gloo", init_method="tcp://127.0.0.1:%d"
@@ -208,7 +220,15 @@ def test_bad_arguments_are_refused_before_any_collective():
         b.record(0, torch.zeros(2, dtype=torch.bool))
     b.record_step(torch.tensor([[1, 2]], dtype=torch.int32))
     b.record_step(torch.tensor([[1, 2]]))
-    assert b.after_forward().step == 1
+    stats = b.after_forward()
+    assert isinstance(stats, sbt.StepStats)
+    assert stats.step == 1 and stats[0] == 1
+    # The same fields, in the same order, as the in-process balancer's dict (its own binding).
+    in_process = _in_process_step_stats()
+    assert list(stats.__match_args__) == list(in_process)
+    for name in stats.__match_args__:
+        assert type(getattr(stats, name)) is type(in_process[name]), name
+    assert (stats.layers_committed, stats.errors, stats.gathered) == (0, 0, False)
     with pytest.raises(ValueError, match=r"\(layers x local slots\); got torch.int64 \[2\]"):
         b.bind_counts(torch.zeros(2, dtype=torch.long))
     bound = torch.tensor([[3, 4]], dtype=torch.int32)
@@ -222,3 +242,5 @@ def test_bad_arguments_are_refused_before_any_collective():
     b.close()
     with pytest.raises(ValueError, match="closed"):
         b.before_forward()
+    with pytest.raises(ValueError, match="closed"):
+        b.after_forward()

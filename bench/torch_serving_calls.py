@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""What swiftbalancer.torch.Balancer's per-step calls cost the serving thread, cold.
+
+    PYTHONPATH=build/python .venv/bin/torchrun --nproc-per-node 4 bench/torch_serving_calls.py [--steps N]
+
+4 ranks on gloo (CPU), 4 layers x 5 slots, counts bound with bind_counts, async mode with no
+rebalance in the run (the interval is longer than it), so every step is an ordinary one. Each
+call is timed right after a gloo all_reduce of the same size every step: the thread has just
+slept in a collective and the host's other ranks ran on its core, as after an engine's
+dispatch. Rows: a Python call that does nothing (the floor of any call there), a pybind11
+property (the binding's dispatcher and nothing else), before_forward and after_forward (the
+runtime's per-step calls, plain CPython methods), after_forward + before_forward back to back
+(what a step pays: docs/torch.md) and counters() (a pybind11 method building a dict, for
+comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
+the 90th percentile (us). The machine is shared: compare rows of one run.
+"""
+
+import argparse
+import time
+
+import torch
+import torch.distributed as dist
+
+import swiftbalancer
+import swiftbalancer.torch as sbt
+from swiftbalancer.runtime import make_config
+
+LAYERS, SLOTS, EXPERTS = 4, 5, 16
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q / 100))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=400, help="steps timed per row (default 400)")
+    a = ap.parse_args()
+    dist.init_process_group("gloo")
+    ranks, rank = dist.get_world_size(), dist.get_rank()
+    experts = [[torch.zeros(SLOTS, 64, 64)] for _ in range(LAYERS)]
+    phy2log = torch.tensor([[p % EXPERTS for p in range(ranks * SLOTS)]] * LAYERS)
+    bal = sbt.Balancer(swiftbalancer.Topology(ranks=ranks, slots_per_rank=SLOTS), phy2log,
+                       experts, config=make_config(mode="async", interval_steps=10 ** 9),
+                       cpu_group=dist.new_group(backend="gloo"))
+    counts = torch.zeros(LAYERS, SLOTS, dtype=torch.int64)
+    bal.bind_counts(counts)
+    wake = torch.zeros(1024)
+    bal.before_forward()
+
+    def step_pair():
+        bal.after_forward()
+        bal.before_forward()
+
+    rows = [("empty Python call", lambda: None),
+            ("pybind11 property (rank)", lambda: bal._b.rank),
+            ("after_forward", bal.after_forward),
+            ("before_forward", bal.before_forward),
+            ("after_forward + before_forward", step_pair),
+            ("counters() (pybind11, a dict)", bal.counters)]
+    results = []
+    for name, call in rows:
+        us = []
+        for _ in range(a.steps):
+            dist.all_reduce(wake)
+            counts += 1
+            t0 = time.perf_counter_ns()
+            call()
+            us.append((time.perf_counter_ns() - t0) / 1e3)
+        everyone = [None] * ranks
+        dist.all_gather_object(everyone, us)
+        results.append((name, [x for r in everyone for x in r]))
+    bal.close()
+    if rank == 0:
+        floor = percentile(results[0][1], 50)
+        print("calls right after a gloo all_reduce, %d ranks, %d steps each (us)" % (ranks, a.steps))
+        print("%-32s %9s %7s %9s" % ("call", "median", "ratio", "p90"))
+        for name, us in results:
+            print("%-32s %9.1f %7.1f %9.1f" % (name, percentile(us, 50),
+                                               percentile(us, 50) / floor, percentile(us, 90)))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
