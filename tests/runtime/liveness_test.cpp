@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/gated_policy.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/balancer.h"
 #include "transport/rank_threads.h"
@@ -23,25 +24,6 @@ using namespace std::chrono_literals;
 
 constexpr int kRanks = 2, kSlots = 3, kExperts = 4, kLayers = 2, kBytes = 32;
 
-// deepseek-global behind a gate: while `stall` is set, rebalance() waits (at most 20 s, so a
-// broken test cannot hang the suite).
-class StallingPolicy final : public Policy {
- public:
-  explicit StallingPolicy(std::atomic<bool>& stall)
-      : stall_(stall), inner_(make_policy("deepseek-global")) {}
-  std::string_view name() const override { return "stalling"; }
-  Placement rebalance(const PolicyInput& in) const override {
-    const auto give_up = std::chrono::steady_clock::now() + 20s;
-    while (stall_.load() && std::chrono::steady_clock::now() < give_up)
-      std::this_thread::sleep_for(1ms);
-    return inner_->rebalance(in);
-  }
-
- private:
-  std::atomic<bool>& stall_;
-  std::unique_ptr<Policy> inner_;
-};
-
 struct RankRun {
   BalancerCounters at_stall, at_end;
   std::string metrics_at_stall, metrics_at_end;
@@ -52,8 +34,8 @@ TEST(Liveness, AStalledWorkerIsReportedAndTheGaugeClearsWhenItAnswers) {
   constexpr int kStallSteps = 60, kSteps = 140, kInterval = 5, kStallIntervals = 3;
   const Topology topo = Topology::make(kRanks, kSlots);
   const Placement initial = contiguous_placement(topo, kLayers, kExperts);
-  std::atomic<bool> stall{true};
-  auto policy = std::make_shared<StallingPolicy>(stall);
+  std::atomic<bool> open{false};  // the worker stalls until step kStallSteps
+  auto policy = std::make_shared<testing::GatedPolicy>(open);
   std::vector<RankRun> runs(kRanks);
   testing::run_ranks(kRanks, [&](int rank, Transport& t) {
     RankRun& run = runs[static_cast<std::size_t>(rank)];
@@ -94,7 +76,7 @@ TEST(Liveness, AStalledWorkerIsReportedAndTheGaugeClearsWhenItAnswers) {
         // Both ranks have looked before the worker is released.
         std::vector<std::int64_t> sync = {1};
         ASSERT_TRUE(t.all_reduce(sync, ReduceOp::kSum, 5000ms).ok());
-        if (rank == 0) stall = false;
+        if (rank == 0) open = true;
         ASSERT_TRUE(t.all_reduce(sync, ReduceOp::kSum, 5000ms).ok());
       }
     }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/gated_policy.h"
 #include "swiftbalancer/policy/policy.h"
 #include "swiftbalancer/runtime/cycle_plan.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
@@ -197,24 +198,6 @@ TEST(DecisionCycle, AgreesOrDropsOnEveryRank) {
   }
 }
 
-// deepseek-global behind a gate that the test opens (at most 20 s, so a broken test cannot hang).
-class GatedPolicy final : public Policy {
- public:
-  explicit GatedPolicy(std::atomic<bool>& open)
-      : open_(open), inner_(make_policy("deepseek-global")) {}
-  std::string_view name() const override { return "gated"; }
-  Placement rebalance(const PolicyInput& in) const override {
-    const auto give_up = std::chrono::steady_clock::now() + 20s;
-    while (!open_.load() && std::chrono::steady_clock::now() < give_up)
-      std::this_thread::sleep_for(1ms);
-    return inner_->rebalance(in);
-  }
-
- private:
-  std::atomic<bool>& open_;
-  std::unique_ptr<Policy> inner_;
-};
-
 // Rank 1's worker misses its 5 ms deadline while rank 0's answers (rank 0's deadline is a
 // minute): both drop the cycle as a worker failure, and rank 0 names the deadline too, not only
 // "another rank failed".
@@ -234,7 +217,7 @@ TEST(DecisionCycle, ARankWhoseWorkerAnsweredNamesTheOthersDeadline) {
     HostExpertStore store(1, 2);
     StagingPool pool(store, 2);
     std::shared_ptr<const Policy> policy =
-        rank == 1 ? std::shared_ptr<const Policy>(std::make_shared<GatedPolicy>(open))
+        rank == 1 ? std::shared_ptr<const Policy>(std::make_shared<testing::GatedPolicy>(open))
                   : std::shared_ptr<const Policy>(make_policy("deepseek-global"));
     DecisionCycle d(topo, rank, policy, cfg, rep, pool);
     d.start(load, initial, {8});
