@@ -95,6 +95,7 @@ Status ProcessGroupBatch::wait(Clock::time_point deadline) {
     }
     if (t_.gloo_weights_) {
       std::unique_lock<std::mutex> lock(t_.mu_);
+      t_.post_cv_.notify_one();  // a stage still queued is posted now: this thread blocks anyway
       t_.done_cv_.wait_until(lock, deadline, [&] { return b_->result.has_value(); });
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(20));

@@ -1,6 +1,7 @@
-// The process-group transport's shared state: a gloo operation, a batch's stages, and the
-// TransferBatch the transport hands out. Seen by the transport's two files only
-// (process_group_transport.cpp, process_group_batch.cpp); owner: the torch component.
+// The process-group transport's shared state: a gloo operation, a batch's stages, a collective
+// the posting thread starts, and the TransferBatch the transport hands out. Seen by the
+// transport's two files only (process_group_transport.cpp, process_group_batch.cpp); owner: the
+// torch component.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -45,6 +46,18 @@ struct ProcessGroupTransport::BatchState {
   std::vector<std::shared_ptr<Op>> gloo_ops;
   c10::intrusive_ptr<c10d::Work> group_work;
   std::optional<Status> result;  // set once completed (Ok) or failed
+};
+
+// A collective asked for on a CPU control group, started by the posting thread in the order
+// asked for. `values`, `start` and `what` are fixed when queued; the rest is guarded by mu_.
+struct ProcessGroupTransport::CollectiveJob {
+  const char* what = "";
+  std::vector<std::int64_t> values;  // the caller's values, copied: the caller may go on
+  Starter start;
+  bool started = false;    // start() returned, or failed (`failed` then says why)
+  bool abandoned = false;  // the asker stopped waiting: it is not started any more
+  Started s;
+  std::optional<Status> failed;
 };
 
 class ProcessGroupBatch final : public TransferBatch {

@@ -31,30 +31,33 @@ c10d::ReduceOp to_c10d(ReduceOp op) {
 }  // namespace
 
 // A collective running on the control group's own threads (gloo) or stream (NCCL): started by
-// start_all_reduce() or start_all_gather(), waited for with what is left of its timeout. Its
-// result is the concatenation of `parts`.
+// start_all_reduce() or start_all_gather() (on a CPU group, by the posting thread: `job_`),
+// waited for with what is left of its timeout. Its result is the concatenation of the parts.
 class ProcessGroupPendingCollective final : public PendingCollective {
  public:
+  using Started = ProcessGroupTransport::Started;
+  using Job = ProcessGroupTransport::CollectiveJob;
   ProcessGroupPendingCollective(ProcessGroupTransport& t, const char* what, Status failed)
       : t_(t), what_(what), failed_(std::move(failed)) {}
+  ProcessGroupPendingCollective(ProcessGroupTransport& t, const char* what, Started started,
+                                Clock::time_point deadline)
+      : t_(t), what_(what), started_(std::move(started)), deadline_(deadline) {}
   ProcessGroupPendingCollective(ProcessGroupTransport& t, const char* what,
-                                c10::intrusive_ptr<c10d::Work> work, std::vector<at::Tensor> inputs,
-                                std::vector<at::Tensor> parts, Clock::time_point deadline)
-      : t_(t),
-        what_(what),
-        work_(std::move(work)),
-        inputs_(std::move(inputs)),
-        parts_(std::move(parts)),
-        deadline_(deadline) {}
+                                std::shared_ptr<Job> job, Clock::time_point deadline)
+      : t_(t), what_(what), job_(std::move(job)), deadline_(deadline) {}
 
   Status wait(std::span<std::int64_t> out) override {
     if (!failed_.ok()) return failed_;
+    if (job_) {
+      if (Status s = t_.await_start(*job_, deadline_, started_); !s.ok()) return s;
+      job_.reset();
+    }
     // At least 1 ms: c10d reads a zero timeout as none at all.
     const auto left = std::max(
         Millis(1), std::chrono::duration_cast<Millis>(deadline_ - Clock::now()) + Millis(1));
-    if (Status s = t_.wait_work(work_, left, what_); !s.ok()) return s;
+    if (Status s = t_.wait_work(started_.work, left, what_); !s.ok()) return s;
     std::size_t at = 0;
-    for (const at::Tensor& part : parts_) {
+    for (const at::Tensor& part : started_.parts) {
       const at::Tensor got = part.cpu();
       const auto n = static_cast<std::size_t>(got.numel());
       if (at + n > out.size()) break;
@@ -68,9 +71,8 @@ class ProcessGroupPendingCollective final : public PendingCollective {
   ProcessGroupTransport& t_;
   const char* what_;
   Status failed_ = Status::Ok();
-  c10::intrusive_ptr<c10d::Work> work_;
-  // Owned: the collective reads and writes them in the background.
-  std::vector<at::Tensor> inputs_, parts_;
+  Started started_;
+  std::shared_ptr<Job> job_;  // queued for the posting thread, until it started
   Clock::time_point deadline_;
 };
 
@@ -86,15 +88,15 @@ ProcessGroupTransport::ProcessGroupTransport(c10::intrusive_ptr<c10d::ProcessGro
                      std::to_string(weights_->getRank()) + "/" +
                      std::to_string(weights_->getSize()) + ")");
   if (opt_.max_ops_in_flight < 1) throw InputError("max_ops_in_flight must be at least 1");
+  if (opt_.poll_interval.count() < 1) throw InputError("poll_interval must be at least 1 ms");
   rank_ = control_->getRank();
   size_ = control_->getSize();
   weight_kind_ = opt_.weight_device.is_cpu() ? MemoryKind::kHost : MemoryKind::kDevice;
   // CPU tensors move on gloo (torch's CPU point-to-point backend), whatever else the group has.
   gloo_weights_ = opt_.weight_device.is_cpu();
-  if (gloo_weights_) {
-    waiter_ = std::thread([this] { waiter_loop(); });
+  if (gloo_weights_) waiter_ = std::thread([this] { waiter_loop(); });
+  if (gloo_weights_ || opt_.control_device.is_cpu())
     poster_ = std::thread([this] { poster_loop(); });
-  }
 }
 
 ProcessGroupTransport::~ProcessGroupTransport() {
@@ -112,6 +114,7 @@ ProcessGroupTransport::~ProcessGroupTransport() {
   }
   cv_.notify_all();
   post_cv_.notify_all();
+  done_cv_.notify_all();
   // Wakes the waiter out of a wait on an operation that will never complete.
   for (const auto& work : pending) work->abort();
   if (waiter_.joinable()) waiter_.join();
@@ -182,18 +185,6 @@ at::Tensor ProcessGroupTransport::owned_copy(std::span<const std::int64_t> value
       .to(opt_.control_device, /*non_blocking=*/false, /*copy=*/true);
 }
 
-Status ProcessGroupTransport::run_collective(
-    const char* what, Millis timeout,
-    const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
-  try {
-    return wait_work(start(), timeout, what);
-  } catch (const std::exception& e) {
-    const std::string why = std::string(what) + " failed: " + brief(e.what());
-    mark_broken(why);
-    return Status::TransportError(why);
-  }
-}
-
 Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
                                          std::span<std::int64_t> out, Millis timeout) {
   if (broken()) return broken_status();
@@ -202,46 +193,37 @@ Status ProcessGroupTransport::all_gather(std::span<const std::int64_t> mine,
                                 " values, expected " +
                                 std::to_string(mine.size() * static_cast<std::size_t>(size_)));
   if (mine.empty()) return Status::Ok();
-  const auto opts = at::TensorOptions().dtype(at::kLong).device(opt_.control_device);
-  std::vector<std::vector<at::Tensor>> outs(1);
-  for (int r = 0; r < size_; ++r)
-    outs[0].push_back(at::empty({static_cast<std::int64_t>(mine.size())}, opts));
-  std::vector<at::Tensor> ins{owned_copy(mine)};
-  if (Status s =
-          run_collective("all-gather", timeout, [&] { return control_->allgather(outs, ins); });
-      !s.ok())
-    return s;
-  for (int r = 0; r < size_; ++r) {
-    const at::Tensor got = outs[0][static_cast<std::size_t>(r)].cpu();
-    std::memcpy(out.data() + static_cast<std::size_t>(r) * mine.size(),
-                got.data_ptr<std::int64_t>(), mine.size() * sizeof(std::int64_t));
-  }
-  return Status::Ok();
+  // Started and waited for like async mode's: on a CPU group it then takes its turn after the
+  // collectives already asked for.
+  return start_all_gather(mine, timeout)->wait(out);
 }
 
 Status ProcessGroupTransport::all_reduce(std::span<std::int64_t> values, ReduceOp op,
                                          Millis timeout) {
   if (broken()) return broken_status();
   if (values.empty()) return Status::Ok();
-  std::vector<at::Tensor> ts{owned_copy(values)};
-  c10d::AllreduceOptions o;
-  o.reduceOp = to_c10d(op);
-  if (Status s = run_collective("all-reduce", timeout, [&] { return control_->allreduce(ts, o); });
-      !s.ok())
-    return s;
-  const at::Tensor got = ts[0].cpu();
-  std::memcpy(values.data(), got.data_ptr<std::int64_t>(), values.size() * sizeof(std::int64_t));
-  return Status::Ok();
+  return start_all_reduce(values, op, timeout)->wait(values);
 }
 
 std::unique_ptr<PendingCollective> ProcessGroupTransport::start_collective(
-    const char* what, const std::function<Started()>& start) {
+    const char* what, std::span<const std::int64_t> values, Millis timeout, Starter start) {
   using Pending = ProcessGroupPendingCollective;
   if (broken()) return std::make_unique<Pending>(*this, what, broken_status());
+  const auto deadline = Clock::now() + timeout;
+  if (opt_.control_device.is_cpu()) {
+    auto job = std::make_shared<CollectiveJob>();
+    job->what = what;
+    job->values.assign(values.begin(), values.end());
+    job->start = std::move(start);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      to_post_.push_back(PostJob{nullptr, job});
+    }
+    // Not woken: the posting thread finds it at its next look (see poster_loop).
+    return std::make_unique<Pending>(*this, what, std::move(job), deadline);
+  }
   try {
-    Started s = start();
-    return std::make_unique<Pending>(*this, what, std::move(s.work), std::move(s.inputs),
-                                     std::move(s.parts), s.deadline);
+    return std::make_unique<Pending>(*this, what, start(values), deadline);
   } catch (const std::exception& e) {
     const std::string why = std::string(what) + " failed: " + brief(e.what());
     mark_broken(why);
@@ -249,12 +231,54 @@ std::unique_ptr<PendingCollective> ProcessGroupTransport::start_collective(
   }
 }
 
+void ProcessGroupTransport::start_job(CollectiveJob& job) {
+  Started s;
+  std::optional<Status> failed;
+  if (broken()) {
+    failed = broken_status();
+  } else {
+    try {
+      s = job.start(job.values);
+    } catch (const std::exception& e) {
+      const std::string why = std::string(job.what) + " failed: " + brief(e.what());
+      mark_broken(why);
+      failed = Status::TransportError(why);
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  job.s = std::move(s);
+  job.failed = std::move(failed);
+  job.started = true;
+  done_cv_.notify_all();
+}
+
+Status ProcessGroupTransport::await_start(CollectiveJob& job, Clock::time_point deadline,
+                                          Started& out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // About to block anyway: a wake-up of the posting thread costs nothing more now.
+  if (!job.started) post_cv_.notify_one();
+  if (!done_cv_.wait_until(lock, deadline, [&] { return job.started || stop_; })) {
+    // Never started here while the other ranks may have: the group is out of step.
+    job.abandoned = true;
+    lock.unlock();
+    const std::string why = std::string(job.what) + " on " + control_->getBackendName() +
+                            " was not started within its timeout";
+    mark_broken(why);
+    return Status::Timeout(why);
+  }
+  if (!job.started)
+    return Status::TransportError(std::string(job.what) +
+                                  " was not started: the transport is closing");
+  if (job.failed) return *job.failed;
+  out = std::move(job.s);
+  return Status::Ok();
+}
+
 std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_reduce(
     std::span<const std::int64_t> values, ReduceOp op, Millis timeout) {
-  return start_collective("all-reduce", [&] {
+  return start_collective("all-reduce", values, timeout, [this, op](auto v) {
     Started s;
-    s.deadline = Clock::now() + timeout;
-    s.parts = {owned_copy(values)};
+    s.parts = {owned_copy(v)};
     c10d::AllreduceOptions o;
     o.reduceOp = to_c10d(op);
     s.work = control_->allreduce(s.parts, o);
@@ -264,14 +288,13 @@ std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_reduce(
 
 std::unique_ptr<PendingCollective> ProcessGroupTransport::start_all_gather(
     std::span<const std::int64_t> mine, Millis timeout) {
-  return start_collective("all-gather", [&] {
+  return start_collective("all-gather", mine, timeout, [this](auto v) {
     Started s;
-    s.deadline = Clock::now() + timeout;
-    s.inputs = {owned_copy(mine)};
+    s.inputs = {owned_copy(v)};
     const auto opts = at::TensorOptions().dtype(at::kLong).device(opt_.control_device);
     std::vector<std::vector<at::Tensor>> outs(1);
     for (int r = 0; r < size_; ++r)
-      outs[0].push_back(at::empty({static_cast<std::int64_t>(mine.size())}, opts));
+      outs[0].push_back(at::empty({static_cast<std::int64_t>(v.size())}, opts));
     s.work = control_->allgather(outs, s.inputs);
     s.parts = std::move(outs[0]);
     return s;
@@ -306,12 +329,11 @@ std::unique_ptr<TransferBatch> ProcessGroupTransport::post(std::span<const P2POp
     b->result = Status::Ok();
   } else if (gloo_weights_) {
     // The posting thread calls send/recv: creating gloo's operations costs the serving thread
-    // tens of microseconds each, and a stage can hold hundreds.
+    // tens of microseconds each, and a stage can hold hundreds. Not woken (see poster_loop).
     {
       std::lock_guard<std::mutex> lock(mu_);
-      to_post_.push_back(b);
+      to_post_.push_back(PostJob{b, nullptr});
     }
-    post_cv_.notify_one();
   } else {
     try {
       post_stage(*b);
@@ -342,17 +364,36 @@ void ProcessGroupTransport::post_stage(BatchState& b) {
 }
 
 // gloo: posts the stages handed over by post() (stage 0) and by the waiter (a stage completed,
-// the next is due). send/recv only enqueue work with gloo, so this thread never blocks for
-// long, and a stage is posted as soon as the previous one completed, whatever the serving
-// thread is doing. Every rank posts a batch's stages in the same order, as before.
+// the next is due), and starts the control group's collectives, all in the order queued.
+// send/recv and collectives only enqueue work with gloo, so this thread never blocks for long,
+// and a stage is posted as soon as the previous one completed, whatever the serving thread is
+// doing. Every rank posts a batch's stages, and starts its collectives, in the same order. A
+// collective is started even when its handle was dropped unwaited: the other ranks start it.
+//
+// The serving thread does not wake this thread when it queues work: on a host whose cores the
+// ranks share, a wake-up in the middle of a serving call was followed by the call losing its
+// core for a time slice at most collective starts (4 ranks on 2 cores), even with this thread
+// at SCHED_BATCH. This thread looks at its queue every poll_interval instead, and is woken only
+// by threads that wait on its work (the waiter for a next stage, the serving thread when it
+// blocks on a queued collective or batch).
 void ProcessGroupTransport::poster_loop() {
   (void)make_current_thread_batch();  // never preempts the serving thread that hands it work
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    post_cv_.wait(lock, [&] { return stop_ || !to_post_.empty(); });
+    post_cv_.wait_for(lock, opt_.poll_interval, [&] { return stop_ || !to_post_.empty(); });
+    if (!stop_ && to_post_.empty()) continue;
     if (stop_) return;
-    std::shared_ptr<BatchState> b = std::move(to_post_.front());
+    PostJob job = std::move(to_post_.front());
     to_post_.pop_front();
+    if (job.collective) {
+      if (job.collective->abandoned) continue;
+      lock.unlock();
+      start_job(*job.collective);
+      job.collective.reset();  // the last reference may hold tensors: released unlocked
+      lock.lock();
+      continue;
+    }
+    std::shared_ptr<BatchState> b = std::move(job.batch);
     if (b->cancelled || b->result) continue;
     b->posting = true;
     const std::vector<std::size_t>& idx = b->stages[b->stage];
@@ -421,7 +462,7 @@ void ProcessGroupTransport::waiter_loop() {
       } else if (--b->ops_left == 0 && !b->result && !b->cancelled) {
         if (b->stage + 1 < b->stages.size()) {
           ++b->stage;
-          to_post_.push_back(b);
+          to_post_.push_back(PostJob{b, nullptr});
           post_cv_.notify_one();
         } else {
           b->result = Status::Ok();

@@ -26,7 +26,13 @@
 //
 // Collectives: all_gather() and all_reduce() start the group's collective and wait for it;
 // start_all_reduce() and start_all_gather() (async mode's collectives, read a step later) start
-// it and leave it running on the group's own threads until the handle's wait().
+// it and leave it running on the group's own threads until the handle's wait(). On a CPU
+// (gloo) control group the posting thread makes the group's calls, in the order the serving
+// thread asked for them (blocking ones too, so the order every rank issues is the order asked
+// for): creating gloo's work and waking gloo's worker thread costs the serving thread a
+// hundred microseconds or more, and the woken worker, an ordinary thread, would take the core
+// from it for a time slice on a loaded host. The serving thread's start costs a copy of the
+// values and a queue push; the deadline counts from the request.
 //
 // Failure is a result (the Transport contract):
 //   - a collective that fails or runs past its timeout fails on this rank; a timed-out one
@@ -38,9 +44,10 @@
 //     abort tears the communicator down: the transport is then broken().
 //
 // Threading: as Transport (one serving thread per rank), plus the transport's own waiter and
-// posting threads for gloo, scheduled SCHED_BATCH (exec/thread_priority.h): handed a batch,
-// they never preempt the serving thread. Nothing here calls Python. Destruction aborts what is
-// outstanding and joins both.
+// posting threads for gloo (the posting thread alone when only the control group is gloo),
+// scheduled SCHED_BATCH (exec/thread_priority.h): handed work, they never preempt the serving
+// thread. Nothing here calls Python. Destruction aborts what is outstanding and joins both;
+// a collective asked for and not yet started by then fails in its wait().
 #pragma once
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
@@ -67,6 +74,10 @@ struct ProcessGroupTransportOptions {
   c10::Device control_device = c10::Device(c10::kCPU);
   // Where the weight group's buffers live: CPU (kHost) or an accelerator (kDevice).
   c10::Device weight_device = c10::Device(c10::kCPU);
+  // How often the posting thread looks for work the serving thread queued without waking it
+  // (gloo; > 0): the most a queued collective or stage waits before it starts, unless a thread
+  // blocks on it first.
+  Millis poll_interval = Millis(1);
 };
 
 class ProcessGroupTransport final : public Transport {
@@ -103,27 +114,34 @@ class ProcessGroupTransport final : public Transport {
   // Batches whose operations could not be cancelled (kept referenced: they may still complete).
   std::size_t parked_operations() const;
 
-  // Internal: the waiter thread's queue entry (one gloo operation) and a batch's shared state.
+  // Internal: the waiter thread's queue entry (one gloo operation), a batch's shared state and a
+  // collective the posting thread starts.
   struct Op;
   struct BatchState;
+  struct CollectiveJob;
 
  private:
   friend class ProcessGroupBatch;
   friend class ProcessGroupPendingCollective;
   Status wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout, const char* what);
-  // Starts a collective and waits for it; any failure marks the transport broken.
-  Status run_collective(const char* what, Millis timeout,
-                        const std::function<c10::intrusive_ptr<c10d::Work>()>& start);
   at::Tensor owned_copy(std::span<const std::int64_t> values) const;
-  // A collective started by `start` (any failure marks the transport broken).
+  // A collective's work and its tensors, owned: the collective reads and writes them in the
+  // background.
   struct Started {
     c10::intrusive_ptr<c10d::Work> work;
     std::vector<at::Tensor> inputs, parts;
-    Clock::time_point deadline;
   };
+  // What starts a collective from the values it reduces or gathers (a copy, owned by the job).
+  using Starter = std::function<Started(std::span<const std::int64_t>)>;
+  // Starts a collective (on the posting thread for a CPU control group, here otherwise); any
+  // failure marks the transport broken.
   std::unique_ptr<PendingCollective> start_collective(const char* what,
-                                                      const std::function<Started()>& start);
-  void post_stage(BatchState& b);  // off gloo, on the serving thread
+                                                      std::span<const std::int64_t> values,
+                                                      Millis timeout, Starter start);
+  void post_stage(BatchState& b);      // off gloo, on the serving thread
+  void start_job(CollectiveJob& job);  // on the posting thread
+  // Until the posting thread started `job` (its work moved to `out`), bounded by `deadline`.
+  Status await_start(CollectiveJob& job, Clock::time_point deadline, Started& out);
   void poster_loop();
   void waiter_loop();
   void park(std::shared_ptr<BatchState> b);
@@ -145,10 +163,15 @@ class ProcessGroupTransport final : public Transport {
   std::string broken_why_;
   std::condition_variable cv_;       // the waiter's queue
   std::condition_variable post_cv_;  // the posting thread's queue
-  std::condition_variable done_cv_;  // a gloo batch's state changed
+  std::condition_variable done_cv_;  // a gloo batch's state changed, or a collective started
   std::deque<std::shared_ptr<Op>> queue_;
   std::shared_ptr<Op> waiting_;  // the operation the waiter is in wait() on
-  std::deque<std::shared_ptr<BatchState>> to_post_;
+  // The posting thread's queue, in the order asked for: a batch's next stage or a collective.
+  struct PostJob {
+    std::shared_ptr<BatchState> batch;
+    std::shared_ptr<CollectiveJob> collective;
+  };
+  std::deque<PostJob> to_post_;
   std::vector<std::shared_ptr<BatchState>> parked_;
   bool stop_ = false;
   std::thread waiter_;
