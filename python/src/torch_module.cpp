@@ -71,6 +71,8 @@ py::tuple placement_tuple(const TorchBalancer& b) {
 
 }  // namespace
 
+void bind_torch_transport(py::module_& m);  // bind_torch_transport.cpp
+
 void bind_torch_balancer(py::module_& m) {
   m.doc() = "SwiftBalancer's runtime over a torch engine's process groups and tensors";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -141,4 +143,5 @@ void bind_torch_balancer(py::module_& m) {
 
 PYBIND11_MODULE(_torch, m) {
   swiftbalancer::python::bind_torch_balancer(m);
+  swiftbalancer::python::bind_torch_transport(m);
 }

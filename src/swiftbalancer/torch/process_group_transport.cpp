@@ -255,8 +255,9 @@ void ProcessGroupTransport::start_job(CollectiveJob& job) {
 Status ProcessGroupTransport::await_start(CollectiveJob& job, Clock::time_point deadline,
                                           Started& out) {
   std::unique_lock<std::mutex> lock(mu_);
-  // About to block anyway: a wake-up of the posting thread costs nothing more now.
-  if (!job.started) post_cv_.notify_one();
+  // About to block anyway: a wake-up of the posting thread costs nothing more now. Past the
+  // deadline it is not woken for this job (it fails here; started late, it would run alone).
+  if (!job.started && Clock::now() < deadline) post_cv_.notify_one();
   if (!done_cv_.wait_until(lock, deadline, [&] { return job.started || stop_; })) {
     // Never started here while the other ranks may have: the group is out of step.
     job.abandoned = true;
