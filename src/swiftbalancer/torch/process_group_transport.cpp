@@ -58,7 +58,9 @@ class ProcessGroupPendingCollective final : public PendingCollective {
     if (Status s = t_.wait_work(started_.work, left, what_); !s.ok()) return s;
     std::size_t at = 0;
     for (const at::Tensor& part : started_.parts) {
-      const at::Tensor got = part.cpu();
+      // A CPU part is read in place: a cold dispatcher call costs the serving thread more.
+      const at::Tensor host = part.is_cpu() ? at::Tensor() : part.cpu();
+      const at::Tensor& got = part.is_cpu() ? part : host;
       const auto n = static_cast<std::size_t>(got.numel());
       if (at + n > out.size()) break;
       std::memcpy(out.data() + at, got.data_ptr<std::int64_t>(), n * sizeof(std::int64_t));
@@ -146,6 +148,10 @@ std::size_t ProcessGroupTransport::parked_operations() const {
 
 Status ProcessGroupTransport::wait_work(const c10::intrusive_ptr<c10d::Work>& work, Millis timeout,
                                         const char* what) {
+  // Done already, as async mode's collectives are when read a step after their start: what
+  // Work::wait() would do then (c10d: a completed, successful work's wait returns at once, its
+  // synchronize() a no-op on CPU), without its call or the error text built below.
+  if (work->isCompleted() && work->isSuccess()) return Status::Ok();
   const std::string op = std::string(what) + " on " + control_->getBackendName();
   if (opt_.control_device.is_cpu()) {
     // gloo runs collectives on its own threads; Work::wait(timeout) only waits, so an expired
