@@ -4,18 +4,11 @@ runtime over torch.distributed, every slot's bytes checked against the tables af
 
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
+from torch_ranks import free_port, require_torch, spawn_ranks
 
-torch = pytest.importorskip("torch", reason="torch is not installed (scripts/install-deps.sh)")
-if int(torch.__version__.split(".")[0]) < 2:
-    pytest.skip("torch %s is older than 2.0" % torch.__version__, allow_module_level=True)
-sbt = pytest.importorskip("swiftbalancer.torch")
-if sbt._torch is None:
-    pytest.skip("swiftbalancer._torch is not built", allow_module_level=True)
+torch, sbt = require_torch()
 
 import swiftbalancer as sb  # noqa: E402
 
@@ -23,30 +16,10 @@ WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_balance
 RANKS, SLOTS, LAYERS = 4, 3, 3
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_ranks(scenario, tmp_path, timeout=60, killed=()):
     """Runs the 4 ranks; returns their reports (None for the ranks in `killed`, which must
     have died of SIGKILL)."""
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
-               WORLD_SIZE=str(RANKS), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, WORKER, scenario, str(tmp_path)],
-                              env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for r in range(RANKS)]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=timeout)[0])
-    finally:
-        for p in procs:
-            p.kill()
-    for r, (p, out) in enumerate(zip(procs, outs)):
-        want = -9 if r in killed else 0
-        assert p.returncode == want, "rank %d exited %s:\n%s" % (r, p.returncode, out)
+    spawn_ranks([WORKER, scenario, str(tmp_path)], RANKS, timeout, killed)
     return [None if r in killed else
             json.load(open(os.path.join(tmp_path, "rank%d.json" % r))) for r in range(RANKS)]
 
@@ -189,7 +162,7 @@ def _in_process_step_stats():
 def test_bad_arguments_are_refused_before_any_collective():
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("gloo", init_method="tcp://127.0.0.1:%d"
-                                             % _free_port(), rank=0, world_size=1)
+                                             % free_port(), rank=0, world_size=1)
     topo = sb.Topology(1, 2)
     good = [[torch.zeros(2, 3)]]
     with pytest.raises(ValueError, match="leading dimension"):

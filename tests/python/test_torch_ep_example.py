@@ -3,11 +3,11 @@ gloo ranks by torch.distributed.run, every token checked against the module's fo
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+from torch_ranks import free_port
 
 torch = pytest.importorskip("torch", reason="torch is not installed (scripts/install-deps.sh)")
 pytest.importorskip("transformers", reason="transformers is not installed (scripts/install-deps.sh)")
@@ -19,16 +19,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SERVE = os.path.join(ROOT, "examples", "torch_ep", "serve.py")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(tmp_path, *args, nproc=4, timeout=240):
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), SERVE,
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), SERVE,
            "--report", str(report)] + list(args)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

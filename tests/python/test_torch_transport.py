@@ -3,18 +3,11 @@ processes on gloo (torch_transport_worker.py), each check on a group of its own.
 
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
+from torch_ranks import require_torch, spawn_ranks
 
-torch = pytest.importorskip("torch", reason="torch is not installed (scripts/install-deps.sh)")
-if int(torch.__version__.split(".")[0]) < 2:
-    pytest.skip("torch %s is older than 2.0" % torch.__version__, allow_module_level=True)
-sbt = pytest.importorskip("swiftbalancer.torch")
-if sbt._torch is None:
-    pytest.skip("swiftbalancer._torch is not built", allow_module_level=True)
+require_torch()
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_transport_worker.py")
 RANKS = 4
@@ -23,23 +16,7 @@ RANKS = 4
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("transport")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-               WORLD_SIZE=str(RANKS), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, WORKER, str(out)], env=dict(env, RANK=str(r)),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for r in range(RANKS)]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=90)[0])
-    finally:
-        for p in procs:
-            p.kill()
-    for r, (p, text) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, "rank %d exited %s:\n%s" % (r, p.returncode, text)
+    spawn_ranks([WORKER, str(out)], RANKS, timeout=90)
     return [json.load(open(out / ("rank%d.json" % r))) for r in range(RANKS)]
 
 

@@ -59,8 +59,7 @@ class ProcessGroupPendingCollective final : public PendingCollective {
     std::size_t at = 0;
     for (const at::Tensor& part : started_.parts) {
       // A CPU part is read in place: a cold dispatcher call costs the serving thread more.
-      const at::Tensor host = part.is_cpu() ? at::Tensor() : part.cpu();
-      const at::Tensor& got = part.is_cpu() ? part : host;
+      const at::Tensor got = part.is_cpu() ? part : part.cpu();
       const auto n = static_cast<std::size_t>(got.numel());
       if (at + n > out.size()) break;
       std::memcpy(out.data() + at, got.data_ptr<std::int64_t>(), n * sizeof(std::int64_t));
@@ -388,8 +387,8 @@ void ProcessGroupTransport::poster_loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     post_cv_.wait_for(lock, opt_.poll_interval, [&] { return stop_ || !to_post_.empty(); });
-    if (!stop_ && to_post_.empty()) continue;
     if (stop_) return;
+    if (to_post_.empty()) continue;  // this look found nothing
     PostJob job = std::move(to_post_.front());
     to_post_.pop_front();
     if (job.collective) {
