@@ -10,8 +10,9 @@ slept in a collective and the host's other ranks ran on its core, as after an en
 dispatch. Rows: a Python call that does nothing (the floor of any call there), a pybind11
 property (the binding's dispatcher and nothing else), before_forward and after_forward (the
 runtime's per-step calls, plain CPython methods), after_forward + before_forward back to back
-(what a step pays: docs/torch.md) and counters() (a pybind11 method building a dict, for
-comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
+(what a step pays: docs/torch.md), record(layer, counts) (one layer's counts, as an engine
+hands them after each layer's dispatch), record_step(counts) (every layer's at once) and
+counters() (a pybind11 method building a dict, for comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
 the 90th percentile (us). The machine is shared: compare rows of one run.
 """
 
@@ -46,6 +47,7 @@ def main():
                        cpu_group=dist.new_group(backend="gloo"))
     counts = torch.zeros(LAYERS, SLOTS, dtype=torch.int64)
     bal.bind_counts(counts)
+    row = torch.zeros(SLOTS, dtype=torch.int64)  # one layer's counts, as an engine hands them
     wake = torch.zeros(1024)
     bal.before_forward()
 
@@ -58,6 +60,8 @@ def main():
             ("after_forward", bal.after_forward),
             ("before_forward", bal.before_forward),
             ("after_forward + before_forward", step_pair),
+            ("record(layer, counts)", lambda: bal.record(0, row)),
+            ("record_step(counts)", lambda: bal.record_step(counts)),
             ("counters() (pybind11, a dict)", bal.counters)]
     results = []
     for name, call in rows:

@@ -88,18 +88,6 @@ void bind_torch_balancer(py::module_& m) {
           py::arg("experts"), py::arg("config"), py::arg("max_ops_in_flight"),
           py::arg("control_device"))
       .def(
-          "record",
-          [](const PyTorchBalancer& b, int layer, const at::Tensor& counts) {
-            b.get().record(layer, counts);
-          },
-          py::arg("layer"), py::arg("counts"))
-      // Like record: no wait, so the GIL stays held (one serving thread; releasing and
-      // re-taking it would cost more than the call).
-      .def(
-          "record_step",
-          [](const PyTorchBalancer& b, const at::Tensor& counts) { b.get().record_step(counts); },
-          py::arg("counts"))
-      .def(
           "bind_counts",
           [](const PyTorchBalancer& b, const std::optional<at::Tensor>& counts) {
             b.get().bind_counts(counts.value_or(at::Tensor()));

@@ -1,6 +1,9 @@
 // The serving thread's per-step calls without pybind11's dispatcher (torch_serving_calls.h).
 #include "torch_serving_calls.h"
 
+#include <torch/csrc/autograd/python_variable.h>  // THPVariable_Check, THPVariable_Unpack
+
+#include <array>
 #include <exception>
 
 #include "swiftbalancer/runtime/report_fields.h"
@@ -64,12 +67,24 @@ class GilReleased {
   PyThreadState* state_;
 };
 
+// The C++ object of self. Not pybind11's cast: it looks the class's registration up in a hash
+// map (cold here: a microsecond or more of a call that costs a few), and checks nothing the
+// descriptor has not: a method descriptor is only ever called with an instance of its class (or
+// a subclass), whose value is the one PyTorchBalancer, or null where __init__ never ran.
+const PyTorchBalancer& balancer_of(PyObject* self) {
+  const auto* p = reinterpret_cast<py::detail::instance*>(self)
+                      ->get_value_and_holder()
+                      .value_ptr<PyTorchBalancer>();
+  if (p == nullptr) throw InputError("the balancer was not initialised");
+  return *p;
+}
+
 // Runs `f` on self's balancer; C++ exceptions become Python ones as the module's pybind11
 // methods raise them (InputError: ValueError; anything else: RuntimeError).
 template <class F>
 PyObject* serving_call(PyObject* self, F&& f) {
   try {
-    return f(py::handle(self).cast<const PyTorchBalancer&>().get());
+    return f(balancer_of(self).get());
   } catch (const InputError& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (py::error_already_set& e) {
@@ -103,6 +118,82 @@ PyObject* after_forward(PyObject* self, PyObject* /*unused*/) {
   });
 }
 
+// The arguments of a METH_FASTCALL | METH_KEYWORDS call, positional or by keyword, into `out`
+// in the order of `names`. Sets a TypeError naming `fn` and returns false when one is missing,
+// given twice or unknown, or when there are too many.
+template <std::size_t N>
+bool parse_args(const char* fn, const std::array<const char*, N>& names, PyObject* const* args,
+                Py_ssize_t nargs, PyObject* kwnames, std::array<PyObject*, N>& out) {
+  if (nargs > static_cast<Py_ssize_t>(N)) {
+    PyErr_Format(PyExc_TypeError, "%s() takes %zu arguments (%zd given)", fn, N, nargs);
+    return false;
+  }
+  out.fill(nullptr);
+  for (Py_ssize_t i = 0; i < nargs; ++i) out[static_cast<std::size_t>(i)] = args[i];
+  const Py_ssize_t nkw = kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    std::size_t i = 0;
+    while (i < N && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) ++i;
+    if (i == N) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fn, key);
+      return false;
+    }
+    if (out[i] != nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fn, names[i]);
+      return false;
+    }
+    out[i] = args[nargs + k];
+  }
+  for (std::size_t i = 0; i < N; ++i)
+    if (out[i] == nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fn, names[i]);
+      return false;
+    }
+  return true;
+}
+
+// The tensor a Python object holds, or nullptr with a TypeError naming the argument.
+const at::Tensor* tensor_arg(const char* fn, const char* name, PyObject* o) {
+  if (!THPVariable_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s(): %s must be a torch.Tensor, not %.200s", fn, name,
+                 Py_TYPE(o)->tp_name);
+    return nullptr;
+  }
+  return &THPVariable_Unpack(o);
+}
+
+// record and record_step do not wait, so they keep the GIL (one serving thread; releasing and
+// taking it back would cost more than the call).
+PyObject* record(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  std::array<PyObject*, 2> a{};
+  if (!parse_args("record", std::array{"layer", "counts"}, args, nargs, kwnames, a)) return nullptr;
+  if (!PyIndex_Check(a[0])) {
+    PyErr_Format(PyExc_TypeError, "record(): layer must be an integer, not %.200s",
+                 Py_TYPE(a[0])->tp_name);
+    return nullptr;
+  }
+  const long long layer = PyLong_AsLongLong(a[0]);
+  if (layer == -1 && PyErr_Occurred()) return nullptr;
+  const at::Tensor* counts = tensor_arg("record", "counts", a[1]);
+  if (counts == nullptr) return nullptr;
+  return serving_call(self, [layer, counts](torch_engine::TorchBalancer& b) {
+    b.record(layer, *counts);
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* record_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  std::array<PyObject*, 1> a{};
+  if (!parse_args("record_step", std::array{"counts"}, args, nargs, kwnames, a)) return nullptr;
+  const at::Tensor* counts = tensor_arg("record_step", "counts", a[0]);
+  if (counts == nullptr) return nullptr;
+  return serving_call(self, [counts](torch_engine::TorchBalancer& b) {
+    b.record_step(*counts);
+    Py_RETURN_NONE;
+  });
+}
+
 PyMethodDef g_before_forward = {
     "before_forward", before_forward, METH_NOARGS,
     "Posts this step's transfers (async: the next layers of the cycle); waits, bounded, only "
@@ -112,6 +203,19 @@ PyMethodDef g_after_forward = {
     "Ends the step: takes the bound counts, waits (bounded) for the transfers, installs and "
     "commits layers, swaps the routing tables in place; returns the step's StepStats. Releases "
     "the GIL while it waits."};
+
+// METH_FASTCALL | METH_KEYWORDS: the arguments arrive as a C array, no tuple or dict is built.
+PyMethodDef g_record = {
+    "record", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(record)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "record($self, layer, counts)\n--\n\n"
+    "Adds one layer's counts: an integer tensor [slots_per_rank], the tokens each local slot "
+    "got this step (CPU: read at once; the experts' device: added by a kernel). No wait."};
+PyMethodDef g_record_step = {
+    "record_step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(record_step)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "record_step($self, counts)\n--\n\n"
+    "record() of every layer at once: an integer tensor [layers, slots_per_rank]. No wait."};
 
 void add_method(py::class_<PyTorchBalancer>& cls, PyMethodDef* def) {
   PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);
@@ -128,6 +232,8 @@ void add_serving_calls(py::module_& m, py::class_<PyTorchBalancer>& cls) {
   }
   m.attr("StepStats") =
       py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(g_stats_type));
+  add_method(cls, &g_record);
+  add_method(cls, &g_record_step);
   add_method(cls, &g_before_forward);
   add_method(cls, &g_after_forward);
 }

@@ -212,7 +212,43 @@ def test_bad_arguments_are_refused_before_any_collective():
     bound += 5
     b.after_forward()
     assert bound.tolist() == [[5, 5]], "an unbound tensor was still taken"
+    # record and record_step parse their own arguments (plain CPython methods): by position or
+    # by name, and a wrong call is a TypeError naming the argument.
+    b.record(layer=0, counts=torch.tensor([1, 2]))
+    b.record(0, counts=torch.tensor([1, 2]))
+    b.record_step(counts=torch.tensor([[1, 2]]))
+    with pytest.raises(ValueError, match="layer 5 out of range"):
+        b.record(counts=torch.zeros(2, dtype=torch.long), layer=5)
+    with pytest.raises(ValueError, match="one per local slot"):
+        b.record(counts=torch.zeros(3, dtype=torch.long), layer=0)
+    with pytest.raises(ValueError, match=r"layer -1 out of range \[0, 1\)"):
+        b.record(-1, torch.zeros(2, dtype=torch.long))
+    for call, message in (
+            (lambda: b.record(0), r"^record\(\) missing required argument 'counts'$"),
+            (lambda: b.record(), r"^record\(\) missing required argument 'layer'$"),
+            (lambda: b.record(0, [1, 2]),
+             r"^record\(\): counts must be a torch.Tensor, not list$"),
+            (lambda: b.record(0.0, torch.zeros(2, dtype=torch.long)),
+             r"^record\(\): layer must be an integer, not float$"),
+            (lambda: b.record(0, torch.zeros(2), 1), r"^record\(\) takes 2 arguments \(3 given\)$"),
+            (lambda: b.record(0, layer=0),
+             r"^record\(\) got multiple values for argument 'layer'$"),
+            (lambda: b.record(0, torch.zeros(2), slot=1),
+             r"^record\(\) got an unexpected keyword argument 'slot'$"),
+            (lambda: b.record_step(None),
+             r"^record_step\(\): counts must be a torch.Tensor, not NoneType$"),
+            (lambda: b.record_step(), r"^record_step\(\) missing required argument 'counts'$")):
+        with pytest.raises(TypeError, match=message):
+            call()
+    with pytest.raises(OverflowError):
+        b.record(2 ** 64, torch.zeros(2, dtype=torch.long))
+    # A method called on an object whose __init__ never ran says so instead of crashing.
+    bare = type(b._b).__new__(type(b._b))
+    with pytest.raises(ValueError, match="the balancer was not initialised"):
+        bare.after_forward()
     b.close()
+    with pytest.raises(ValueError, match="the balancer is closed"):
+        b.record(0, torch.zeros(2, dtype=torch.long))
     with pytest.raises(ValueError, match="closed"):
         b.before_forward()
     with pytest.raises(ValueError, match="closed"):

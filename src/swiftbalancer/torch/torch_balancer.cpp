@@ -91,12 +91,12 @@ TorchBalancer::~TorchBalancer() {
   balancer_.reset();
 }
 
-void TorchBalancer::record(int layer, const at::Tensor& counts) {
+void TorchBalancer::record(std::int64_t layer, const at::Tensor& counts) {
   if (layer < 0 || layer >= layers_)
     throw InputError("layer " + std::to_string(layer) + " out of range [0, " +
                      std::to_string(layers_) + ")");
   check_counts(counts, {topo_.slots_per_rank}, "one per local slot");
-  add_counts(layer, 1, counts);
+  add_counts(static_cast<int>(layer), 1, counts);
 }
 
 void TorchBalancer::record_step(const at::Tensor& counts) {

@@ -63,7 +63,7 @@ class TorchBalancer {
   TorchBalancer& operator=(const TorchBalancer&) = delete;
 
   // counts: integer tensor [slots_per_rank], this rank's tokens per local slot for `layer`.
-  void record(int layer, const at::Tensor& counts);
+  void record(std::int64_t layer, const at::Tensor& counts);
   // counts: integer tensor [layers, slots_per_rank], one step's record() of every layer at once.
   void record_step(const at::Tensor& counts);
   // counts: integer tensor [layers, slots_per_rank] on the CPU or the experts' device, kept
