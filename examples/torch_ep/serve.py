@@ -76,6 +76,11 @@ def parse_args(argv):
                    help="fault the balancer injects (on --fault-rank, in --fault-cycle)")
     p.add_argument("--fault-rank", type=int, default=1)
     p.add_argument("--fault-cycle", type=int, default=0, help="decision cycle, 0-based")
+    p.add_argument("--worker-poll-ms", type=int, default=2,
+                   help="the decision worker looks for its job this often instead of being woken "
+                        "by the serving thread (BalancerConfig worker_poll; 0: woken): with more "
+                        "ranks than cores a wake-up can cost the serving thread its core "
+                        "(default 2)")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--tokens", type=int, default=64, help="tokens per rank per step")
     p.add_argument("--interval", type=int, default=20, help="steps between count gathers")
@@ -298,7 +303,8 @@ def fingerprint(w13, w2):
 
 def make_balancer(a, phy2log, experts):
     # log=None: the library's sink (warnings and errors on stderr); --verbose: every line.
-    cfg = make_config(mode=a.mode, interval_steps=a.interval, log=True if a.verbose else None)
+    cfg = make_config(mode=a.mode, interval_steps=a.interval, worker_poll_ms=a.worker_poll_ms,
+                      log=True if a.verbose else None)
     if a.inject_fault != "none":
         fault = FaultInjection()
         fault.kind = a.inject_fault
@@ -638,7 +644,8 @@ def make_report(a, ranks, source):
         "mode": a.mode, "record": a.record, "policy": a.policy, "fault": a.inject_fault,
         "ranks": a.ranks, "slots_per_rank": a.slots_per_rank, "layers": a.layers,
         "experts": a.experts, "top_k": a.top_k, "steps": a.steps, "tokens": a.tokens,
-        "interval": a.interval, "seed": a.seed, "skew": a.skew, "switch_at": a.switch_at,
+        "interval": a.interval, "worker_poll_ms": a.worker_poll_ms, "seed": a.seed, "skew": a.skew,
+        "switch_at": a.switch_at,
         "workload": source,
         "wrong_expert_tokens": sum(r["wrong"] for r in ranks),
         "max_abs_diff": max(r["max_diff"] for r in ranks),

@@ -115,6 +115,7 @@ void bind_balancer_config(py::module_& m) {
   MILLIS(transfer_timeout);
   MILLIS(collective_timeout);
   FIELD(background_worker);
+  MILLIS(worker_poll);
   FIELD(policy_threads);
   FIELD(policy_options);
   FIELD(link_weights);

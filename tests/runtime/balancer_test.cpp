@@ -247,6 +247,34 @@ TEST(Balancer, SyncRunsAreReproducible) {
   EXPECT_EQ(a.results[0].final_placement, b.results[0].final_placement);
 }
 
+// A worker that looks for its job every 2 ms (worker_poll: the serving thread wakes no one)
+// decides what a woken one does, and in time: the run lasts some tens of ms and its first cycle
+// starts at step 5, so it rebalances only if the worker finds the job at its poll (its idle wait
+// is otherwise 100 ms).
+TEST(Balancer, PolledWorkerDecidesAsAWokenOne) {
+  Cluster woken, polled;
+  woken.cfg = polled.cfg = fast_config(BalancerMode::kAsync);
+  polled.cfg.worker_poll = 2ms;
+  woken.run();
+  polled.run();
+  polled.expect_consistent();
+  const RankResult& r = polled.results[0];
+  EXPECT_GE(r.counters.rebalances, 1);
+  EXPECT_EQ(r.counters.errors, 0) << r.counters.last_error;
+  EXPECT_EQ(r.counters.cycles_dropped, 0);
+  EXPECT_EQ(r.final_placement, woken.results[0].final_placement);
+}
+
+TEST(Balancer, WorkerPollMustBeUnderTheWorkerTimeout) {
+  BalancerConfig c = fast_config(BalancerMode::kAsync);
+  for (const Millis bad : {Millis(-1), c.worker_timeout, c.worker_timeout + Millis(1)}) {
+    c.worker_poll = bad;
+    EXPECT_THROW(validate_config(c), InputError) << bad.count();
+  }
+  c.worker_poll = c.worker_timeout - Millis(1);
+  EXPECT_NO_THROW(validate_config(c));
+}
+
 // The policy's threads change nothing a rank serves: swift from the placement in service,
 // with 1 and 3 threads per rank, serves the same tables at every step.
 TEST(Balancer, PolicyThreadsChangeNoDecision) {

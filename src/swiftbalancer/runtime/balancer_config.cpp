@@ -79,6 +79,10 @@ void validate_config(const BalancerConfig& c) {
   if (c.worker_timeout.count() <= 0 || c.transfer_timeout.count() <= 0 ||
       c.collective_timeout.count() <= 0)
     throw InputError("timeouts must be positive");
+  if (c.worker_poll.count() < 0 || c.worker_poll >= c.worker_timeout)
+    throw InputError(
+        "worker_poll must be 0 (the worker is woken) or positive and less than "
+        "worker_timeout");
   // Detection off (shift.check_steps 0) ignores the other shift settings, as before.
   if (c.shift.check_steps < 0) throw InputError("shift.check_steps must not be negative");
   if (c.shift.check_steps > 0) c.shift.validate();

@@ -60,6 +60,13 @@ struct BalancerConfig {
   // exec/thread_priority.h), so that the policy takes CPU time the serving threads leave,
   // instead of preempting them.
   bool background_worker = true;
+  // How the worker learns of a decision to make (async mode). 0: the serving thread wakes it (a
+  // condition variable's notify when a cycle starts). Positive: the serving thread wakes no one;
+  // the worker looks for a job this often (a decision starts up to this much later; the worker
+  // wakes this often while idle). For hosts where the serving threads outnumber the cores: there
+  // a wake-up can cost the waking serving thread its core for milliseconds, while a timer wakes
+  // the worker off the serving path. Less than worker_timeout.
+  Millis worker_poll{0};
   // Threads the policy may spread its per-layer work over, the worker included (swift's
   // searches; 1: the worker alone). The extra threads run at the worker's priority. The
   // decision is the same for any count, so ranks may differ in it.

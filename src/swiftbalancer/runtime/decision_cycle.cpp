@@ -124,9 +124,10 @@ void DecisionCycle::worker_loop() {
     Job job;
     {
       std::unique_lock lock(mu_);
-      // Notified by start(); the timeout only bounds the wait. At nice 19 a wake-up does not
-      // preempt the serving thread that notifies (the worker's weight is 1.5% of theirs).
-      while (!stop_ && jobs_.empty()) cv_.wait_for(lock, Millis(100));
+      // Notified by start() (worker_poll 0: the timeout only bounds the wait), or not at all:
+      // then this wait's timeout is how the worker finds its job (BalancerConfig::worker_poll).
+      const Millis wait = cfg_.worker_poll.count() > 0 ? cfg_.worker_poll : Millis(100);
+      while (!stop_ && jobs_.empty()) cv_.wait_for(lock, wait);
       if (stop_) return;
       job = std::move(jobs_.front());
       jobs_.pop_front();
@@ -153,7 +154,7 @@ void DecisionCycle::start(const LoadMatrix& load, const Placement& current,
     std::lock_guard lock(mu_);
     jobs_.push_back(std::move(job));
   }
-  cv_.notify_one();
+  if (cfg_.worker_poll.count() == 0) cv_.notify_one();
 }
 
 void DecisionCycle::start_agree(Transport& transport) {
