@@ -162,7 +162,7 @@ void check_switches(DemoOptions& opt) {
                      " switches");
 }
 
-// The balancer's fault injection, timeouts and log sink from the command line.
+// The balancer's fault injection, timeouts, worker polling and log sink from the command line.
 void configure_balancer(const DemoArgs& a, FaultInjection::Kind fault, DemoOptions& opt) {
   opt.balancer.fault.kind = fault;
   opt.balancer.fault.rank = a.fault_rank >= 0 ? a.fault_rank : opt.ranks - 1;
@@ -170,6 +170,9 @@ void configure_balancer(const DemoArgs& a, FaultInjection::Kind fault, DemoOptio
   if (opt.balancer.fault.rank >= opt.ranks) throw InputError("--fault-rank out of range");
   opt.balancer.transfer_timeout = Millis(a.transfer_timeout_ms);
   opt.balancer.worker_timeout = Millis(a.worker_timeout_ms);
+  if (a.worker_poll_ms >= a.worker_timeout_ms)
+    throw InputError("--worker-poll-ms must be less than --worker-timeout-ms");
+  opt.balancer.worker_poll = Millis(a.worker_poll_ms);
   const bool quiet = a.quiet, verbose = a.verbose;
   opt.balancer.log = [quiet, verbose](LogSeverity severity, const std::string& line) {
     if (quiet || (!verbose && severity == LogSeverity::kInfo)) return;

@@ -126,6 +126,11 @@ void add_balancer_options(CLI::App* cmd, DemoArgs& a) {
                   "A decision not ready by then is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  cmd->add_option("--worker-poll-ms", a.worker_poll_ms,
+                  "The decision worker looks for its job this often instead of being woken by "
+                  "the serving thread (0: woken); for more ranks than cores")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
 }
 
 }  // namespace swiftbalancer::cli

@@ -25,6 +25,7 @@ struct DemoArgs {
   int fault_cycle = 1;
   int transfer_timeout_ms = 200;
   int worker_timeout_ms = 5000;
+  int worker_poll_ms = 0;  // 0: the serving thread wakes the decision worker
   std::string report;
   bool quiet = false;
   bool verbose = false;

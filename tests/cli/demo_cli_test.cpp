@@ -120,6 +120,33 @@ TEST(DemoCli, PolicyThreadsChangeNoDecision) {
     EXPECT_EQ(a["steps"][k]["imbalance"], b["steps"][k]["imbalance"]) << "step " << k + 1;
 }
 
+// A decision worker that polls for its job (--worker-poll-ms) still decides and moves, and the
+// poll must stay under the worker's deadline.
+TEST(DemoCli, PolledWorkerRebalances) {
+  if (!testing::cli_built()) GTEST_SKIP() << "CLI not built";
+  const CliRun bad = run_cli("demo --steps 10 --quiet --worker-poll-ms 50 --worker-timeout-ms 50");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("--worker-poll-ms must be less than --worker-timeout-ms"),
+            std::string::npos)
+      << bad.out;
+  const std::string report =
+      (std::filesystem::temp_directory_path() / ("sb_poll_" + std::to_string(::getpid()) + ".json"))
+          .string();
+  const CliRun r = run_cli(
+      "demo --mode async --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 --tokens 32 "
+      "--hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --quiet --worker-poll-ms 2 "
+      "--report '" +
+      report + "'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::ifstream in(report);
+  const nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  std::filesystem::remove(report);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  const auto& run = j["runs"][0];
+  EXPECT_EQ(run["totals"]["mismatches"], 0);
+  EXPECT_GE(run["totals"]["rebalances"].get<int>(), 1);
+}
+
 TEST(DemoCli, SwitchAtReportsEachSwitchsRecovery) {
   if (!testing::cli_built()) GTEST_SKIP() << "CLI not built";
   // Out of the run, twice, or before step 2: exit 2 with the option named.
