@@ -11,8 +11,10 @@ dispatch. Rows: a Python call that does nothing (the floor of any call there), a
 property (the binding's dispatcher and nothing else), before_forward and after_forward (the
 runtime's per-step calls, plain CPython methods), after_forward + before_forward back to back
 (what a step pays: docs/torch.md), record(layer, counts) (one layer's counts, as an engine
-hands them after each layer's dispatch), record_step(counts) (every layer's at once) and
-counters() (a pybind11 method building a dict, for comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
+hands them after each layer's dispatch), record_step(counts) (every layer's at once),
+route(layer, topk_ids) for 64 tokens x 4 choices and route_topk on the same ids (the tensor
+operations it replaces on CPU tables) and counters() (a pybind11 method building a dict, for
+comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
 the 90th percentile (us). The machine is shared: compare rows of one run.
 """
 
@@ -48,6 +50,8 @@ def main():
     counts = torch.zeros(LAYERS, SLOTS, dtype=torch.int64)
     bal.bind_counts(counts)
     row = torch.zeros(SLOTS, dtype=torch.int64)  # one layer's counts, as an engine hands them
+    # One layer's top-k ids: 64 tokens x 4 choices, as the example routes them.
+    topk = torch.randint(0, EXPERTS, (64, 4), generator=torch.Generator().manual_seed(rank))
     wake = torch.zeros(1024)
     bal.before_forward()
 
@@ -62,6 +66,10 @@ def main():
             ("after_forward + before_forward", step_pair),
             ("record(layer, counts)", lambda: bal.record(0, row)),
             ("record_step(counts)", lambda: bal.record_step(counts)),
+            ("route(layer, topk_ids)", lambda: bal.route(0, topk)),
+            ("route_topk (tensor ops)", lambda: sbt.route_topk(bal.log2phy[0],
+                                                               bal.replica_count[0], topk,
+                                                               offset=rank)),
             ("counters() (pybind11, a dict)", bal.counters)]
     results = []
     for name, call in rows:

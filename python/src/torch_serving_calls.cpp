@@ -163,18 +163,25 @@ const at::Tensor* tensor_arg(const char* fn, const char* name, PyObject* o) {
   return &THPVariable_Unpack(o);
 }
 
+// The layer argument of record and route: any integer (or __index__) object.
+bool layer_arg(const char* fn, PyObject* o, long long& layer) {
+  if (!PyIndex_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "%s(): layer must be an integer, not %.200s", fn,
+                 Py_TYPE(o)->tp_name);
+    return false;
+  }
+  layer = PyLong_AsLongLong(o);
+  return !(layer == -1 && PyErr_Occurred());
+}
+
 // record and record_step do not wait, so they keep the GIL (one serving thread; releasing and
 // taking it back would cost more than the call).
 PyObject* record(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   std::array<PyObject*, 2> a{};
-  if (!parse_args("record", std::array{"layer", "counts"}, args, nargs, kwnames, a)) return nullptr;
-  if (!PyIndex_Check(a[0])) {
-    PyErr_Format(PyExc_TypeError, "record(): layer must be an integer, not %.200s",
-                 Py_TYPE(a[0])->tp_name);
+  long long layer = 0;
+  if (!parse_args("record", std::array{"layer", "counts"}, args, nargs, kwnames, a) ||
+      !layer_arg("record", a[0], layer))
     return nullptr;
-  }
-  const long long layer = PyLong_AsLongLong(a[0]);
-  if (layer == -1 && PyErr_Occurred()) return nullptr;
   const at::Tensor* counts = tensor_arg("record", "counts", a[1]);
   if (counts == nullptr) return nullptr;
   return serving_call(self, [layer, counts](torch_engine::TorchBalancer& b) {
@@ -191,6 +198,19 @@ PyObject* record_step(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   return serving_call(self, [counts](torch_engine::TorchBalancer& b) {
     b.record_step(*counts);
     Py_RETURN_NONE;
+  });
+}
+
+PyObject* route(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  std::array<PyObject*, 2> a{};
+  long long layer = 0;
+  if (!parse_args("route", std::array{"layer", "topk_ids"}, args, nargs, kwnames, a) ||
+      !layer_arg("route", a[0], layer))
+    return nullptr;
+  const at::Tensor* ids = tensor_arg("route", "topk_ids", a[1]);
+  if (ids == nullptr) return nullptr;
+  return serving_call(self, [layer, ids](torch_engine::TorchBalancer& b) {
+    return THPVariable_Wrap(b.route(layer, *ids));
   });
 }
 
@@ -217,6 +237,15 @@ PyMethodDef g_record_step = {
     "record_step($self, counts)\n--\n\n"
     "record() of every layer at once: an integer tensor [layers, slots_per_rank]. No wait."};
 
+PyMethodDef g_route = {
+    "route", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(route)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "route($self, layer, topk_ids)\n--\n\n"
+    "Physical slots (int64, shaped like topk_ids) for logical top-k ids of one layer, spread "
+    "over each expert's replicas from this rank's offset, as route_topk() computes them. CPU "
+    "tables: a loop over the host rows, ids checked; a device: route_topk's tensor operations, "
+    "no host sync."};
+
 void add_method(py::class_<PyTorchBalancer>& cls, PyMethodDef* def) {
   PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);
   if (d == nullptr) throw py::error_already_set();
@@ -234,6 +263,7 @@ void add_serving_calls(py::module_& m, py::class_<PyTorchBalancer>& cls) {
       py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(g_stats_type));
   add_method(cls, &g_record);
   add_method(cls, &g_record_step);
+  add_method(cls, &g_route);
   add_method(cls, &g_before_forward);
   add_method(cls, &g_after_forward);
 }

@@ -142,6 +142,7 @@ class Balancer:
         # on the serving path (the methods below document them).
         self.record = self._b.record
         self.record_step = self._b.record_step
+        self.route = self._b.route
         self.before_forward = self._b.before_forward
         self.after_forward = self._b.after_forward
         # Stable tensors: the C++ side writes their rows in place.
@@ -181,9 +182,11 @@ class Balancer:
         return self._b.after_forward()
 
     def route(self, layer, topk_ids):
-        """Physical slot ids for logical ``topk_ids`` of ``layer`` (see ``route_topk``)."""
-        return route_topk(self.log2phy[layer], self.replica_count[layer], topk_ids,
-                          offset=self.rank)
+        """Physical slot ids for logical ``topk_ids`` of ``layer``: what
+        ``route_topk(self.log2phy[layer], self.replica_count[layer], topk_ids, offset=self.rank)``
+        returns, computed in the extension (CPU tables: a loop over the host rows, each id
+        checked, ValueError out of range; a device: route_topk's tensor ops, no host sync)."""
+        return self._b.route(layer, topk_ids)
 
     @property
     def step(self):

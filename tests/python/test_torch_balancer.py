@@ -242,6 +242,21 @@ def test_bad_arguments_are_refused_before_any_collective():
             call()
     with pytest.raises(OverflowError):
         b.record(2 ** 64, torch.zeros(2, dtype=torch.long))
+    # route: exact on the identity placement, refused with the problem named.
+    assert b.route(0, torch.tensor([[1, 0], [0, 1]], dtype=torch.int32)).tolist() == [[1, 0],
+                                                                                      [0, 1]]
+    assert b.route(layer=0, topk_ids=torch.zeros(0, 4, dtype=torch.long)).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"^topk id 2 out of range \[0, 2\)$"):
+        b.route(0, torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match=r"^topk id -1 out of range \[0, 2\)$"):
+        b.route(0, torch.tensor([-1]))
+    with pytest.raises(ValueError,
+                       match=r"^topk_ids must be an integer tensor; got torch.float32$"):
+        b.route(0, torch.zeros(2))
+    with pytest.raises(ValueError, match=r"^layer 1 out of range \[0, 1\)$"):
+        b.route(1, torch.zeros(2, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"^route\(\): topk_ids must be a torch.Tensor, not list$"):
+        b.route(0, [0, 1])
     # A method called on an object whose __init__ never ran says so instead of crashing.
     bare = type(b._b).__new__(type(b._b))
     with pytest.raises(ValueError, match="the balancer was not initialised"):

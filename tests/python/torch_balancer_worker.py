@@ -10,6 +10,8 @@ slot's bytes can be checked against the placement after every step. Loads are sk
 hot) and the same on every rank. After every step the worker checks, on its own rank:
   - every local slot holds exactly the expert its phy2log table names (weights and table agree);
   - the tables are consistent (log2phy and replica_count from phy2log) and never move (data_ptr);
+  - route() (the extension's) gives route_topk()'s slots, each holding its id's expert, spread
+    evenly over the expert's replicas;
 and records the placement, so the test can compare ranks and count the bytes the plans move.
 
 Scenarios: ``move`` (async, no fault), ``move1`` (the same with one point-to-point operation in
@@ -106,6 +108,18 @@ def check_tables(bal, rank):
             assert n == len(slots) >= 1, (l, e, n, slots)
             got = [int(x) for x in bal.log2phy[l, e].cpu().tolist()]
             assert got[:n] == slots and all(x == -1 for x in got[n:]), (l, e, got, slots)
+        # route (the extension's) against route_topk (tensor ops on the same tables), and both
+        # against phy2log: every pair lands on a slot holding its expert, and an expert's pairs
+        # at consecutive positions spread evenly over its replicas.
+        ids = torch.arange(EXPERTS).repeat_interleave(5).view(-1, 2).to(bal.phy2log.device)
+        routed = bal.route(l, ids)
+        ref = sbt.route_topk(bal.log2phy[l], bal.replica_count[l], ids, offset=rank)
+        assert routed.dtype == torch.int64 and torch.equal(routed, ref), (l, routed, ref)
+        assert torch.equal(p2l[l][routed.cpu()], ids.cpu()), (l, routed)
+        per_slot = torch.bincount(routed.flatten().cpu(), minlength=RANKS * SLOTS)
+        for e in range(EXPERTS):
+            used = per_slot[p2l[l] == e]
+            assert int(used.sum()) == 5 and int(used.max() - used.min()) <= 1, (l, e, used)
 
 
 def main():

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "swiftbalancer/core/status.h"
 
@@ -69,6 +70,45 @@ int RoutingTensors::update(const Placement& in_service) {
     ++changed;
   }
   return changed;
+}
+
+at::Tensor RoutingTensors::route(int layer, const at::Tensor& ids, std::int64_t offset) const {
+  if (layer < 0 || layer >= layers_ || offset < 0)
+    throw InternalError("route: layer or offset out of range");
+  if (!ids.defined() || !at::isIntegralType(ids.scalar_type(), /*includeBool=*/false))
+    throw InputError("topk_ids must be an integer tensor; got " +
+                     (ids.defined()
+                          ? "torch." + std::string(c10::getDtypeNames(ids.scalar_type()).first)
+                          : std::string("None")));
+  if (ids.device() != phy2log_.device())
+    throw InputError("topk_ids must be on the tables' device (" + phy2log_.device().str() +
+                     "); got " + ids.device().str());
+  if (!on_host_) {
+    const at::Tensor e = ids.to(at::kLong);
+    at::Tensor pick = at::arange(offset, offset + e.numel(), e.options()).view(e.sizes());
+    pick.remainder_(replica_count_.select(0, layer).take(e));
+    // One flat gather: log2phy[layer][e][r] sits at e * max_replicas + r of the layer's rows.
+    return log2phy_.select(0, layer).take(pick.add_(e, max_replicas_));
+  }
+  const bool in_place = ids.scalar_type() == at::kLong && ids.is_contiguous();
+  const at::Tensor e = in_place ? ids : ids.to(at::kLong).contiguous();
+  at::Tensor out = at::empty(e.sizes(), e.options());
+  const std::int64_t* in = e.data_ptr<std::int64_t>();
+  std::int64_t* o = out.data_ptr<std::int64_t>();
+  const std::int64_t* l2p = host_log2phy_.data_ptr<std::int64_t>() +
+                            static_cast<std::int64_t>(layer) * experts_ * max_replicas_;
+  const std::int64_t* cnt =
+      host_count_.data_ptr<std::int64_t>() + static_cast<std::int64_t>(layer) * experts_;
+  const std::int64_t n = e.numel();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t x = in[i];
+    if (x < 0 || x >= experts_)
+      throw InputError("topk id " + std::to_string(x) + " out of range [0, " +
+                       std::to_string(experts_) + ")");
+    // Every expert has a replica in a valid placement, so the count is at least 1.
+    o[i] = l2p[x * max_replicas_ + (i + offset) % cnt[x]];
+  }
+  return out;
 }
 
 }  // namespace swiftbalancer::torch_engine

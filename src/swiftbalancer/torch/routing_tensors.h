@@ -36,6 +36,15 @@ class RoutingTensors {
   // Rewrites the rows of every layer whose slots differ from the tables'; returns how many.
   int update(const Placement& in_service);
 
+  // Physical slots for logical top-k ids of `layer` (0 <= layer < layers; any shape, any integer
+  // dtype, on the tables' device): the (token, k) pair at flat position i goes to replica
+  // (i + offset) % count of its expert (offset >= 0), as swiftbalancer.torch.route_topk does, so
+  // tokens spread evenly over replicas. Returns int64 shaped like `ids`. On the CPU a loop over
+  // the host rows, each id checked against [0, experts) (InputError); on a device the same
+  // tensor operations as route_topk, on the current stream with no host sync (ids unchecked:
+  // checking would sync).
+  at::Tensor route(int layer, const at::Tensor& ids, std::int64_t offset) const;
+
  private:
   void fill_host(int layer, std::span<const ExpertId> row);
   void upload(int layer);

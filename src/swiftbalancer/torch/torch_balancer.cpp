@@ -91,12 +91,21 @@ TorchBalancer::~TorchBalancer() {
   balancer_.reset();
 }
 
-void TorchBalancer::record(std::int64_t layer, const at::Tensor& counts) {
+void TorchBalancer::check_layer(std::int64_t layer) const {
   if (layer < 0 || layer >= layers_)
     throw InputError("layer " + std::to_string(layer) + " out of range [0, " +
                      std::to_string(layers_) + ")");
+}
+
+void TorchBalancer::record(std::int64_t layer, const at::Tensor& counts) {
+  check_layer(layer);
   check_counts(counts, {topo_.slots_per_rank}, "one per local slot");
   add_counts(static_cast<int>(layer), 1, counts);
+}
+
+at::Tensor TorchBalancer::route(std::int64_t layer, const at::Tensor& topk_ids) const {
+  check_layer(layer);
+  return tables_->route(static_cast<int>(layer), topk_ids, rank_);
 }
 
 void TorchBalancer::record_step(const at::Tensor& counts) {

@@ -74,6 +74,11 @@ class TorchBalancer {
   void before_forward();
   StepStats after_forward();
 
+  // Physical slots for logical top-k ids of `layer`, spread over replicas starting at this
+  // rank's offset (RoutingTensors::route). Throws InputError for a layer out of range, ids that
+  // are not integers or not on the tables' device, and (CPU) an id out of range.
+  at::Tensor route(std::int64_t layer, const at::Tensor& topk_ids) const;
+
   const at::Tensor& phy2log() const { return tables_->phy2log(); }
   const at::Tensor& log2phy() const { return tables_->log2phy(); }
   const at::Tensor& replica_count() const { return tables_->replica_count(); }
@@ -88,6 +93,7 @@ class TorchBalancer {
   // Adds validated counts of layers [first, first + rows): `counts` holds rows x slots_per_rank
   // values in layer order ([slots_per_rank] when rows is 1).
   void add_counts(int first, int rows, const at::Tensor& counts);
+  void check_layer(std::int64_t layer) const;  // InputError unless 0 <= layer < layers
   void flush_device_counts();
 
   Topology topo_;
