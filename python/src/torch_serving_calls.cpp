@@ -224,27 +224,30 @@ PyMethodDef g_after_forward = {
     "commits layers, swaps the routing tables in place; returns the step's StepStats. Releases "
     "the GIL while it waits."};
 
-// METH_FASTCALL | METH_KEYWORDS: the arguments arrive as a C array, no tuple or dict is built.
-PyMethodDef g_record = {
-    "record", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(record)),
-    METH_FASTCALL | METH_KEYWORDS,
+// A METH_FASTCALL | METH_KEYWORDS method: the arguments arrive as a C array, no tuple or dict is
+// built. `doc` opens with the signature CPython reads ("name($self, ...)\n--\n\n").
+using FastCall = PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t, PyObject*);
+PyMethodDef fastcall_method(const char* name, FastCall f, const char* doc) {
+  return {name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f)),
+          METH_FASTCALL | METH_KEYWORDS, doc};
+}
+
+PyMethodDef g_record = fastcall_method(
+    "record", record,
     "record($self, layer, counts)\n--\n\n"
     "Adds one layer's counts: an integer tensor [slots_per_rank], the tokens each local slot "
-    "got this step (CPU: read at once; the experts' device: added by a kernel). No wait."};
-PyMethodDef g_record_step = {
-    "record_step", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(record_step)),
-    METH_FASTCALL | METH_KEYWORDS,
+    "got this step (CPU: read at once; the experts' device: added by a kernel). No wait.");
+PyMethodDef g_record_step = fastcall_method(
+    "record_step", record_step,
     "record_step($self, counts)\n--\n\n"
-    "record() of every layer at once: an integer tensor [layers, slots_per_rank]. No wait."};
-
-PyMethodDef g_route = {
-    "route", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(route)),
-    METH_FASTCALL | METH_KEYWORDS,
+    "record() of every layer at once: an integer tensor [layers, slots_per_rank]. No wait.");
+PyMethodDef g_route = fastcall_method(
+    "route", route,
     "route($self, layer, topk_ids)\n--\n\n"
     "Physical slots (int64, shaped like topk_ids) for logical top-k ids of one layer, spread "
     "over each expert's replicas from this rank's offset, as route_topk() computes them. CPU "
     "tables: a loop over the host rows, ids checked; a device: route_topk's tensor operations, "
-    "no host sync."};
+    "no host sync.");
 
 void add_method(py::class_<PyTorchBalancer>& cls, PyMethodDef* def) {
   PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def);

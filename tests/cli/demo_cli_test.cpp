@@ -20,16 +20,21 @@ using testing::run_cli;
 
 class DemoFault : public ::testing::TestWithParam<const char*> {};
 
-nlohmann::json run_demo(const std::string& extra, CliRun& r) {
+// Runs `swiftbalancer demo ARGS --report TMP` into `r`; returns the report (null when missing or
+// not JSON), its file removed.
+nlohmann::json run_demo_args(const std::string& args, CliRun& r) {
   const std::string report =
       (std::filesystem::temp_directory_path() / ("sb_demo_" + std::to_string(::getpid()) + ".json"))
           .string();
-  r = run_cli("demo --mode async,sync,off --steps 500 --tokens 64 --quiet --report '" + report +
-              "' " + extra);
+  r = run_cli("demo " + args + " --report '" + report + "'");
   std::ifstream in(report);
   nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
   std::filesystem::remove(report);
   return j;
+}
+
+nlohmann::json run_demo(const std::string& extra, CliRun& r) {
+  return run_demo_args("--mode async,sync,off --steps 500 --tokens 64 --quiet " + extra, r);
 }
 
 TEST_P(DemoFault, ZeroMismatchesAndTheOldPlacementSurvivesTheFault) {
@@ -94,19 +99,14 @@ TEST(DemoCli, PolicyThreadsChangeNoDecision) {
   EXPECT_NE(bad.out.find("--policy-threads"), std::string::npos) << bad.out;
   nlohmann::json runs[2];
   for (int i = 0; i < 2; ++i) {
-    const std::string report =
-        (std::filesystem::temp_directory_path() /
-         ("sb_threads_" + std::to_string(::getpid()) + "_" + std::to_string(i) + ".json"))
-            .string();
-    const CliRun r = run_cli(
-        "demo --mode sync --policy swift --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 "
+    CliRun r;
+    runs[i] = run_demo_args(
+        "--mode sync --policy swift --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 "
         "--tokens 32 --hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --quiet "
         "--policy-threads " +
-        std::string(i == 0 ? "1" : "3") + " --report '" + report + "'");
+            std::string(i == 0 ? "1" : "3"),
+        r);
     EXPECT_EQ(r.code, 0) << r.out;
-    std::ifstream in(report);
-    runs[i] = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-    std::filesystem::remove(report);
     ASSERT_TRUE(runs[i].is_object()) << r.out;
   }
   const auto& a = runs[0]["runs"][0];
@@ -129,18 +129,12 @@ TEST(DemoCli, PolledWorkerRebalances) {
   EXPECT_NE(bad.out.find("--worker-poll-ms must be less than --worker-timeout-ms"),
             std::string::npos)
       << bad.out;
-  const std::string report =
-      (std::filesystem::temp_directory_path() / ("sb_poll_" + std::to_string(::getpid()) + ".json"))
-          .string();
-  const CliRun r = run_cli(
-      "demo --mode async --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 --tokens 32 "
-      "--hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --quiet --worker-poll-ms 2 "
-      "--report '" +
-      report + "'");
+  CliRun r;
+  const nlohmann::json j = run_demo_args(
+      "--mode async --steps 120 --ranks 4 --slots 4 --layers 4 --experts 12 --tokens 32 "
+      "--hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --quiet --worker-poll-ms 2",
+      r);
   EXPECT_EQ(r.code, 0) << r.out;
-  std::ifstream in(report);
-  const nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-  std::filesystem::remove(report);
   ASSERT_TRUE(j.is_object()) << r.out;
   const auto& run = j["runs"][0];
   EXPECT_EQ(run["totals"]["mismatches"], 0);
@@ -155,21 +149,16 @@ TEST(DemoCli, SwitchAtReportsEachSwitchsRecovery) {
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
     EXPECT_NE(r.out.find("--switch-at"), std::string::npos) << r.out;
   }
-  const std::string report = (std::filesystem::temp_directory_path() /
-                              ("sb_switch_" + std::to_string(::getpid()) + ".json"))
-                                 .string();
   // Given in any order; the small demo's sizes, so that it takes well under a second.
-  const CliRun r = run_cli(
-      "demo --mode async --steps 120 --ranks 3 --slots 4 --layers 3 --experts 9 --tokens 16 "
+  CliRun r;
+  const nlohmann::json j = run_demo_args(
+      "--mode async --steps 120 --ranks 3 --slots 4 --layers 3 --experts 9 --tokens 16 "
       "--hidden 8 --ffn 16 --interval 20 --window 2 --link-gbps 0 --switch-at 90,60 "
-      "--shift-check 2 --shift-layers-per-step 4 --quiet --report '" +
-      report + "'");
+      "--shift-check 2 --shift-layers-per-step 4 --quiet",
+      r);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("switch at step 60: imbalance"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("switch at step 90: imbalance"), std::string::npos) << r.out;
-  std::ifstream in(report);
-  const nlohmann::json j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
-  std::filesystem::remove(report);
   ASSERT_TRUE(j.is_object()) << r.out;
   EXPECT_EQ(j["switch_at"], nlohmann::json({60, 90}));
   EXPECT_EQ(j["recover_window"], 10);
