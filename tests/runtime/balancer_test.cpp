@@ -52,6 +52,7 @@ struct RankResult {
   BalancerCounters counters;
   Placement final_placement;
   std::vector<StepStats> steps;
+  std::vector<bool> commit_foreseen;  // may_commit_next() before each step's after_forward
   std::vector<std::string> logs;
   int bad_slots = 0;
 };
@@ -121,6 +122,7 @@ struct Cluster {
         }
         std::this_thread::sleep_for(forward_time);  // the forward pass: the worker runs meanwhile
         if (hook) hook(rank, step);
+        res.commit_foreseen.push_back(b.may_commit_next());
         res.steps.push_back(b.after_forward());
       }
       res.counters = b.counters();
@@ -223,6 +225,42 @@ TEST(Balancer, SyncModeMovesEveryLayerInTheGatherStep) {
   EXPECT_GE(r.counters.rebalances, 1);
   EXPECT_EQ(r.steps[4].layers_committed, kLayers);  // step 5: gather, decide, move, commit
   EXPECT_LT(mean_imbalance(r.final_placement), 1.1);
+}
+
+// An engine that keeps its counts on a device hands them over only at the steps the balancer
+// names: every step that commits a layer must be one of them (or its counts are folded onto the
+// new placement), and in async mode only the few steps that read a layer vote are.
+TEST(Balancer, ForeseesEveryStepThatCommits) {
+  for (BalancerMode mode : {BalancerMode::kAsync, BalancerMode::kSync}) {
+    Cluster c;
+    c.cfg = fast_config(mode);
+    c.steps = 40;
+    c.run();
+    c.expect_consistent();
+    for (const RankResult& r : c.results) {
+      ASSERT_EQ(r.commit_foreseen.size(), r.steps.size());
+      int foreseen = 0, committing = 0;
+      for (std::size_t s = 0; s < r.steps.size(); ++s) {
+        const bool commits = r.steps[s].layers_committed + r.steps[s].layers_failed > 0;
+        EXPECT_TRUE(!commits || r.commit_foreseen[s])
+            << balancer_mode_name(mode) << ": step " << s + 1 << " committed unforeseen";
+        foreseen += r.commit_foreseen[s] ? 1 : 0;
+        committing += commits ? 1 : 0;
+      }
+      EXPECT_GE(committing, 1) << balancer_mode_name(mode);
+      if (mode == BalancerMode::kAsync) {
+        EXPECT_EQ(foreseen, committing);
+      } else {  // sync foresees its gather steps, committing or not (one every interval_steps)
+        EXPECT_LE(foreseen, c.steps / 5 + committing);
+      }
+    }
+  }
+  Cluster off;
+  off.cfg = fast_config(BalancerMode::kOff);
+  off.steps = 12;
+  off.run();
+  for (const RankResult& r : off.results)
+    for (bool f : r.commit_foreseen) EXPECT_FALSE(f);
 }
 
 TEST(Balancer, OffModeNeverMoves) {

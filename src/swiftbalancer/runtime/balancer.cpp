@@ -161,6 +161,15 @@ bool Balancer::reads_counts_next() const {
   return parts_->schedule.reads_counts_next();
 }
 
+bool Balancer::may_commit_next() const {
+  const CycleSchedule& s = parts_->schedule;
+  if (cfg_.mode == BalancerMode::kOff || s.phase() == CycleSchedule::Phase::kStopped) return false;
+  // Async commits only when it reads a vote, started at the after_forward before; sync decides,
+  // moves and commits inside the step that gathers, or later steps of the same cycle.
+  if (cfg_.mode == BalancerMode::kAsync) return parts_->mover.voting();
+  return s.busy() || s.gathers_next();
+}
+
 StepStats Balancer::after_forward() {
   const auto t0 = Clock::now();
   Parts& p = *parts_;

@@ -101,6 +101,12 @@ class Balancer {
   // check falls on it). An engine that accumulates counts elsewhere (on its device) must hand
   // them over with record() before such a step; on other steps it may keep them.
   bool reads_counts_next() const;
+  // Whether the coming after_forward() may commit a layer's new placement (async: a vote on
+  // posted layers is read at it; sync: a gather or a cycle in progress falls on it). A commit
+  // credits the counts recorded until then to the old placement and later ones to the new: an
+  // engine that accumulates counts elsewhere must hand them over with record() before such a
+  // step too, or they are folded onto the wrong experts.
+  bool may_commit_next() const;
 
   void before_forward();
   StepStats after_forward();

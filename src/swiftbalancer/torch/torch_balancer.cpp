@@ -175,7 +175,10 @@ StepStats TorchBalancer::after_forward() {
     else
       bound_counts_.zero_();
   }
-  if (device_counts_dirty_ && balancer_->reads_counts_next()) flush_device_counts();
+  // Device counts reach the runtime only when it reads them or when a layer may commit: counts
+  // recorded before a commit belong to the slot's old expert (each flush waits for the device).
+  if (device_counts_dirty_ && (balancer_->reads_counts_next() || balancer_->may_commit_next()))
+    flush_device_counts();
   StepStats s = balancer_->after_forward();
   if (s.layers_committed > 0) tables_->update(balancer_->placement());
   return s;

@@ -20,7 +20,8 @@
 // Counts: a CPU tensor is added into the recorder at once (allocation-free for contiguous
 // int64); counts on a device are added into a device [layers, slots] int64 accumulator (one
 // kernel per call, no sync, safe in a captured graph) that is copied to the host only before a
-// step at which the runtime reads counts (a gather or a shift check). record() and record_step()
+// step at which the runtime reads counts (a gather or a shift check) or may commit a layer (the
+// counts until a commit belong to the old placement). record() and record_step()
 // add into the same counts, so an engine may mix them within a step; a bound tensor is taken as
 // a record_step() at the start of after_forward().
 //
