@@ -192,12 +192,14 @@ void LayerMover::start_vote(StepStats& stats) {
   const auto until_deadline =
       std::chrono::duration_cast<Millis>(std::max(deadline - Clock::now(), Clock::duration(0)));
   v.values = votes_.size();
+  // The waits above are waiting; so is the vote's start where the transport runs it here.
+  if (transport_.starts_collectives_in_background()) stats.wait_ns += elapsed_ns_since(t0);
   v.pending =
       transport_.start_all_reduce(votes_, ReduceOp::kMin, cfg_.collective_timeout + until_deadline);
+  if (!transport_.starts_collectives_in_background()) stats.wait_ns += elapsed_ns_since(t0);
   v.layers = std::move(posted_);
   posted_.clear();
   vote_ = std::move(v);
-  stats.wait_ns += elapsed_ns_since(t0);
 }
 
 void LayerMover::read_vote(StepStats& stats) {

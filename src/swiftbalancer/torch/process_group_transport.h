@@ -103,6 +103,7 @@ class ProcessGroupTransport final : public Transport {
                                                       ReduceOp op, Millis timeout) override;
   std::unique_ptr<PendingCollective> start_all_gather(std::span<const std::int64_t> mine,
                                                       Millis timeout) override;
+  bool starts_collectives_in_background() const override { return true; }
 
   bool can_move(MemoryKind kind) const override { return kind == weight_kind_; }
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override;

@@ -124,6 +124,11 @@ class Transport {
   virtual std::unique_ptr<PendingCollective> start_all_gather(std::span<const std::int64_t> mine,
                                                               Millis timeout);
 
+  // Whether start_all_reduce() and start_all_gather() return once the collective is started
+  // (false: the default runs it to the end there). The runtime books a start's time as waiting
+  // only where it waits; a background start is its own work on the serving thread.
+  virtual bool starts_collectives_in_background() const { return false; }
+
   // Whether point-to-point operations on buffers of this kind can be posted. Host by default.
   virtual bool can_move(MemoryKind kind) const { return kind == MemoryKind::kHost; }
 
