@@ -534,6 +534,9 @@ def run(a, rank):
                 set_router_bias(blocks, shifted_profiles(profiles, a.seed), a.skew)
             x = draw_tokens(a, rank, step)
             check_ns0 = check.ns
+            # Untimed: the step's clock starts with every rank ready, not behind a peer still
+            # checking the step before against the unsharded module.
+            dist.barrier()
             t0 = time.perf_counter_ns()
             if a.record == "per-step":
                 step_counts.zero_()
