@@ -212,6 +212,22 @@ def test_bad_arguments_are_refused_before_any_collective():
     bound += 5
     b.after_forward()
     assert bound.tolist() == [[5, 5]], "an unbound tensor was still taken"
+    # A negative count is refused with its place named, and nothing of the call is recorded;
+    # a bound tensor's are dropped, and after_forward says so once its step is done.
+    with pytest.raises(ValueError, match=r"^counts must not be negative: layer 0, local slot 1 "
+                       r"holds -3$"):
+        b.record(0, torch.tensor([2, -3], dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"^counts must not be negative: layer 0, local slot 0 "
+                       r"holds -1$"):
+        b.record_step(torch.tensor([[-1, 4]]))
+    bound = torch.tensor([[7, -2]])
+    b.bind_counts(bound)
+    with pytest.raises(ValueError, match=r"^the bound counts were dropped: counts must not be "
+                       r"negative: layer 0, local slot 1 holds -2; step 4 ran without them$"):
+        b.after_forward()
+    assert bound.tolist() == [[0, 0]], "the dropped counts were left in the bound tensor"
+    assert b.after_forward().step == 5
+    b.bind_counts(None)
     # record and record_step parse their own arguments (plain CPython methods): by position or
     # by name, and a wrong call is a TypeError naming the argument.
     b.record(layer=0, counts=torch.tensor([1, 2]))

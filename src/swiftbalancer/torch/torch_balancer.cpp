@@ -55,6 +55,19 @@ void check_counts(const at::Tensor& counts, c10::IntArrayRef shape, const char* 
                    "); got " + got);
 }
 
+// The first negative value of rows x slots counts of layers [first, ...), as an error naming
+// its layer and slot; empty when there is none. A negative count is an engine bug: folded into
+// the load it would hide the tokens of a replica elsewhere, or fail the decision later, far
+// from its cause.
+std::string negative_count(const std::int64_t* d, int first, int rows, int slots) {
+  const std::int64_t n = static_cast<std::int64_t>(rows) * slots;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (d[i] < 0)
+      return "counts must not be negative: layer " + std::to_string(first + i / slots) +
+             ", local slot " + std::to_string(i % slots) + " holds " + std::to_string(d[i]);
+  return {};
+}
+
 }  // namespace
 
 TorchBalancer::TorchBalancer(const Topology& topo, c10::intrusive_ptr<c10d::ProcessGroup> control,
@@ -143,6 +156,8 @@ void TorchBalancer::add_counts(int first, int rows, const at::Tensor& counts) {
   const bool in_place = counts.scalar_type() == at::kLong && counts.is_contiguous();
   const at::Tensor converted = in_place ? at::Tensor() : counts.to(at::kLong).contiguous();
   const std::int64_t* d = (in_place ? counts : converted).data_ptr<std::int64_t>();
+  if (std::string bad = negative_count(d, first, rows, topo_.slots_per_rank); !bad.empty())
+    throw InputError(bad);  // nothing recorded
   for (int r = 0; r < rows; ++r)
     balancer_->record(first + r,
                       {d + static_cast<std::ptrdiff_t>(r) * topo_.slots_per_rank, slots});
@@ -154,6 +169,9 @@ void TorchBalancer::flush_device_counts() {
   device_counts_.zero_();
   device_counts_dirty_ = false;
   const std::int64_t* d = host.data_ptr<std::int64_t>();
+  if (std::string bad = negative_count(d, 0, layers_, topo_.slots_per_rank); !bad.empty())
+    throw InputError(bad + " (counted on " + device_counts_.device().str() +
+                     " since the last hand-over)");
   for (int l = 0; l < layers_; ++l)
     balancer_->record(l, {d + static_cast<std::ptrdiff_t>(l) * topo_.slots_per_rank,
                           static_cast<std::size_t>(topo_.slots_per_rank)});
@@ -164,8 +182,15 @@ void TorchBalancer::before_forward() {
 }
 
 StepStats TorchBalancer::after_forward() {
+  // Bad counts found here are dropped and reported after the step: the step itself runs on
+  // every rank alike (its collectives pair with the other ranks'), so this rank stays in step.
+  std::string dropped;
   if (bound_counts_.defined()) {
-    add_counts(0, layers_, bound_counts_);
+    try {
+      add_counts(0, layers_, bound_counts_);
+    } catch (const InputError& e) {
+      dropped = std::string("the bound counts were dropped: ") + e.what();
+    }
     // Host int64 rows are cleared in place without a tensor op: a cold dispatcher call costs
     // the serving thread more than the memset.
     if (bound_counts_.device().is_cpu() && bound_counts_.scalar_type() == at::kLong &&
@@ -177,10 +202,18 @@ StepStats TorchBalancer::after_forward() {
   }
   // Device counts reach the runtime only when it reads them or when a layer may commit: counts
   // recorded before a commit belong to the slot's old expert (each flush waits for the device).
-  if (device_counts_dirty_ && (balancer_->reads_counts_next() || balancer_->may_commit_next()))
-    flush_device_counts();
+  if (device_counts_dirty_ && (balancer_->reads_counts_next() || balancer_->may_commit_next())) {
+    try {
+      flush_device_counts();
+    } catch (const InputError& e) {
+      dropped += (dropped.empty() ? "" : "; ") + std::string("the device counts were dropped: ") +
+                 e.what();
+    }
+  }
   StepStats s = balancer_->after_forward();
   if (s.layers_committed > 0) tables_->update(balancer_->placement());
+  if (!dropped.empty())
+    throw InputError(dropped + "; step " + std::to_string(s.step) + " ran without them");
   return s;
 }
 

@@ -64,6 +64,10 @@ class TorchBalancer {
   TorchBalancer& operator=(const TorchBalancer&) = delete;
 
   // counts: integer tensor [slots_per_rank], this rank's tokens per local slot for `layer`.
+  // Counts are never negative: on the CPU a negative one is an InputError naming its layer and
+  // slot, and nothing of the call is recorded. A bound tensor's or the device accumulator's
+  // (checked when copied to the host) are dropped whole instead and after_forward() throws that
+  // InputError once the step is done on this rank like on the others.
   void record(std::int64_t layer, const at::Tensor& counts);
   // counts: integer tensor [layers, slots_per_rank], one step's record() of every layer at once.
   void record_step(const at::Tensor& counts);
