@@ -6,8 +6,10 @@
 #       here (no GPU needed): configures $BUILD_DIR (default build-gpu) with the CUDA device path
 #       on and MPI off, builds device_tests, device_bench and the CLI, and packs them (stripped,
 #       with the CUDA runtime they link) into $BUNDLE (default build-gpu-bundle/, ignored by git
-#       like every build*/ folder), refusing a bundle of 64 MiB or more. The torch extension's
-#       sources and tests/python travel with the working tree.
+#       like every build*/ folder), with the header-only libraries CMake needs (nlohmann-json,
+#       CLI11) under deps/, refusing a bundle of 64 MiB or more. The torch extension's sources
+#       and tests/python travel with the working tree; the extension is built there, against
+#       that machine's torch and Python.
 #   scripts/gpu-check.sh run
 #       there: runs every step even when one fails, and writes one summary file
 #       ($BUNDLE/summary.txt, or $SUMMARY; also copied into $OUT when that is set) of figures and
@@ -23,8 +25,12 @@
 # GPU time per step; staging >= 80% of plain D2D bandwidth); `demo --device
 # cuda` async and sync with each injected fault (0 mismatched outputs and at least one committed
 # layer); the NCCL demo under mpirun (skipped: the bundle is built without MPI); last, the torch
-# runtime on CUDA (swiftbalancer._torch, NCCL weights and gloo counts, one GPU per rank:
-# tests/python/torch_balancer_worker.py with SB_DEVICE=cuda) with 2 or more GPUs and torch.
+# runtime on CUDA (swiftbalancer._torch built there; tests/python/torch_balancer_worker.py with
+# SB_DEVICE=cuda, scenarios move and step): weights on NCCL and counts on gloo, one GPU per rank,
+# up to 4 ranks. On a machine of one GPU it runs one rank (NCCL refuses two on one GPU): the
+# tables, routing and device counting through the balancer's cycles on the GPU, but no
+# transfer (one rank holds each expert once: nothing can move). With OUT set, the logs come
+# back as gpu-logs.tgz beside the summary.
 # Budget: 8 minutes on one H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +55,21 @@ build() {
   local cudart
   cudart=$(ldd "$BUNDLE/bin/device_tests" | awk '/libcudart\.so/ {print $3; exit}')
   [ -n "$cudart" ] && cp -L "$cudart" "$BUNDLE/lib/"
+  # The header-only libraries CMake insists on (nlohmann-json, CLI11), with their relocatable
+  # CMake packages, for the torch extension's build there (the GPU machine has no Debian -dev).
+  local pkg
+  mkdir -p "$BUNDLE/deps/include" "$BUNDLE/deps/share/cmake"
+  for pkg in nlohmann_json:nlohmann CLI11:CLI; do
+    local cfg inc
+    cfg=$(dirname "$(find /usr/share/cmake /usr/lib/cmake /usr/lib/x86_64-linux-gnu/cmake \
+      -name "${pkg%%:*}Config.cmake" 2>/dev/null | head -1)")
+    inc="/usr/include/${pkg##*:}"
+    if [ ! -d "$cfg" ] || [ ! -d "$inc" ]; then
+      echo "error: ${pkg%%:*} (headers and CMake package) not found: scripts/install-deps.sh" >&2
+      exit 1
+    fi
+    cp -r "$cfg" "$BUNDLE/deps/share/cmake/" && cp -r "$inc" "$BUNDLE/deps/include/"
+  done
   git rev-parse HEAD >"$BUNDLE/commit" 2>/dev/null || true
   local kib
   kib=$(du -sk "$BUNDLE" | cut -f1)
@@ -77,7 +98,7 @@ run() {
   local logs="$BUNDLE/logs"
   mkdir -p "$logs"
   local steps=(device-tests device-bench recording-58-layers staging-bandwidth
-    demo-cuda-async-sync nccl-demo-mpi torch-cuda)
+    demo-cuda-async-sync nccl-demo-mpi torch-cuda-move torch-cuda-step)
   say "gpu-check run: $(date -u +%FT%TZ), commit $(cat "$BUNDLE/commit" 2>/dev/null || echo '?')"
   local gpus=0
   command -v nvidia-smi >/dev/null && gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
@@ -178,50 +199,89 @@ PYEOF
 torch_cuda() {
   local tgpus
   tgpus=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
-  if [ "$tgpus" -lt 2 ]; then
-    verdict torch-cuda SKIP "needs torch with 2 or more CUDA devices ($tgpus seen; NCCL refuses two ranks on one GPU)"
+  if [ "$tgpus" -lt 1 ]; then
+    verdict torch-cuda-move SKIP "torch sees no CUDA device"
+    verdict torch-cuda-step SKIP "torch sees no CUDA device"
     return
   fi
-  local pyb="$BUILD_DIR-py"
-  if ! { cmake -S . -B "$pyb" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_PYTHON=ON \
+  # Built there, against that machine's torch and Python (an extension is tied to both); the
+  # header-only dependencies come with the bundle, pybind11 from the machine's Python.
+  local pyb="$BUILD_DIR-py" gen=()
+  command -v ninja >/dev/null && gen=(-G Ninja)
+  if ! { cmake -S . -B "$pyb" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSWIFTBALANCER_PYTHON=ON \
     -DSWIFTBALANCER_TESTS=OFF -DSWIFTBALANCER_BENCH=OFF -DSWIFTBALANCER_MPI=OFF \
+    -DSWIFTBALANCER_CUDA=OFF -DCMAKE_PREFIX_PATH="$PWD/$BUNDLE/deps" \
+    -Dpybind11_DIR="$("$PY" -m pybind11 --cmakedir 2>/dev/null)" \
     -DPython_EXECUTABLE="$(command -v "$PY")" &&
     cmake --build "$pyb" -j "$JOBS" --target swiftbalancer_python; } >"$BUNDLE/logs/torch_build.log" 2>&1; then
-    verdict torch-cuda FAIL "the extension did not build (log: $BUNDLE/logs/torch_build.log)"
+    local why
+    why="the extension did not build: $(grep -m1 -iE 'error' "$BUNDLE/logs/torch_build.log")"
+    verdict torch-cuda-move FAIL "$why"
+    verdict torch-cuda-step FAIL "$why"
     return
   fi
-  local np=$((tgpus < 4 ? tgpus : 4)) out="$pyb/torch_cuda" port=$((29500 + RANDOM % 1000)) r
-  rm -rf "$out" && mkdir -p "$out"
-  for r in $(seq 0 $((np - 1))); do
-    PYTHONPATH="$pyb/python" RANK=$r WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 \
-      MASTER_PORT=$port SB_DEVICE=cuda timeout 120 "$PY" tests/python/torch_balancer_worker.py \
-      move "$out" &
-  done
-  wait
-  # Every rank: 0 slots holding another expert than its table says, the same placements, at
-  # least one rebalance, and the bytes moved.
-  local res
-  if res=$("$PY" - "$out" "$np" <<'PYEOF' 2>&1
+  # One GPU per rank, up to 4. NCCL refuses two ranks on one GPU, so a machine of one GPU runs
+  # one rank, which holds each expert once: its cycles gather, decide and agree, nothing moves
+  # (the worker's docstring).
+  local np=$((tgpus < 4 ? tgpus : 4)) scenario
+  for scenario in move step; do
+    local out="$pyb/torch_cuda_$scenario" port=$((29500 + RANDOM % 1000)) r
+    rm -rf "$out" && mkdir -p "$out"
+    for r in $(seq 0 $((np - 1))); do
+      PYTHONPATH="$pyb/python" RANK=$r WORLD_SIZE=$np MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+        SB_DEVICE=cuda timeout 120 "$PY" tests/python/torch_balancer_worker.py \
+        "$scenario" "$out" >"$BUNDLE/logs/torch_${scenario}_rank$r.log" 2>&1 &
+    done
+    wait
+    # move: every rank with 0 slots holding another expert than its table says, the same
+    # placements, at least one rebalance, no failed layer. step: record / record_step / a bound
+    # tensor (on the GPU: the device accumulator) give the same placements, the bound tensor
+    # zeroed in place.
+    local res
+    if res=$("$PY" - "$out" "$np" "$scenario" <<'PYEOF' 2>&1
 import json, os, sys
-out, n = sys.argv[1], int(sys.argv[2])
-rs = [json.load(open(os.path.join(out, "rank%d.json" % r))) for r in range(n)]
+out, n, scenario = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rs = []
+for r in range(n):
+    path = os.path.join(out, "rank%d.json" % r)
+    assert os.path.exists(path), "rank %d wrote no report" % r
+    rs.append(json.load(open(path)))
 assert all(r["wrong_slots"] == 0 for r in rs), "a slot held the wrong expert"
-assert all(r["placements"] == rs[0]["placements"] for r in rs), "ranks disagree"
-c = [r["counters"] for r in rs]
-assert all(x["rebalances"] >= 1 and x["layers_failed"] == 0 for x in c), c
-print("%d GPUs: %d layers committed, %d bytes received" %
-      (n, c[0]["layers_committed"], sum(x["bytes_received"] for x in c)))
+if scenario == "move":
+    assert all(r["placements"] == rs[0]["placements"] for r in rs), "ranks disagree"
+    c = [r["counters"] for r in rs]
+    assert all(x["errors"] == 0 and x["layers_failed"] == 0 for x in c), c
+    assert all(x["gathers"] >= 1 and x["cycles_agreed"] >= 1 for x in c), c
+    # One rank holds each expert once: no placement is better, nothing may move.
+    assert (c[0]["rebalances"] >= 1 and c[0]["layers_committed"] >= 1) if n > 1 else \
+        (c[0]["rebalances"] == 0 and c[0]["bytes_received"] == 0), c[0]
+    print("%d GPU(s), %s: %d steps, %d cycles agreed, %d rebalances, %d layers committed, "
+          "%d bytes received, 0 wrong slots" % (n, rs[0]["transport"], c[0]["steps"],
+          c[0]["cycles_agreed"], c[0]["rebalances"], c[0]["layers_committed"],
+          sum(x["bytes_received"] for x in c)))
+else:
+    for r in rs:
+        assert r["placements_a"] == r["placements_b"] == r["placements_c"], "record paths differ"
+        assert r["bound_left_nonzero"] == 0 and not r["bound_moved"], "bound tensor not zeroed"
+    p = rs[0]["placements_a"]
+    print("%d GPU(s): record, record_step and a bound tensor agree on %d steps, %d placement "
+          "changes" % (n, len(p), sum(a != b for a, b in zip(p, p[1:]))))
 PYEOF
-  ); then
-    verdict torch-cuda PASS "$res"
-  else
-    verdict torch-cuda FAIL "$(echo "$res" | tail -1)"
-  fi
+    ); then
+      verdict "torch-cuda-$scenario" PASS "$res"
+    else
+      verdict "torch-cuda-$scenario" FAIL "$(echo "$res" | tail -1) (logs: $BUNDLE/logs/torch_${scenario}_rank*.log)"
+    fi
+  done
 }
 
 finish() {
   say "verdict: $([ $FAILED = 0 ] && echo 'no step failed' || echo 'a step failed')"
-  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then cp "$SUMMARY_FILE" "$OUT/gpu-summary.txt"; fi
+  if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+    cp "$SUMMARY_FILE" "$OUT/gpu-summary.txt"
+    # The logs too (one file), so that a failure can be read without running again.
+    tar -czf "$OUT/gpu-logs.tgz" -C "$BUNDLE" logs 2>/dev/null || true
+  fi
   echo "summary: $SUMMARY_FILE"
 }
 

@@ -175,6 +175,10 @@ def test_bad_arguments_are_refused_before_any_collective():
         sbt.Balancer(sb.Topology(2, 1), [[0, 1]], good)
     with pytest.raises(ValueError, match="not contiguous"):
         sbt.Balancer(topo, [[0, 1]], [[torch.zeros(3, 2).t()]])
+    with pytest.raises(ValueError, match=r"^layer 0: rank 0 holds two replicas of expert 1$"):
+        sbt.Balancer(topo, [[1, 1]], good)
+    with pytest.raises(ValueError, match=r"^layer 0: expert 1 has no replica$"):
+        sbt.Balancer(topo, [[0, 2]], good)
     b = sbt.Balancer(topo, [[0, 1]], good, mode="off")
     with pytest.raises(ValueError, match="one per local slot"):
         b.record(0, torch.zeros(3, dtype=torch.long))

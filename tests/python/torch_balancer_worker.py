@@ -22,6 +22,9 @@ flight per rank, so every batch runs as many stages), ``fault`` (rank 1 withhold
 
 SB_DEVICE=cuda puts the experts (and so the tables and the counts) on cuda:RANK and moves them on
 an NCCL group, with counts and votes on a gloo group (scripts/gpu-check.sh, one GPU per rank).
+With one rank (WORLD_SIZE=1: a machine of one GPU, where NCCL refuses two ranks on it) a rank
+holds each expert once (2 experts in 2 slots), so no placement can be better and nothing moves:
+the run checks the tables, routing and counting on the device through the balancer's cycles.
 """
 
 import json
@@ -37,7 +40,7 @@ import swiftbalancer as sb
 import swiftbalancer.torch as sbt
 
 RANKS = int(os.environ.get("WORLD_SIZE", "4"))
-LAYERS, SLOTS, EXPERTS = 3, 3, 2 * RANKS
+LAYERS, SLOTS, EXPERTS = 3, 3 if RANKS > 1 else 2, 2 * RANKS
 DEVICE = os.environ.get("SB_DEVICE", "cpu")
 SHAPES = [((4, 6), torch.float32), ((5,), torch.bfloat16), ((3,), torch.int32)]
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "swiftbalancer/core/placement.h"
 #include "swiftbalancer/core/status.h"
 #include "swiftbalancer/policy/policy.h"
 
@@ -83,6 +84,9 @@ TorchBalancer::TorchBalancer(const Topology& topo, c10::intrusive_ptr<c10d::Proc
                      " ranks, the topology " + std::to_string(topo.ranks));
   rank_ = control->getRank();
   Placement initial = placement_of(phy2log, topo);
+  // Before the tables are sized from it (at most one replica of an expert per rank) and before
+  // the store or the groups are touched: a bad placement is the engine's input error.
+  throw_if_error(validate_placement(initial, topo));
   layers_ = initial.layers();
   if (experts.size() != static_cast<std::size_t>(layers_))
     throw InputError("experts has " + std::to_string(experts.size()) + " layers, phy2log " +
