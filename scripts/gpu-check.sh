@@ -20,7 +20,8 @@
 #
 # Steps of `run`: device tests (among them the ordering tests of issue 19: 44 MB installs against
 # spinning kernels on two engine streams, a global-mode capture while another thread polls,
-# one-launch against per-layer recording); device benchmark (recording and staging figures),
+# one-launch against per-layer recording), then again under compute-sanitizer's memcheck (all
+# but the NCCL test); device benchmark (recording and staging figures),
 # with its two targets as verdicts of their own (recording of 58 layers in one launch <= 10 us
 # GPU time per step; staging >= 80% of plain D2D bandwidth); `demo --device
 # cuda` async and sync with each injected fault (0 mismatched outputs and at least one committed
@@ -97,7 +98,7 @@ run() {
   : >"$SUMMARY_FILE"
   local logs="$BUNDLE/logs"
   mkdir -p "$logs"
-  local steps=(device-tests device-bench recording-58-layers staging-bandwidth
+  local steps=(device-tests memcheck device-bench recording-58-layers staging-bandwidth
     demo-cuda-async-sync nccl-demo-mpi torch-cuda-move torch-cuda-step)
   say "gpu-check run: $(date -u +%FT%TZ), commit $(cat "$BUNDLE/commit" 2>/dev/null || echo '?')"
   local gpus=0
@@ -127,6 +128,20 @@ run() {
     verdict device-tests PASS "$(grep -E '^\[  PASSED  \]' "$logs/device_tests.log" | head -1) ($skipped skipped lines)"
   else
     verdict device-tests FAIL "$(grep -E '^\[  FAILED  \]' "$logs/device_tests.log" | head -3 | paste -sd' ')"
+  fi
+
+  # 1b. The device tests again under compute-sanitizer's memcheck (out-of-bounds and misaligned
+  # accesses in our kernels and copies): 0 errors. NCCL's own kernels are left out (the NCCL
+  # test), as are CUDA API return codes that the tests provoke on purpose.
+  local cs
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  if [ -z "$cs" ]; then
+    verdict memcheck SKIP "no compute-sanitizer on this machine"
+  elif timeout 240 "$cs" --tool memcheck --report-api-errors no --error-exitcode 3 \
+    "$bin/device_tests" --gtest_filter='-NcclTransport.*' >"$logs/memcheck.log" 2>&1; then
+    verdict memcheck PASS "$(grep -m1 'ERROR SUMMARY' "$logs/memcheck.log"), $(grep -m1 -E '^\[  PASSED  \]' "$logs/memcheck.log")"
+  else
+    verdict memcheck FAIL "exit $?: $(grep -m1 'ERROR SUMMARY' "$logs/memcheck.log") (log: $logs/memcheck.log)"
   fi
 
   # 2. Benchmark: its figures into the summary (targets: recording of 58 layers <= 10 us GPU

@@ -153,7 +153,11 @@ TEST(DeviceExpertStore, StagingIsParkedWhenACancelFails) {
     }
     ASSERT_NE(recv_into, nullptr);
     mover.finish(st, 1);
+    EXPECT_TRUE(mover.voting());  // the failure is agreed at the next step's vote read
+    EXPECT_EQ(st.layers_failed, 0);
+    mover.finish(st, 2);
     EXPECT_EQ(st.layers_failed, 1);
+    EXPECT_FALSE(mover.moving());
     EXPECT_EQ(state.placement(), initial);
     EXPECT_EQ(mem[0]->download(), std::vector<std::byte>(bytes, std::byte{0}));  // not installed
     EXPECT_EQ(pool.parked_bytes(), static_cast<std::int64_t>(bytes));
