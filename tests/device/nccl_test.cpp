@@ -2,8 +2,8 @@
 // (with its warm-up) over an in-process host transport; a 44 MB send/receive to itself, byte
 // for byte; then a receive nobody sends to. On one rank its peer is the rank itself, and NCCL
 // refuses a receive from itself without the matching send when the group ends (invalid usage,
-// seen on an H200 with the nvidia-nccl wheel's NCCL): the post fails at once, named,
-// the communicator is given up (a peer's half would be left unpaired), later posts fail at
+// seen on an H200 with NCCL 2.28.3 from the nvidia-nccl wheel): the post fails, named, within
+// the communicator's bounded abort (a peer's half would be left unpaired), later posts fail at
 // once, and since nothing was queued cancel() frees the buffers. A receive that a peer never
 // matches, ended by the deadline's bounded abort, needs two ranks and so two GPUs (NCCL refuses
 // two ranks on one). GPU tests: they skip without a device.
@@ -50,7 +50,8 @@ TEST(NcclTransport, OneRankMovesFortyFourMegabytesThenRefusesAnUnmatchedReceive)
     ASSERT_TRUE(batch->wait(Clock::now() + 10s).ok());
     EXPECT_EQ(dst.download(), bytes);
   }
-  // A receive with no send, on one rank: refused at the group's end, not left to the deadline.
+  // A receive with no send, on one rank: refused at the group's end, and the communicator
+  // aborted in the post.
   DeviceBytes lone(1024);
   const P2POp recv[1] = {P2POp::recv(0, 2, lone.span(), true, MemoryKind::kDevice)};
   const auto w0 = Clock::now();
@@ -60,7 +61,9 @@ TEST(NcclTransport, OneRankMovesFortyFourMegabytesThenRefusesAnUnmatchedReceive)
   std::printf("unmatched receive: %s after %.1f ms\n", s.to_string().c_str(), fail_ms);
   EXPECT_EQ(s.code(), StatusCode::kTransportError);
   EXPECT_NE(s.message().find("NCCL post"), std::string::npos) << s.message();
-  EXPECT_LT(fail_ms, 200.0);  // at once, not at the deadline
+  // Not left to the deadline: the post itself fails, in the time the communicator's abort
+  // takes (bounded by 2 s; 0.9 s on an H200).
+  EXPECT_LT(fail_ms, 2000.0 + 500.0);
   EXPECT_TRUE(nccl->broken());
   EXPECT_EQ(batch->poll(), TransferBatch::State::kFailed);
   EXPECT_TRUE(batch->cancel().ok());  // nothing was queued: the staging may be freed
