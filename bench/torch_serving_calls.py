@@ -2,6 +2,7 @@
 """What swiftbalancer.torch.Balancer's per-step calls cost the serving thread, cold.
 
     PYTHONPATH=build/python .venv/bin/torchrun --nproc-per-node 4 bench/torch_serving_calls.py [--steps N]
+    PYTHONPATH=<build>/python torchrun --nproc-per-node GPUS bench/torch_serving_calls.py --device cuda
 
 4 ranks on gloo (CPU), 4 layers x 5 slots, counts bound with bind_counts, async mode with no
 rebalance in the run (the interval is longer than it), so every step is an ordinary one. Each
@@ -16,6 +17,12 @@ route(layer, topk_ids) for 64 tokens x 4 choices and route_topk on the same ids 
 operations it replaces on CPU tables) and counters() (a pybind11 method building a dict, for
 comparison). Printed per row: the median over steps and ranks, its ratio to the empty call, and
 the 90th percentile (us). The machine is shared: compare rows of one run.
+
+--device cuda: the experts, the bound counts, the layer's counts and the top-k ids on cuda:RANK
+(one GPU per rank), the weights on an NCCL group, the counts and votes on the gloo group. Each
+row is the serving thread's (host) time: the device calls only launch kernels (record adds into
+the device accumulator; route runs route_topk's operations on the device tables), and the GPU
+runs them later; with no rebalance in the run, after_forward never copies the counts to the host.
 """
 
 import argparse
@@ -39,19 +46,29 @@ def percentile(xs, q):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=400, help="steps timed per row (default 400)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the experts, counts and ids live (default cpu)")
     a = ap.parse_args()
     dist.init_process_group("gloo")
     ranks, rank = dist.get_world_size(), dist.get_rank()
-    experts = [[torch.zeros(SLOTS, 64, 64)] for _ in range(LAYERS)]
-    phy2log = torch.tensor([[p % EXPERTS for p in range(ranks * SLOTS)]] * LAYERS)
+    device, device_group = torch.device("cpu"), None
+    if a.device == "cuda":
+        device = torch.device("cuda", rank)
+        torch.cuda.set_device(device)
+        device_group = dist.new_group(backend="nccl")
+    experts = [[torch.zeros(SLOTS, 64, 64, device=device)] for _ in range(LAYERS)]
+    n_experts = min(EXPERTS, ranks * SLOTS)  # one rank (one GPU): each expert once
+    phy2log = torch.tensor([[p % n_experts for p in range(ranks * SLOTS)]] * LAYERS)
     bal = sbt.Balancer(swiftbalancer.Topology(ranks=ranks, slots_per_rank=SLOTS), phy2log,
                        experts, config=make_config(mode="async", interval_steps=10 ** 9),
-                       cpu_group=dist.new_group(backend="gloo"))
-    counts = torch.zeros(LAYERS, SLOTS, dtype=torch.int64)
+                       cpu_group=dist.new_group(backend="gloo"), device_group=device_group)
+    counts = torch.zeros(LAYERS, SLOTS, dtype=torch.int64, device=device)
     bal.bind_counts(counts)
-    row = torch.zeros(SLOTS, dtype=torch.int64)  # one layer's counts, as an engine hands them
+    # One layer's counts, as an engine hands them.
+    row = torch.zeros(SLOTS, dtype=torch.int64, device=device)
     # One layer's top-k ids: 64 tokens x 4 choices, as the example routes them.
-    topk = torch.randint(0, EXPERTS, (64, 4), generator=torch.Generator().manual_seed(rank))
+    topk = torch.randint(0, n_experts, (64, 4),
+                         generator=torch.Generator().manual_seed(rank)).to(device)
     wake = torch.zeros(1024)
     bal.before_forward()
 
@@ -86,7 +103,8 @@ def main():
     bal.close()
     if rank == 0:
         floor = percentile(results[0][1], 50)
-        print("calls right after a gloo all_reduce, %d ranks, %d steps each (us)" % (ranks, a.steps))
+        print("calls right after a gloo all_reduce, %d ranks, %s tensors, %d steps each (us)"
+              % (ranks, device.type, a.steps))
         print("%-32s %9s %7s %9s" % ("call", "median", "ratio", "p90"))
         for name, us in results:
             print("%-32s %9.1f %7.1f %9.1f" % (name, percentile(us, 50),

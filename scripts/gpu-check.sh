@@ -30,8 +30,9 @@
 # SB_DEVICE=cuda, scenarios move and step): weights on NCCL and counts on gloo, one GPU per rank,
 # up to 4 ranks. On a machine of one GPU it runs one rank (NCCL refuses two on one GPU): the
 # tables, routing and device counting through the balancer's cycles on the GPU, but no
-# transfer (one rank holds each expert once: nothing can move). With OUT set, the logs come
-# back as gpu-logs.tgz beside the summary.
+# transfer (one rank holds each expert once: nothing can move); then what the per-step calls
+# cost the serving thread with CUDA and with CPU tensors (bench/torch_serving_calls.py). With
+# OUT set, the logs come back as gpu-logs.tgz beside the summary.
 # Budget: 8 minutes on one H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -99,7 +100,7 @@ run() {
   local logs="$BUNDLE/logs"
   mkdir -p "$logs"
   local steps=(device-tests memcheck device-bench recording-58-layers staging-bandwidth
-    demo-cuda-async-sync nccl-demo-mpi torch-cuda-move torch-cuda-step)
+    demo-cuda-async-sync nccl-demo-mpi torch-cuda-move torch-cuda-step torch-serving-calls)
   say "gpu-check run: $(date -u +%FT%TZ), commit $(cat "$BUNDLE/commit" 2>/dev/null || echo '?')"
   local gpus=0
   command -v nvidia-smi >/dev/null && gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
@@ -215,8 +216,10 @@ torch_cuda() {
   local tgpus
   tgpus=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
   if [ "$tgpus" -lt 1 ]; then
-    verdict torch-cuda-move SKIP "torch sees no CUDA device"
-    verdict torch-cuda-step SKIP "torch sees no CUDA device"
+    local st
+    for st in torch-cuda-move torch-cuda-step torch-serving-calls; do
+      verdict $st SKIP "torch sees no CUDA device"
+    done
     return
   fi
   # Built there, against that machine's torch and Python (an extension is tied to both); the
@@ -231,8 +234,8 @@ torch_cuda() {
     cmake --build "$pyb" -j "$JOBS" --target swiftbalancer_python; } >"$BUNDLE/logs/torch_build.log" 2>&1; then
     local why
     why="the extension did not build: $(grep -m1 -iE 'error' "$BUNDLE/logs/torch_build.log")"
-    verdict torch-cuda-move FAIL "$why"
-    verdict torch-cuda-step FAIL "$why"
+    local st
+    for st in torch-cuda-move torch-cuda-step torch-serving-calls; do verdict $st FAIL "$why"; done
     return
   fi
   # One GPU per rank, up to 4. NCCL refuses two ranks on one GPU, so a machine of one GPU runs
@@ -288,6 +291,25 @@ PYEOF
       verdict "torch-cuda-$scenario" FAIL "$(echo "$res" | tail -1) (logs: $BUNDLE/logs/torch_${scenario}_rank*.log)"
     fi
   done
+  # What the per-step calls cost the serving thread with CUDA tensors, beside the same ranks
+  # with CPU tensors (bench/torch_serving_calls.py; figures, no target).
+  local dev ok=1
+  for dev in cuda cpu; do
+    if ! PYTHONPATH="$pyb/python" timeout 120 "$PY" -m torch.distributed.run --nproc-per-node "$np" \
+      --master-port $((29500 + RANDOM % 1000)) bench/torch_serving_calls.py --device "$dev" \
+      >"$BUNDLE/logs/torch_serving_calls_$dev.log" 2>&1; then
+      ok=0
+    fi
+  done
+  if [ $ok = 1 ]; then
+    verdict torch-serving-calls PASS "figures below (host time per call, us)"
+    for dev in cuda cpu; do
+      grep -A12 '^calls right after' "$BUNDLE/logs/torch_serving_calls_$dev.log" | sed 's/^/    /' |
+        tee -a "$SUMMARY_FILE"
+    done
+  else
+    verdict torch-serving-calls FAIL "exit non-zero (logs: $BUNDLE/logs/torch_serving_calls_*.log)"
+  fi
 }
 
 finish() {
