@@ -185,6 +185,12 @@ def test_bad_arguments_are_refused_before_any_collective():
     with pytest.raises(ValueError, match="out of range"):
         b.record(5, torch.zeros(2, dtype=torch.long))
     b.record(0, torch.tensor([1, 2], dtype=torch.int32))
+    # Counts on a device other than the CPU or the experts' (here a meta tensor, which no
+    # kernel can count into) are refused before anything is recorded.
+    for call in (lambda c: b.record(0, c), lambda c: b.record_step(c.view(1, 2))):
+        with pytest.raises(ValueError, match=r"^counts must be on the CPU or the experts' "
+                           r"device \(cpu\); got meta$"):
+            call(torch.zeros(2, dtype=torch.long, device="meta"))
     for bad, given in ((torch.zeros(1, 3, dtype=torch.long), r"torch.int64 \[1, 3\]"),
                        (torch.zeros(2, 2, dtype=torch.long), r"torch.int64 \[2, 2\]"),
                        (torch.zeros(2, dtype=torch.long), r"torch.int64 \[2\]"),

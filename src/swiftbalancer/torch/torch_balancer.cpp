@@ -145,14 +145,23 @@ void TorchBalancer::bind_counts(const at::Tensor& counts) {
 void TorchBalancer::add_counts(int first, int rows, const at::Tensor& counts) {
   const auto slots = static_cast<std::size_t>(topo_.slots_per_rank);
   if (!counts.device().is_cpu()) {
-    if (!device_counts_.defined())
+    if (counts.device() != store_->device())
+      throw InputError("counts must be on the CPU or the experts' device (" +
+                       store_->device().str() + "); got " + counts.device().str());
+    if (!device_counts_.defined()) {
       device_counts_ = at::zeros({layers_, topo_.slots_per_rank},
                                  at::TensorOptions().dtype(at::kLong).device(counts.device()));
-    // A single row [slots] broadcasts over the one-row view; a whole step adds in one kernel.
+      // One view per layer, made once: a view made per call (narrow) is a tensor built on the
+      // serving thread at every layer of every step.
+      device_rows_.reserve(static_cast<std::size_t>(layers_));
+      for (int l = 0; l < layers_; ++l) device_rows_.push_back(device_counts_.select(0, l));
+    }
+    // One kernel either way: a whole step (record_step, a bound tensor) or one layer's row
+    // (record; with one layer, its [slots] broadcasts over the [1, slots] accumulator).
     if (rows == layers_)
       device_counts_.add_(counts);
     else
-      device_counts_.narrow(0, first, rows).add_(counts);
+      device_rows_[static_cast<std::size_t>(first)].add_(counts);
     device_counts_dirty_ = true;
     return;
   }

@@ -109,6 +109,7 @@ class TorchBalancer {
   std::unique_ptr<RoutingTensors> tables_;
   at::Tensor bound_counts_;   // bind_counts(): the engine's [layers, slots] tensor, or undefined
   at::Tensor device_counts_;  // [layers, slots] int64 on the experts' device, when used
+  std::vector<at::Tensor> device_rows_;  // device_counts_'s rows, as views made once
   bool device_counts_dirty_ = false;
   std::unique_ptr<Balancer> balancer_;  // last: destroyed first (it uses the others)
 };
