@@ -213,13 +213,10 @@ PYEOF
 }
 
 torch_cuda() {
-  local tgpus
+  local tgpus st torch_steps=(torch-cuda-move torch-cuda-step torch-serving-calls)
   tgpus=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
   if [ "$tgpus" -lt 1 ]; then
-    local st
-    for st in torch-cuda-move torch-cuda-step torch-serving-calls; do
-      verdict $st SKIP "torch sees no CUDA device"
-    done
+    for st in "${torch_steps[@]}"; do verdict "$st" SKIP "torch sees no CUDA device"; done
     return
   fi
   # Built there, against that machine's torch and Python (an extension is tied to both); the
@@ -234,8 +231,7 @@ torch_cuda() {
     cmake --build "$pyb" -j "$JOBS" --target swiftbalancer_python; } >"$BUNDLE/logs/torch_build.log" 2>&1; then
     local why
     why="the extension did not build: $(grep -m1 -iE 'error' "$BUNDLE/logs/torch_build.log")"
-    local st
-    for st in torch-cuda-move torch-cuda-step torch-serving-calls; do verdict $st FAIL "$why"; done
+    for st in "${torch_steps[@]}"; do verdict "$st" FAIL "$why"; done
     return
   fi
   # One GPU per rank, up to 4. NCCL refuses two ranks on one GPU, so a machine of one GPU runs
