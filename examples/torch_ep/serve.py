@@ -23,6 +23,7 @@ See README.md in this folder for the options and the report.
 
 import argparse
 import csv
+import datetime
 import json
 import math
 import os
@@ -48,6 +49,7 @@ DEFAULT_TRACES = REPO.parent / "shared" / "traces"
 DEFAULT_TRACE = "deepseek_v3r1/prefill_in1024.json"
 MODES = ("async", "sync", "off")
 FAULTS = ("none", "transfer-timeout", "worker-exception", "bad-placement")
+GROUP_TIMEOUT = datetime.timedelta(seconds=60)
 TOLERANCE = 1e-5  # fp32: the sharded sum differs from the module's only in summation order
 
 
@@ -785,7 +787,10 @@ def main(argv=None):
         if rank == 0:
             print("error: %s" % e, file=sys.stderr)
         return 2
-    dist.init_process_group("gloo")
+    # A finite timeout (gloo's default is 30 minutes): gloo cannot abort a collective, so one a
+    # peer never joined (a rank that stopped answering) holds the group's worker thread until
+    # this timeout, and destroy_process_group() waits for it at exit.
+    dist.init_process_group("gloo", timeout=GROUP_TIMEOUT)
     try:
         reports = []
         for mode in a.modes:

@@ -62,6 +62,20 @@ def test_sync_and_off_serve_every_token_right(tmp_path):
     assert r["rebalances"] == 0 and r["bytes_moved"] == 0 and r["wrong_expert_tokens"] == 0
 
 
+def test_sync_with_a_failed_transfer_commits_the_same_layers_on_every_rank(tmp_path):
+    # Sync moves two layers at a time (its staging regions) and votes on them. The withheld
+    # sends leave two ranks a region short for the rest of the cycle (parked: gloo cannot
+    # cancel a receive); those ranks used to post fewer layers, the votes paired different
+    # layers, and ranks committed different ones: thousands of tokens met wrong experts.
+    p, r = serve(tmp_path, "--mode", "sync", "--steps", "30", "--interval", "10",
+                 "--inject-fault", "transfer-timeout")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert r["wrong_expert_tokens"] == 0 and r["max_abs_diff"] <= 1e-5
+    assert r["failed_layers"] >= 1, "the injected fault failed no layer"
+    assert "no staging region free" in p.stderr, "no rank was left short of staging"
+    assert r["rebalances"] >= 1
+
+
 def test_a_world_that_is_not_the_topology_is_refused(tmp_path):
     p, r = serve(tmp_path, "--steps", "2", nproc=2)
     assert p.returncode != 0 and r is None

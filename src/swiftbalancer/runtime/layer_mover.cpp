@@ -80,8 +80,10 @@ std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
     std::span<std::byte> staging;
     int region = -1;
     if (!m.installs.empty()) {
+      // Never fewer layers than asked for because of this rank's own pool (a region parked
+      // after a failed cancel is gone for the cycle): the peers post the same layers, and the
+      // vote pairs them up by position. A layer without staging fails below, on every rank.
       auto lease = pool_.acquire();
-      if (!lease && stop_the_world && !posted_.empty()) break;  // posted layers free regions
       if (lease) {
         region = lease->region;
         staging = lease->bytes;
@@ -89,10 +91,16 @@ std::size_t LayerMover::post(std::size_t layers, StepStats& stats) {
     }
     ++next_;
     if (!m.installs.empty() && region < 0) {
-      // Nothing to stage into (regions parked after a failed cancel): the layer fails here,
-      // and so everywhere, at the agreement.
+      // Nothing to stage into (regions parked after a failed cancel, or a sync wait for the
+      // device that timed out): the layer fails here, and so everywhere, at the agreement.
       posted_.push_back(
-          {&m, -1, {}, failed_batch(Status::Internal("no staging region free")), std::nullopt});
+          {&m,
+           -1,
+           {},
+           failed_batch(Status::Internal(
+               "no staging region free (one is parked after a transfer that could not be "
+               "cancelled, or still in use by the device)")),
+           std::nullopt});
       continue;
     }
     post_layer(m, staging, region, stats);
