@@ -31,9 +31,12 @@
 # up to 4 ranks. On a machine of one GPU it runs one rank (NCCL refuses two on one GPU): the
 # tables, routing and device counting through the balancer's cycles on the GPU, but no
 # transfer (one rank holds each expert once: nothing can move); then what the per-step calls
-# cost the serving thread with CUDA and with CPU tensors (bench/torch_serving_calls.py). With
-# OUT set, the logs come back as gpu-logs.tgz beside the summary.
-# Budget: 8 minutes on one H200.
+# cost the serving thread with CUDA and with CPU tensors (bench/torch_serving_calls.py); last,
+# examples/torch_ep/serve.py on the machine's cores (torch-ep-example, below). With OUT set,
+# the logs come back as gpu-logs.tgz beside the summary.
+#   scripts/gpu-check.sh example
+#       there: only the torch example's step (the extension built first).
+# Budget: about 6 minutes of `run` on one H200 (16 cores), 4 of `example` with 4 runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MODE="${1:-}"
