@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/delegating_transport.h"
 #include "swiftbalancer/runtime/balancer.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "transport/rank_threads.h"
@@ -26,20 +27,11 @@ constexpr int kRanks = 3, kSlots = 3, kExperts = 8, kLayers = 4, kBytes = 64, kS
 
 // Delegates to the rank's transport; once armed, its posts fail and it says broken(), while its
 // collectives keep working.
-class BreakingTransport final : public Transport {
+class BreakingTransport final : public test_support::DelegatingTransport {
  public:
-  BreakingTransport(Transport& inner, bool breaks) : inner_(inner), breaks_(breaks) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
+  BreakingTransport(Transport& inner, bool breaks) : DelegatingTransport(inner), breaks_(breaks) {}
   std::string name() const override { return "breaking"; }
   bool broken() const override { return broken_; }
-  Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
-                    Millis timeout) override {
-    return inner_.all_gather(mine, out, timeout);
-  }
-  Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override {
-    return inner_.all_reduce(values, op, timeout);
-  }
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
     if (breaks_ && ++posts_ >= 2) broken_ = true;  // the second layer it posts breaks it
     if (broken_) return failed_batch(Status::TransportError("communicator aborted"));
@@ -47,7 +39,6 @@ class BreakingTransport final : public Transport {
   }
 
  private:
-  Transport& inner_;
   bool breaks_;
   int posts_ = 0;
   bool broken_ = false;

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/delegating_transport.h"
 #include "swiftbalancer/runtime/host_expert_store.h"
 #include "swiftbalancer/transport/inprocess_transport.h"
 
@@ -186,20 +187,9 @@ TEST(LayerMover, ParksStagingWhenATransferCannotBeCancelled) {
 
 // A transport like gloo's: a started transfer cannot be cancelled (its staging is parked), the
 // rest is the in-process transport's.
-class UncancellableTransport final : public Transport {
+class UncancellableTransport final : public test_support::DelegatingTransport {
  public:
-  explicit UncancellableTransport(Transport& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  std::string name() const override { return "uncancellable"; }
-  bool broken() const override { return inner_.broken(); }
-  Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
-                    Millis timeout) override {
-    return inner_.all_gather(mine, out, timeout);
-  }
-  Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override {
-    return inner_.all_reduce(values, op, timeout);
-  }
+  using DelegatingTransport::DelegatingTransport;
   std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
     return std::make_unique<Batch>(inner_.post(ops));
   }
@@ -219,7 +209,6 @@ class UncancellableTransport final : public Transport {
    private:
     std::unique_ptr<TransferBatch> inner_;
   };
-  Transport& inner_;
 };
 
 // Sync mode moves as many layers at once as the pool has regions, and votes on them. A rank
@@ -299,23 +288,11 @@ TEST(LayerMover, SyncPostsTheSameLayersOnEveryRankAfterAParkedRegion) {
 // A transport whose start_all_reduce() runs the collective only when the handle is waited for,
 // as a background collective that completes late would; `fail_vote` makes the given vote
 // (1-based) fail on this rank after it ran, as a collective whose result no rank gets.
-class LateVoteTransport final : public Transport {
+class LateVoteTransport final : public test_support::DelegatingTransport {
  public:
-  LateVoteTransport(Transport& inner, int fail_vote) : inner_(inner), fail_vote_(fail_vote) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
+  LateVoteTransport(Transport& inner, int fail_vote)
+      : DelegatingTransport(inner), fail_vote_(fail_vote) {}
   std::string name() const override { return "late-vote"; }
-  bool broken() const override { return inner_.broken(); }
-  Status all_gather(std::span<const std::int64_t> mine, std::span<std::int64_t> out,
-                    Millis timeout) override {
-    return inner_.all_gather(mine, out, timeout);
-  }
-  Status all_reduce(std::span<std::int64_t> values, ReduceOp op, Millis timeout) override {
-    return inner_.all_reduce(values, op, timeout);
-  }
-  std::unique_ptr<TransferBatch> post(std::span<const P2POp> ops) override {
-    return inner_.post(ops);
-  }
   std::unique_ptr<PendingCollective> start_all_reduce(std::span<const std::int64_t> values,
                                                       ReduceOp op, Millis timeout) override {
     ++started;
@@ -347,7 +324,6 @@ class LateVoteTransport final : public Transport {
     Millis timeout_;
     bool fail_;
   };
-  Transport& inner_;
   int fail_vote_;
 };
 
