@@ -94,13 +94,13 @@ build() {
 # the example's step says SKIP and why.
 example_inputs() {
   local tf ver="${GPU_PYTHON_VERSION:-3.12}" trace="deepseek_v3r1/prefill_in1024.json"
-  local traces="${TRACES:-../shared/traces}"
-  tf=$("${VENV_PYTHON:-.venv/bin/python}" -c 'import transformers; print(transformers.__version__)' 2>/dev/null ||
-    "$PY" -c 'import transformers; print(transformers.__version__)' 2>/dev/null || true)
+  local traces="${TRACES:-../shared/traces}" py="${VENV_PYTHON:-.venv/bin/python}"
+  [ -x "$py" ] || py="$PY"
+  tf=$("$py" -c 'import transformers; print(transformers.__version__)' 2>/dev/null || true)
   mkdir -p "$BUNDLE/wheels"
   if [ -z "$tf" ]; then
     echo "note: no transformers here to pin (scripts/install-deps.sh): the example will not run there" >&2
-  elif ! "${VENV_PYTHON:-.venv/bin/python}" -m pip download -q --only-binary=:all: \
+  elif ! "$py" -m pip download -q --only-binary=:all: \
     --python-version "$ver" --implementation cp --platform manylinux2014_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
     -d "$BUNDLE/wheels" "transformers==$tf" numpy >"$BUNDLE/wheels.log" 2>&1; then
@@ -354,10 +354,11 @@ PYEOF
 # examples/torch_ep/serve.py with 4 CPU ranks on gloo, as on the 2-core development machine but
 # with a core per rank and more (the GPU machine has 16): the figures where the ranks do
 # not share cores, so that the step-level comparison of async against sync is not decided by
-# which process the scheduler ran. Three runs of async and sync (the README's options), then
-# each injected fault once. PASS: every run and mode has 0 wrong-expert tokens and max |diff|
-# <= 1e-5, the first interval's imbalance >= 1.8 and <= 1.10 after the first rebalance, async's
-# serving-thread p99 <= 100 us, and async's worst rebalance step at most a third of sync's stall.
+# which process the scheduler ran. Runs of async and sync per expert size (EP_SIZES, EP_RUNS),
+# then each injected fault once. PASS: every run and mode has 0 wrong-expert tokens and max
+# |diff| <= 1e-5, the first interval's imbalance >= 1.8 and <= 1.10 after the first rebalance,
+# async's serving-thread p99 <= 100 us, and (at EP_STALL_SIZES) async's worst rebalance step at
+# most a third of sync's stall.
 torch_ep_example() {
   local st=torch-ep-example logs="$BUNDLE/logs"
   if [ -z "$TORCH_BUILT" ]; then
